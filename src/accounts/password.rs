@@ -1,0 +1,135 @@
+//! Password hashing with argon2id, run on blocking threads so it never stalls the runtime.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use unicode_normalization::UnicodeNormalization as _;
+use zeroize::Zeroizing;
+
+use super::AccountError;
+use crate::config::Argon2Settings;
+
+pub fn argon2_params(s: Argon2Settings) -> Result<Params, argon2::Error> {
+    Params::new(s.memory_kib, s.iterations, s.parallelism, None)
+}
+
+/// A password as the user typed it, NFKC-normalised (NIST SP 800-63B §5.1.1.2) so that the
+/// same characters typed on different keyboards hash alike. Wiped on drop, never printed.
+pub struct Password(Zeroizing<String>);
+
+impl Password {
+    pub fn new(raw: &str) -> Self {
+        Self(Zeroizing::new(raw.nfkc().collect()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+pub struct Verification {
+    pub matches: bool,
+    /// The stored hash uses other parameters than the configured ones.
+    pub needs_rehash: bool,
+}
+
+#[derive(Clone)]
+pub struct Passwords {
+    argon2: Argon2<'static>,
+    params: Params,
+    /// Verified against when the email is unknown, so both cases cost the same.
+    dummy_hash: String,
+}
+
+impl Passwords {
+    pub async fn new(settings: Argon2Settings) -> Result<Self, AccountError> {
+        let params = argon2_params(settings).map_err(|e| AccountError::Internal(e.to_string()))?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let mut passwords = Self {
+            argon2,
+            params,
+            dummy_hash: String::new(),
+        };
+        passwords.dummy_hash = passwords.hash(Password::new("dummy password for unknown users")).await?;
+        Ok(passwords)
+    }
+
+    pub async fn hash(&self, password: Password) -> Result<String, AccountError> {
+        let argon2 = self.argon2.clone();
+        tokio::task::spawn_blocking(move || {
+            let salt = SaltString::generate(&mut rand::rngs::OsRng);
+            argon2
+                .hash_password(password.expose().as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| AccountError::Internal(format!("argon2: {e}")))
+        })
+        .await
+        .map_err(|e| AccountError::Internal(e.to_string()))?
+    }
+
+    /// Verifies against `stored`, or against a dummy hash when there is none.
+    pub async fn verify(&self, password: Password, stored: Option<String>) -> Result<Verification, AccountError> {
+        let real = stored.is_some();
+        let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
+        let argon2 = self.argon2.clone();
+        let params = self.params.clone();
+        tokio::task::spawn_blocking(move || {
+            let hash = PasswordHash::new(&stored).map_err(|e| AccountError::Internal(format!("stored hash: {e}")))?;
+            let matches = argon2.verify_password(password.expose().as_bytes(), &hash).is_ok();
+            let same_params = hash.algorithm == Algorithm::Argon2id.ident()
+                && Params::try_from(&hash).is_ok_and(|p| {
+                    p.m_cost() == params.m_cost() && p.t_cost() == params.t_cost() && p.p_cost() == params.p_cost()
+                });
+            Ok(Verification {
+                matches: matches && real,
+                needs_rehash: !same_params,
+            })
+        })
+        .await
+        .map_err(|e| AccountError::Internal(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHEAP: Argon2Settings = Argon2Settings {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    #[tokio::test]
+    async fn verifies_and_flags_old_parameters_for_rehash() {
+        let cheap = Passwords::new(CHEAP).await.expect("params");
+        let hash = cheap.hash(Password::new("correct horse battery")).await.expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        let ok = cheap.verify(Password::new("correct horse battery"), Some(hash.clone())).await.expect("verify");
+        assert!(ok.matches && !ok.needs_rehash);
+        let bad = cheap.verify(Password::new("wrong horse battery"), Some(hash.clone())).await.expect("verify");
+        assert!(!bad.matches);
+
+        let stronger = Passwords::new(Argon2Settings { iterations: 2, ..CHEAP }).await.expect("params");
+        let old = stronger.verify(Password::new("correct horse battery"), Some(hash)).await.expect("verify");
+        assert!(old.matches && old.needs_rehash);
+    }
+
+    #[tokio::test]
+    async fn unknown_users_never_match_the_dummy_hash() {
+        let p = Passwords::new(CHEAP).await.expect("params");
+        let v = p.verify(Password::new("dummy password for unknown users"), None).await.expect("verify");
+        assert!(!v.matches);
+    }
+
+    #[test]
+    fn passwords_are_nfkc_normalised() {
+        // "é" precomposed and as e + combining acute accent.
+        assert_eq!(Password::new("caf\u{e9}").expose(), Password::new("cafe\u{301}").expose());
+    }
+}

@@ -1,0 +1,67 @@
+//! Wiring: from settings to the running parts every request uses.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+
+use crate::accounts::{AccountError, Accounts, Passwords, Sessions};
+use crate::config::{ConfigError, Settings};
+use crate::keys::source::KeySource;
+use crate::keys::{KeyError, KeySet};
+use crate::store::{Store, StoreError};
+use crate::tokens::{AccessTokens, RefreshTokens};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("accounts: {0}")]
+    Accounts(#[from] AccountError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct AppState {
+    pub settings: Settings,
+    pub store: Store,
+    pub keys: Arc<ArcSwap<KeySet>>,
+    pub accounts: Accounts,
+    pub sessions: Sessions,
+    /// The discovery document, serialised once.
+    pub discovery: Bytes,
+}
+
+impl AppState {
+    /// Connects and migrates the database, loads the keys, prepares password hashing.
+    pub async fn build(settings: Settings) -> Result<Arc<Self>, StartError> {
+        let store = Store::connect(&settings.database_url).await?;
+        store.migrate().await?;
+        let source = KeySource::from_spec(&settings.key_source)?;
+        let keyset = source.load_for_serving(settings.mode, settings.signing_alg).await?;
+        let keys = Arc::new(ArcSwap::from_pointee(keyset));
+        let passwords = Passwords::new(settings.argon2).await?;
+        let access = AccessTokens::new(
+            settings.url.clone(),
+            settings.access_token_ttl,
+            settings.signing_alg,
+            keys.clone(),
+        );
+        let refresh = RefreshTokens::new(store.clone(), settings.refresh_token_ttl);
+        Ok(Arc::new(Self {
+            accounts: Accounts::new(store.clone(), passwords, settings.password_min_length),
+            sessions: Sessions::new(access, refresh, settings.audience.clone()),
+            discovery: crate::oauth::discovery::document(&settings.url),
+            keys,
+            store,
+            settings,
+        }))
+    }
+}

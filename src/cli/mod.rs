@@ -1,0 +1,169 @@
+//! The command line: `serve`, `migrate`, `check-config`, `users`.
+
+mod logging;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::accounts::{Accounts, Passwords};
+use crate::app::{AppState, StartError};
+use crate::config::{Mode, Settings};
+use crate::http::Server;
+use crate::keys::source::KeySource;
+use crate::keys::KeySet;
+use crate::store::Store;
+
+#[derive(Parser)]
+#[command(name = "token-issuer", version, about = "Issues JWT access tokens and rotating refresh tokens; publishes a JWKS.")]
+struct Cli {
+    /// TOML configuration file; ISSUER_* environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (applies pending migrations first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the effective configuration (secrets masked) and check the keys; non-zero if invalid.
+    CheckConfig,
+    /// Manage user accounts.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Stop a user from logging in or refreshing.
+    Disable { email: String },
+    /// Allow a disabled user to log in again.
+    Enable { email: String },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("configuration refused: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(settings.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(settings).await,
+            Command::Migrate => migrate(settings).await,
+            Command::CheckConfig => check_config(settings).await,
+            Command::Users { command } => users(settings, command).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), StartError> {
+    if settings.mode == Mode::Development {
+        tracing::warn!(
+            "development mode: plain-HTTP issuer, embedded defaults, keys generated on demand; \
+             set ISSUER_ENV=production for real deployments"
+        );
+    }
+    let app = AppState::build(settings).await?;
+    let server = Server::bind(app).await?;
+    let addr = server.local_addr().map_err(|source| StartError::Bind {
+        addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })?;
+    tracing::info!(%addr, "listening");
+    server
+        .run(shutdown_signal())
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn migrate(settings: Settings) -> Result<(), StartError> {
+    let store = Store::connect(&settings.database_url).await?;
+    store.migrate().await?;
+    println!("migrations applied to {}", crate::config::mask_url_password(&settings.database_url));
+    Ok(())
+}
+
+async fn check_config(settings: Settings) -> Result<(), StartError> {
+    for (name, value) in settings.effective() {
+        println!("{name} = {value}");
+    }
+    let source = KeySource::from_spec(&settings.key_source)?;
+    let doc = source.load().await?;
+    if doc.keys.is_empty() && settings.mode == Mode::Development {
+        println!("keys: none yet; `serve` generates a {} key in development", settings.signing_alg);
+        return Ok(());
+    }
+    let set = KeySet::from_document(&doc)?;
+    if set.active(settings.signing_alg).is_none() {
+        return Err(crate::keys::KeyError::NoActiveKey {
+            alg: settings.signing_alg,
+            source_name: source.name(),
+        }
+        .into());
+    }
+    println!("keys: {} published, active {} key present", set.len(), settings.signing_alg);
+    Ok(())
+}
+
+async fn users(settings: Settings, command: UsersCommand) -> Result<(), StartError> {
+    let store = Store::connect(&settings.database_url).await?;
+    store.migrate().await?;
+    let accounts = Accounts::new(store, Passwords::new(settings.argon2).await?, settings.password_min_length);
+    let (email, disable) = match &command {
+        UsersCommand::Disable { email } => (email, true),
+        UsersCommand::Enable { email } => (email, false),
+    };
+    if accounts.set_disabled(email, disable).await? {
+        tracing::info!(target: "audit", event = if disable { "user_disabled" } else { "user_enabled" });
+        println!("{} {email}", if disable { "disabled" } else { "enabled" });
+        Ok(())
+    } else {
+        Err(StartError::Accounts(crate::accounts::AccountError::NotFound))
+    }
+}

@@ -1,0 +1,563 @@
+//! Settings: a TOML file and `ISSUER_*` environment variables (environment wins), checked
+//! once at start. Every refusal is one line that names the setting.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::keys::Alg;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{setting}: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
+    #[error("unknown setting {0} (see README.md, Configuration)")]
+    Unknown(String),
+    #[error("cannot read config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+/// One documented setting: its environment name and its development default.
+/// The TOML key is the name without `ISSUER_`, in lower case.
+pub struct SettingDoc {
+    pub env: &'static str,
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+/// Every setting the issuer understands; README.md's configuration table mirrors it.
+pub const SETTINGS: &[SettingDoc] = &[
+    doc("ISSUER_ENV", "development", "`development` or `production`"),
+    doc("ISSUER_BIND", "127.0.0.1:8080", "listen address"),
+    doc("ISSUER_URL", "http://127.0.0.1:8080", "issuer identifier and public base URL (`iss`)"),
+    doc("ISSUER_DATABASE_URL", "sqlite://data/token-issuer.db", "`sqlite://…` or `postgres://…`"),
+    doc("ISSUER_KEY_SOURCE", "file:keys", "`file:DIR` or `aws-secretsmanager:SECRET_ID`"),
+    doc("ISSUER_SIGNING_ALG", "RS256", "`RS256` or `EdDSA`"),
+    doc("ISSUER_AUDIENCE", "the issuer URL", "`aud` of user access tokens"),
+    doc("ISSUER_ACCESS_TOKEN_TTL", "15m", "access-token lifetime"),
+    doc("ISSUER_REFRESH_TOKEN_TTL", "7d", "refresh-token lifetime"),
+    doc("ISSUER_JWKS_MAX_AGE", "5m", "JWKS `Cache-Control` max-age"),
+    doc("ISSUER_KEY_PUBLICATION_PERIOD", "24h", "how long a pending key is published before it may sign"),
+    doc("ISSUER_KEY_RELOAD_INTERVAL", "60s", "how often running instances re-read the key source"),
+    doc("ISSUER_CORS_ORIGINS", "none", "comma-separated allowed origins"),
+    doc("ISSUER_LOG_FORMAT", "pretty", "`pretty` or `json`"),
+    doc("ISSUER_PASSWORD_MIN_LENGTH", "12", "minimum password length in characters (8–64)"),
+    doc("ISSUER_ARGON2_MEMORY_KIB", "19456", "argon2id memory cost"),
+    doc("ISSUER_ARGON2_ITERATIONS", "2", "argon2id time cost"),
+    doc("ISSUER_ARGON2_PARALLELISM", "1", "argon2id lanes"),
+    doc("ISSUER_MAX_BODY_BYTES", "65536", "largest request body accepted"),
+    doc("ISSUER_REQUEST_TIMEOUT", "10s", "time limit for one request"),
+];
+
+const fn doc(env: &'static str, default: &'static str, meaning: &'static str) -> SettingDoc {
+    SettingDoc {
+        env,
+        default,
+        meaning,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySourceSpec {
+    File(PathBuf),
+    AwsSecretsManager(String),
+}
+
+impl fmt::Display for KeySourceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(dir) => write!(f, "file:{}", dir.display()),
+            Self::AwsSecretsManager(id) => write!(f, "aws-secretsmanager:{id}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mode: Mode,
+    pub bind: SocketAddr,
+    pub url: String,
+    pub database_url: String,
+    pub key_source: KeySourceSpec,
+    pub signing_alg: Alg,
+    pub audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub jwks_max_age: Duration,
+    pub key_publication_period: Duration,
+    pub key_reload_interval: Duration,
+    pub cors_origins: Vec<String>,
+    pub log_format: LogFormat,
+    pub password_min_length: usize,
+    pub argon2: Argon2Settings,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+impl Settings {
+    /// Reads the optional TOML file, then the process environment on top of it.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut values = match file {
+            Some(path) => read_toml(path)?,
+            None => BTreeMap::new(),
+        };
+        values.extend(std::env::vars().filter(|(k, _)| k.starts_with("ISSUER_")));
+        Self::from_values(values)
+    }
+
+    /// Builds settings from `ISSUER_*` names and their values; what is absent takes its default.
+    pub fn from_values<K, V>(values: impl IntoIterator<Item = (K, V)>) -> Result<Self, ConfigError>
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut values: BTreeMap<String, String> = values
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        if let Some(unknown) = values.keys().find(|k| !SETTINGS.iter().any(|s| s.env == *k)) {
+            return Err(ConfigError::Unknown(unknown.clone()));
+        }
+        let mut take = |name: &'static str| values.remove(name);
+
+        let mode = match take("ISSUER_ENV").as_deref() {
+            None | Some("development") => Mode::Development,
+            Some("production") => Mode::Production,
+            Some(other) => {
+                return Err(invalid(
+                    "ISSUER_ENV",
+                    format!("must be development or production, not {other:?}"),
+                ))
+            }
+        };
+        let production = mode == Mode::Production;
+        let explicit = |name: &'static str, value: Option<String>| match value {
+            None if production => Err(invalid(name, "must be set explicitly in production")),
+            v => Ok(v),
+        };
+
+        let bind = parse_or("ISSUER_BIND", take("ISSUER_BIND"), "127.0.0.1:8080")?;
+        let url = take("ISSUER_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        let url = validate_issuer_url(&url, production)?;
+        let database_url = explicit("ISSUER_DATABASE_URL", take("ISSUER_DATABASE_URL"))?
+            .unwrap_or_else(|| "sqlite://data/token-issuer.db".into());
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://"))
+            && !database_url.starts_with("postgresql://")
+        {
+            return Err(invalid(
+                "ISSUER_DATABASE_URL",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        let key_source = explicit("ISSUER_KEY_SOURCE", take("ISSUER_KEY_SOURCE"))?
+            .unwrap_or_else(|| "file:keys".into());
+        let key_source = parse_key_source(&key_source)?;
+        let signing_alg = match take("ISSUER_SIGNING_ALG").as_deref() {
+            None => Alg::Rs256,
+            Some(s) => s
+                .parse()
+                .map_err(|_| invalid("ISSUER_SIGNING_ALG", format!("must be RS256 or EdDSA, not {s:?}")))?,
+        };
+        let audience = match take("ISSUER_AUDIENCE") {
+            Some(a) if a.trim().is_empty() => return Err(invalid("ISSUER_AUDIENCE", "must not be empty")),
+            Some(a) => a,
+            None => url.clone(),
+        };
+        let duration = |name: &'static str, value: Option<String>, default: &str| {
+            parse_duration(value.as_deref().unwrap_or(default)).map_err(|r| invalid(name, r))
+        };
+        let access_token_ttl = duration("ISSUER_ACCESS_TOKEN_TTL", take("ISSUER_ACCESS_TOKEN_TTL"), "15m")?;
+        let refresh_token_ttl = duration("ISSUER_REFRESH_TOKEN_TTL", take("ISSUER_REFRESH_TOKEN_TTL"), "7d")?;
+        let jwks_max_age = duration("ISSUER_JWKS_MAX_AGE", take("ISSUER_JWKS_MAX_AGE"), "5m")?;
+        let key_publication_period = duration(
+            "ISSUER_KEY_PUBLICATION_PERIOD",
+            take("ISSUER_KEY_PUBLICATION_PERIOD"),
+            "24h",
+        )?;
+        let key_reload_interval = duration(
+            "ISSUER_KEY_RELOAD_INTERVAL",
+            take("ISSUER_KEY_RELOAD_INTERVAL"),
+            "60s",
+        )?;
+        let request_timeout = duration("ISSUER_REQUEST_TIMEOUT", take("ISSUER_REQUEST_TIMEOUT"), "10s")?;
+        for (name, d) in [
+            ("ISSUER_ACCESS_TOKEN_TTL", access_token_ttl),
+            ("ISSUER_REFRESH_TOKEN_TTL", refresh_token_ttl),
+            ("ISSUER_KEY_RELOAD_INTERVAL", key_reload_interval),
+            ("ISSUER_REQUEST_TIMEOUT", request_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(name, "must be longer than zero"));
+            }
+        }
+        if access_token_ttl > Duration::from_secs(24 * 3600) {
+            return Err(invalid("ISSUER_ACCESS_TOKEN_TTL", "must be at most 24h"));
+        }
+        if refresh_token_ttl <= access_token_ttl {
+            return Err(invalid(
+                "ISSUER_REFRESH_TOKEN_TTL",
+                "must be longer than ISSUER_ACCESS_TOKEN_TTL",
+            ));
+        }
+        if key_publication_period < jwks_max_age {
+            return Err(invalid(
+                "ISSUER_KEY_PUBLICATION_PERIOD",
+                "must not be shorter than ISSUER_JWKS_MAX_AGE, or verifiers could meet an unknown kid",
+            ));
+        }
+
+        let cors_origins = explicit("ISSUER_CORS_ORIGINS", take("ISSUER_CORS_ORIGINS"))?
+            .map(|s| parse_cors_origins(&s))
+            .transpose()?
+            .unwrap_or_default();
+        let log_format = match take("ISSUER_LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid(
+                    "ISSUER_LOG_FORMAT",
+                    format!("must be pretty or json, not {other:?}"),
+                ))
+            }
+        };
+        let password_min_length: usize = parse_or(
+            "ISSUER_PASSWORD_MIN_LENGTH",
+            take("ISSUER_PASSWORD_MIN_LENGTH"),
+            "12",
+        )?;
+        if !(8..=64).contains(&password_min_length) {
+            return Err(invalid("ISSUER_PASSWORD_MIN_LENGTH", "must be between 8 and 64"));
+        }
+        let argon2 = Argon2Settings {
+            memory_kib: parse_or("ISSUER_ARGON2_MEMORY_KIB", take("ISSUER_ARGON2_MEMORY_KIB"), "19456")?,
+            iterations: parse_or("ISSUER_ARGON2_ITERATIONS", take("ISSUER_ARGON2_ITERATIONS"), "2")?,
+            parallelism: parse_or("ISSUER_ARGON2_PARALLELISM", take("ISSUER_ARGON2_PARALLELISM"), "1")?,
+        };
+        crate::accounts::password::argon2_params(argon2)
+            .map_err(|e| invalid("ISSUER_ARGON2_MEMORY_KIB", format!("invalid argon2 parameters: {e}")))?;
+        let max_body_bytes: usize = parse_or("ISSUER_MAX_BODY_BYTES", take("ISSUER_MAX_BODY_BYTES"), "65536")?;
+        if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(invalid("ISSUER_MAX_BODY_BYTES", "must be between 1024 and 16777216"));
+        }
+
+        Ok(Self {
+            mode,
+            bind,
+            url,
+            database_url,
+            key_source,
+            signing_alg,
+            audience,
+            access_token_ttl,
+            refresh_token_ttl,
+            jwks_max_age,
+            key_publication_period,
+            key_reload_interval,
+            cors_origins,
+            log_format,
+            password_min_length,
+            argon2,
+            max_body_bytes,
+            request_timeout,
+        })
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.mode == Mode::Production
+    }
+
+    pub fn issuer_is_https(&self) -> bool {
+        self.url.starts_with("https://")
+    }
+
+    /// `(name, value)` for every setting, with the database password masked.
+    pub fn effective(&self) -> Vec<(&'static str, String)> {
+        let secs = |d: Duration| format_duration(d);
+        vec![
+            ("ISSUER_ENV", format!("{:?}", self.mode).to_lowercase()),
+            ("ISSUER_BIND", self.bind.to_string()),
+            ("ISSUER_URL", self.url.clone()),
+            ("ISSUER_DATABASE_URL", mask_url_password(&self.database_url)),
+            ("ISSUER_KEY_SOURCE", self.key_source.to_string()),
+            ("ISSUER_SIGNING_ALG", self.signing_alg.to_string()),
+            ("ISSUER_AUDIENCE", self.audience.clone()),
+            ("ISSUER_ACCESS_TOKEN_TTL", secs(self.access_token_ttl)),
+            ("ISSUER_REFRESH_TOKEN_TTL", secs(self.refresh_token_ttl)),
+            ("ISSUER_JWKS_MAX_AGE", secs(self.jwks_max_age)),
+            ("ISSUER_KEY_PUBLICATION_PERIOD", secs(self.key_publication_period)),
+            ("ISSUER_KEY_RELOAD_INTERVAL", secs(self.key_reload_interval)),
+            ("ISSUER_CORS_ORIGINS", self.cors_origins.join(",")),
+            ("ISSUER_LOG_FORMAT", format!("{:?}", self.log_format).to_lowercase()),
+            ("ISSUER_PASSWORD_MIN_LENGTH", self.password_min_length.to_string()),
+            ("ISSUER_ARGON2_MEMORY_KIB", self.argon2.memory_kib.to_string()),
+            ("ISSUER_ARGON2_ITERATIONS", self.argon2.iterations.to_string()),
+            ("ISSUER_ARGON2_PARALLELISM", self.argon2.parallelism.to_string()),
+            ("ISSUER_MAX_BODY_BYTES", self.max_body_bytes.to_string()),
+            ("ISSUER_REQUEST_TIMEOUT", secs(self.request_timeout)),
+        ]
+    }
+}
+
+fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let file_err = |reason: String| ConfigError::File {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_err(e.message().to_owned()))?;
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => return Err(file_err(format!("{key}: unsupported value {other}"))),
+            };
+            Ok((format!("ISSUER_{}", key.to_uppercase()), value))
+        })
+        .collect()
+}
+
+fn parse_or<T: std::str::FromStr>(
+    name: &'static str,
+    value: Option<String>,
+    default: &str,
+) -> Result<T, ConfigError> {
+    let raw = value.as_deref().unwrap_or(default);
+    raw.trim()
+        .parse()
+        .map_err(|_| invalid(name, format!("cannot parse {raw:?}")))
+}
+
+fn validate_issuer_url(url: &str, production: bool) -> Result<String, ConfigError> {
+    let url = url.trim().trim_end_matches('/').to_owned();
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| invalid("ISSUER_URL", "must be an http:// or https:// URL"))?;
+    if rest.is_empty() || rest.contains(['?', '#', ' ']) {
+        return Err(invalid("ISSUER_URL", "must be a URL with a host and no query or fragment"));
+    }
+    if production && !url.starts_with("https://") {
+        return Err(invalid("ISSUER_URL", format!("must be https:// in production, not {url}")));
+    }
+    Ok(url)
+}
+
+fn parse_key_source(spec: &str) -> Result<KeySourceSpec, ConfigError> {
+    if let Some(dir) = spec.strip_prefix("file:") {
+        if !dir.is_empty() {
+            return Ok(KeySourceSpec::File(PathBuf::from(dir)));
+        }
+    } else if let Some(id) = spec.strip_prefix("aws-secretsmanager:") {
+        if !id.is_empty() {
+            return Ok(KeySourceSpec::AwsSecretsManager(id.to_owned()));
+        }
+    }
+    Err(invalid(
+        "ISSUER_KEY_SOURCE",
+        format!("must be file:DIR or aws-secretsmanager:SECRET_ID, not {spec:?}"),
+    ))
+}
+
+fn parse_cors_origins(list: &str) -> Result<Vec<String>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"))
+                .unwrap_or("");
+            if host.is_empty() || host.contains(['/', '*', ' ']) {
+                Err(invalid(
+                    "ISSUER_CORS_ORIGINS",
+                    format!("{origin:?} is not an origin like https://app.example.com (wildcards are refused)"),
+                ))
+            } else {
+                Ok(origin.to_owned())
+            }
+        })
+        .collect()
+}
+
+/// `90s`, `15m`, `24h`, `7d`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let bad = || format!("{text:?} is not a duration like 90s, 15m, 24h or 7d");
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(factor).map(Duration::from_secs).ok_or_else(bad)
+}
+
+/// The shortest exact form of a duration, as `parse_duration` reads it.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "0s".into(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+pub fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prod() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("ISSUER_ENV", "production"),
+            ("ISSUER_URL", "https://auth.example.com"),
+            ("ISSUER_DATABASE_URL", "postgres://issuer:pw@db/issuer"),
+            ("ISSUER_KEY_SOURCE", "aws-secretsmanager:issuer/keys"),
+            ("ISSUER_CORS_ORIGINS", "https://app.example.com"),
+        ]
+    }
+
+    fn refusal(values: Vec<(&'static str, &'static str)>) -> String {
+        Settings::from_values(values).expect_err("must be refused").to_string()
+    }
+
+    #[test]
+    fn development_defaults_match_the_contract() {
+        let s = Settings::from_values(Vec::<(String, String)>::new()).expect("defaults are valid");
+        assert_eq!(s.mode, Mode::Development);
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.url, "http://127.0.0.1:8080");
+        assert_eq!(s.audience, s.url);
+        assert_eq!(s.database_url, "sqlite://data/token-issuer.db");
+        assert_eq!(s.key_source, KeySourceSpec::File("keys".into()));
+        assert_eq!(s.signing_alg, Alg::Rs256);
+        assert_eq!(s.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(s.refresh_token_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(s.jwks_max_age, Duration::from_secs(300));
+        assert_eq!(s.key_publication_period, Duration::from_secs(86_400));
+        assert!(s.cors_origins.is_empty());
+        assert_eq!(s.password_min_length, 12);
+        assert_eq!(s.argon2, Argon2Settings { memory_kib: 19456, iterations: 2, parallelism: 1 });
+    }
+
+    #[test]
+    fn production_with_everything_explicit_is_accepted() {
+        let s = Settings::from_values(prod()).expect("valid production settings");
+        assert!(s.is_production());
+        assert!(s.issuer_is_https());
+    }
+
+    #[test]
+    fn production_refusals_name_the_setting() {
+        let mut http = prod();
+        http[1] = ("ISSUER_URL", "http://auth.example.com");
+        assert!(refusal(http).starts_with("ISSUER_URL:"));
+        for missing in ["ISSUER_DATABASE_URL", "ISSUER_KEY_SOURCE", "ISSUER_CORS_ORIGINS"] {
+            let values = prod().into_iter().filter(|(k, _)| *k != missing).collect();
+            let msg = refusal(values);
+            assert!(msg.starts_with(missing), "{msg}");
+            assert!(!msg.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_one_line() {
+        assert!(refusal(vec![("ISSUER_ACCESS_TOKEN_TTL", "soon")]).starts_with("ISSUER_ACCESS_TOKEN_TTL:"));
+        assert!(refusal(vec![("ISSUER_SIGNING_ALG", "HS256")]).starts_with("ISSUER_SIGNING_ALG:"));
+        assert!(refusal(vec![("ISSUER_KEY_SOURCE", "vault:x")]).starts_with("ISSUER_KEY_SOURCE:"));
+        assert!(refusal(vec![("ISSUER_CORS_ORIGINS", "*")]).starts_with("ISSUER_CORS_ORIGINS:"));
+        assert!(refusal(vec![("ISSUER_JWKS_MAX_AGE", "2h"), ("ISSUER_KEY_PUBLICATION_PERIOD", "1h")])
+            .starts_with("ISSUER_KEY_PUBLICATION_PERIOD:"));
+        assert!(refusal(vec![("ISSUER_PASSWORD_MIN_LENGTH", "4")]).starts_with("ISSUER_PASSWORD_MIN_LENGTH:"));
+        assert!(refusal(vec![("ISSUER_TYPO", "1")]).contains("ISSUER_TYPO"));
+    }
+
+    #[test]
+    fn durations_parse_and_format_round_trip() {
+        for (text, secs) in [("90s", 90), ("15m", 900), ("24h", 86_400), ("7d", 604_800), ("42", 42)] {
+            assert_eq!(parse_duration(text), Ok(Duration::from_secs(secs)));
+        }
+        assert!(parse_duration("15 minutes").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("").is_err());
+        assert_eq!(format_duration(Duration::from_secs(900)), "15m");
+        assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+    }
+
+    #[test]
+    fn toml_file_is_read_and_environment_names_map_to_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("issuer.toml");
+        std::fs::write(&path, "access_token_ttl = \"5m\"\ncors_origins = [\"https://a.example\", \"https://b.example\"]\n")
+            .expect("write");
+        let values = read_toml(&path).expect("valid toml");
+        let s = Settings::from_values(values).expect("valid");
+        assert_eq!(s.access_token_ttl, Duration::from_secs(300));
+        assert_eq!(s.cors_origins, ["https://a.example", "https://b.example"]);
+    }
+
+    #[test]
+    fn database_password_is_masked() {
+        assert_eq!(mask_url_password("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        let s = Settings::from_values(prod()).expect("valid");
+        let shown = s.effective().into_iter().map(|(_, v)| v).collect::<Vec<_>>().join(" ");
+        assert!(!shown.contains("pw@"));
+    }
+}

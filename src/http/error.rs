@@ -1,0 +1,163 @@
+//! Every error becomes an HTTP response here, and only here. Details go to the log; the
+//! caller gets a code, a plain message, and for server errors only the request id.
+
+use std::borrow::Cow;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::middleware::current_request_id;
+use crate::accounts::{AccountError, SessionError};
+use crate::oauth::OAuthError;
+use crate::store::StoreError;
+use crate::tokens::{RefreshError, TokenError};
+
+const REALM: &str = "token-issuer";
+
+/// An error of the `/api/v1` endpoints: `{"error", "message"}` (+ `field` on 422).
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: Cow<'static, str>,
+    field: Option<String>,
+    challenge: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            challenge: None,
+        }
+    }
+
+    pub fn invalid_field(field: &str, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            field: Some(field.to_owned()),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+        }
+    }
+
+    /// 401 for a protected endpoint: no token sent, or an invalid one (RFC 6750 §3).
+    pub fn bearer(token_sent: bool) -> Self {
+        let (challenge, message) = if token_sent {
+            (
+                format!("Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"the access token is invalid or expired\""),
+                "the access token is invalid or expired",
+            )
+        } else {
+            (format!("Bearer realm=\"{REALM}\""), "an access token is required")
+        };
+        Self {
+            challenge: Some(challenge),
+            ..Self::new(StatusCode::UNAUTHORIZED, if token_sent { "invalid_token" } else { "unauthorized" }, message)
+        }
+    }
+
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+    }
+
+    pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "dependency unavailable");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the service is temporarily unavailable")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.code, "message": self.message });
+        if let Some(field) = self.field {
+            body["field"] = json!(field);
+        }
+        if self.status.is_server_error() {
+            body["request_id"] = json!(current_request_id());
+        }
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(value) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => Self::unavailable(&e),
+            _ => Self::internal(&e),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::InvalidEmail(p) => Self::invalid_field("email", "invalid_email", p.to_string()),
+            AccountError::WeakPassword(p) => Self::invalid_field("password", "weak_password", p.to_string()),
+            AccountError::EmailTaken => Self::new(StatusCode::CONFLICT, "email_taken", e.to_string()),
+            AccountError::InvalidCredentials => {
+                Self::new(StatusCode::UNAUTHORIZED, "invalid_credentials", e.to_string())
+            }
+            AccountError::Disabled => Self::new(StatusCode::FORBIDDEN, "account_disabled", e.to_string()),
+            // The user behind a valid token is gone or disabled: the token no longer counts.
+            AccountError::NotFound => Self::bearer(true),
+            AccountError::Store(s) => s.into(),
+            AccountError::Internal(_) => Self::internal(&e),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Refresh(RefreshError::Invalid | RefreshError::Reused { .. }) => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_grant",
+                "the refresh token is invalid, expired or revoked",
+            ),
+            SessionError::Refresh(RefreshError::Store(s)) => s.into(),
+            SessionError::Token(TokenError::NoSigningKey(_)) => Self::unavailable(&e),
+            SessionError::Token(_) => Self::internal(&e),
+        }
+    }
+}
+
+/// RFC 6749 §5.2 error responses of the OAuth endpoints.
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            OAuthError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+            OAuthError::Unavailable(cause) => {
+                tracing::error!(error = %cause, "dependency unavailable");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            OAuthError::Server(cause) => {
+                tracing::error!(error = %cause, "internal error");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let mut body = json!({ "error": self.code(), "error_description": self.description() });
+        if status.is_server_error() {
+            body["request_id"] = json!(current_request_id());
+        }
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"token-issuer\""),
+            );
+        }
+        response
+    }
+}

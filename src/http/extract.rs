@@ -1,0 +1,116 @@
+//! Request extractors that turn bad input into the contract's errors, never a 500.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts, HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::oauth::{FormParams, OAuthError};
+use crate::tokens::AccessClaims;
+
+fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
+}
+
+/// A JSON body: 415 without `Content-Type: application/json`, 413 when too large, 400 when
+/// malformed, 422 naming the field when well-formed but wrong.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !content_type_is(req.headers(), "application/json") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected Content-Type: application/json",
+            ));
+        }
+        let body = Bytes::from_request(req, state).await.map_err(|e| too_large_or_bad(e.status()))?;
+        let malformed = || ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "the body is not valid JSON");
+        let de = &mut serde_json::Deserializer::from_slice(&body);
+        let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+            if !e.inner().is_data() {
+                return malformed();
+            }
+            let message = e.inner().to_string();
+            let field = match e.path().to_string() {
+                path if path != "." => path,
+                _ => message.split('`').nth(1).unwrap_or("body").to_owned(),
+            };
+            let message = message.split(" at line").next().unwrap_or_default().to_owned();
+            ApiError::invalid_field(&field, "invalid_field", format!("{field}: {message}"))
+        })?;
+        de.end().map_err(|_| malformed())?;
+        Ok(ApiJson(value))
+    }
+}
+
+fn too_large_or_bad(status: StatusCode) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is too large")
+    } else {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "the request body could not be read")
+    }
+}
+
+/// Form parameters of an OAuth endpoint (RFC 6749 §3.2: form-encoded, none repeated).
+pub struct OAuthForm(pub FormParams);
+
+impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, OAuthError> {
+        if !content_type_is(req.headers(), "application/x-www-form-urlencoded") {
+            return Err(OAuthError::InvalidRequest(
+                "Content-Type must be application/x-www-form-urlencoded".into(),
+            ));
+        }
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| OAuthError::InvalidRequest("the request body is too large or unreadable".into()))?;
+        FormParams::parse(&body).map(OAuthForm)
+    }
+}
+
+/// The verified claims of the request's bearer access token (RFC 6750 §2.1).
+pub struct Bearer(pub AccessClaims);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer
+where
+    Arc<AppState>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::bearer(false));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or_else(|| ApiError::bearer(true))?;
+        let app = Arc::<AppState>::from_ref(state);
+        let sessions = &app.sessions;
+        sessions
+            .access_tokens()
+            .verify(token, sessions.audience())
+            .map(Bearer)
+            .map_err(|e| {
+                tracing::info!(reason = %e, "bearer token refused");
+                ApiError::bearer(true)
+            })
+    }
+}

@@ -1,0 +1,13 @@
+//! token-issuer: JWT access tokens signed with asymmetric keys, rotating refresh tokens and a
+//! JWKS for offline verification. Data flows one way: `http` → `oauth`/`accounts` →
+//! `tokens`/`keys`/`store`; nothing below `http` knows about axum.
+
+pub mod accounts;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod keys;
+pub mod oauth;
+pub mod store;
+pub mod tokens;

@@ -1,0 +1,145 @@
+//! Refresh families (sessions) and their refresh tokens, stored as hashes.
+
+use sqlx::Row as _;
+
+use super::{Store, StoreError};
+
+/// A stored refresh token with what rotation needs to decide.
+#[derive(Debug, Clone)]
+pub struct RefreshRecord {
+    pub family_id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: Option<String>,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub family_revoked_at: Option<i64>,
+    pub user_disabled_at: Option<i64>,
+}
+
+pub struct NewFamily<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub client_id: &'a str,
+    pub scope: Option<&'a str>,
+}
+
+impl Store {
+    /// Starts a session: a family and its first refresh token.
+    pub async fn insert_family(
+        &self,
+        family: NewFamily<'_>,
+        token_hash: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO refresh_families (id, user_id, client_id, scope, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(family.id)
+        .bind(family.user_id)
+        .bind(family.client_id)
+        .bind(family.scope)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        insert_token(&mut tx, token_hash, family.id, now, expires_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT t.family_id, f.user_id, f.client_id, f.scope, t.expires_at, t.used_at, \
+                    f.revoked_at, u.disabled_at \
+             FROM refresh_tokens t \
+             JOIN refresh_families f ON f.id = t.family_id \
+             JOIN users u ON u.id = f.user_id \
+             WHERE t.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(RefreshRecord {
+            family_id: row.try_get(0)?,
+            user_id: row.try_get(1)?,
+            client_id: row.try_get(2)?,
+            scope: row.try_get(3)?,
+            expires_at: row.try_get(4)?,
+            used_at: row.try_get(5)?,
+            family_revoked_at: row.try_get(6)?,
+            user_disabled_at: row.try_get(7)?,
+        }))
+    }
+
+    /// Marks `old_hash` used and adds its successor, atomically. Returns false, changing
+    /// nothing, when `old_hash` was already used: of concurrent callers exactly one wins,
+    /// because the conditional update is the transaction's first statement (it takes the
+    /// write lock on SQLite, the row lock on PostgreSQL).
+    pub async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        family_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let marked = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
+             AND family_id IN (SELECT id FROM refresh_families WHERE id = $3 AND revoked_at IS NULL)",
+        )
+        .bind(now)
+        .bind(old_hash)
+        .bind(family_id)
+        .execute(&mut *tx)
+        .await?;
+        if marked.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_token(&mut tx, new_hash, family_id, now, expires_at).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Ends one session; false if it was already ended.
+    pub async fn revoke_family(&self, family_id: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE refresh_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(family_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends every session of a user; returns how many were open.
+    pub async fn revoke_user_families(&self, user_id: &str, now: i64) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("UPDATE refresh_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+async fn insert_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    token_hash: &str,
+    family_id: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(token_hash)
+        .bind(family_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

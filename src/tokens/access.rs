@@ -1,0 +1,145 @@
+//! RFC 9068 access tokens: signed with the active key of the configured algorithm, verified
+//! against the published keys with the algorithm pinned by the key, never by the header.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use jsonwebtoken::Validation;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::TokenError;
+use crate::keys::{Alg, KeySet};
+
+/// Tokens longer than this are refused before any parsing.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// How far in the future `iat` may lie (clock skew between instances).
+const IAT_SKEW_SECS: i64 = 60;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// Who a token is for; the issuer adds the rest.
+#[derive(Debug, Clone)]
+pub struct AccessGrant {
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    pub scope: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct IssuedAccessToken {
+    pub token: String,
+    pub expires_in: u64,
+    pub claims: AccessClaims,
+}
+
+#[derive(Clone)]
+pub struct AccessTokens {
+    issuer: String,
+    ttl: Duration,
+    alg: Alg,
+    keys: Arc<ArcSwap<KeySet>>,
+}
+
+impl AccessTokens {
+    pub fn new(issuer: String, ttl: Duration, alg: Alg, keys: Arc<ArcSwap<KeySet>>) -> Self {
+        Self { issuer, ttl, alg, keys }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub async fn issue(&self, grant: AccessGrant) -> Result<IssuedAccessToken, TokenError> {
+        let key = self
+            .keys
+            .load()
+            .active(self.alg)
+            .cloned()
+            .ok_or(TokenError::NoSigningKey(self.alg))?;
+        let iat = OffsetDateTime::now_utc().unix_timestamp();
+        let expires_in = self.ttl.as_secs();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: grant.sub,
+            aud: grant.aud,
+            exp: iat + expires_in as i64,
+            iat,
+            // UUID v4: 122 random bits.
+            jti: uuid::Uuid::new_v4().to_string(),
+            client_id: grant.client_id,
+            scope: grant.scope,
+        };
+        let payload = serde_json::to_vec(&claims).map_err(|_| TokenError::Invalid("unserialisable claims"))?;
+        let token = if key.is_slow() {
+            tokio::task::spawn_blocking(move || key.sign_jws(&payload))
+                .await
+                .map_err(|_| TokenError::Key(crate::keys::KeyError::Sign))??
+        } else {
+            key.sign_jws(&payload)?
+        };
+        Ok(IssuedAccessToken { token, expires_in, claims })
+    }
+
+    /// Checks signature, `typ`, `iss`, `aud`, `exp` and `iat` of a presented access token.
+    pub fn verify(&self, token: &str, audience: &str) -> Result<AccessClaims, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Invalid("token too large"));
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid("malformed JWT header"))?;
+        let typ_ok = header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
+        if !typ_ok {
+            return Err(TokenError::Invalid("typ is not at+jwt"));
+        }
+        if header.crit.is_some() {
+            return Err(TokenError::Invalid("unsupported crit header"));
+        }
+        let kid = header.kid.as_deref().ok_or(TokenError::Invalid("no kid"))?;
+        let keys = self.keys.load();
+        let key = keys.verifying_key(kid).ok_or(TokenError::Invalid("unknown kid"))?;
+        let alg = key.alg().jsonwebtoken();
+        if header.alg != alg {
+            return Err(TokenError::Invalid("alg does not match the key"));
+        }
+        let mut validation = Validation::new(alg);
+        validation.leeway = 0;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key.decoding_key(), &validation)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                TokenError::Invalid(match e.kind() {
+                    ErrorKind::ExpiredSignature => "expired",
+                    ErrorKind::InvalidAudience => "wrong audience",
+                    ErrorKind::InvalidIssuer => "wrong issuer",
+                    ErrorKind::InvalidSignature => "bad signature",
+                    _ => "invalid token",
+                })
+            })?
+            .claims;
+        if claims.iat > OffsetDateTime::now_utc().unix_timestamp() + IAT_SKEW_SECS {
+            return Err(TokenError::Invalid("issued in the future"));
+        }
+        if claims.jti.is_empty() {
+            return Err(TokenError::Invalid("no jti"));
+        }
+        Ok(claims)
+    }
+}

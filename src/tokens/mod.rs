@@ -1,0 +1,35 @@
+//! Tokens: JWT access tokens (issuing, verifying) and opaque, rotating refresh tokens.
+
+mod access;
+mod refresh;
+
+pub use access::{AccessClaims, AccessGrant, AccessTokens, IssuedAccessToken};
+pub use refresh::{RefreshError, RefreshSecret, RefreshTokens, Rotated};
+
+use serde::Serialize;
+
+/// The built-in public client that `/api/v1/auth/login` sessions belong to.
+pub const FIRST_PARTY_CLIENT: &str = "first-party";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Why a presented token was refused: for logs only, never for the caller.
+    #[error("token refused: {0}")]
+    Invalid(&'static str),
+    #[error("no active {0} signing key")]
+    NoSigningKey(crate::keys::Alg),
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+}
+
+/// The body of every successful token response (RFC 6749 §5.1).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<RefreshSecret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}

@@ -1,0 +1,165 @@
+//! Refresh tokens: 256 random bits, stored only as SHA-256 hashes, grouped in families (one
+//! per login). Every use rotates the token; a second use of a used token ends its family.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use rand::RngCore as _;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::store::{NewFamily, Store, StoreError};
+
+/// A refresh token in plain text, as handed to the client once. Never printed.
+#[derive(Clone, Serialize)]
+#[serde(transparent)]
+pub struct RefreshSecret(Zeroizing<String>);
+
+impl RefreshSecret {
+    fn generate() -> Self {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(bytes.as_mut());
+        Self(Zeroizing::new(B64.encode(bytes.as_ref())))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RefreshSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshSecret(***)")
+    }
+}
+
+/// The stored form of a refresh token. A hash of 256 random bits needs no salt or stretching.
+fn token_hash(token: &str) -> String {
+    B64.encode(Sha256::digest(token.as_bytes()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("refresh token unknown, expired or revoked")]
+    Invalid,
+    /// A used token came back: the whole family was revoked.
+    #[error("refresh token reused; session {family_id} revoked")]
+    Reused { family_id: String, user_id: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The outcome of a successful rotation.
+#[derive(Debug)]
+pub struct Rotated {
+    pub secret: RefreshSecret,
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct RefreshTokens {
+    store: Store,
+    ttl: Duration,
+}
+
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl RefreshTokens {
+    pub fn new(store: Store, ttl: Duration) -> Self {
+        Self { store, ttl }
+    }
+
+    /// Starts a new family for a login and returns its first token.
+    pub async fn start(&self, user_id: &str, client_id: &str, scope: Option<&str>) -> Result<RefreshSecret, StoreError> {
+        let secret = RefreshSecret::generate();
+        let family_id = uuid::Uuid::new_v4().to_string();
+        let now = now();
+        let family = NewFamily {
+            id: &family_id,
+            user_id,
+            client_id,
+            scope,
+        };
+        self.store
+            .insert_family(family, &token_hash(secret.expose()), now, now + self.ttl.as_secs() as i64)
+            .await?;
+        Ok(secret)
+    }
+
+    /// Exchanges a refresh token of `client_id` for its successor.
+    pub async fn rotate(&self, presented: &str, client_id: &str) -> Result<Rotated, RefreshError> {
+        let hash = token_hash(presented);
+        let record = self.store.refresh_token(&hash).await?.ok_or(RefreshError::Invalid)?;
+        let now = now();
+        if record.client_id != client_id
+            || record.family_revoked_at.is_some()
+            || record.user_disabled_at.is_some()
+            || record.expires_at <= now
+        {
+            return Err(RefreshError::Invalid);
+        }
+        let secret = RefreshSecret::generate();
+        let expires_at = now + self.ttl.as_secs() as i64;
+        let won = record.used_at.is_none()
+            && self
+                .store
+                .rotate_refresh_token(&hash, &token_hash(secret.expose()), &record.family_id, now, expires_at)
+                .await?;
+        if !won {
+            // Used before (or concurrently): whoever holds the family's newest token may be
+            // an attacker, so the whole session ends.
+            self.store.revoke_family(&record.family_id, now).await?;
+            return Err(RefreshError::Reused {
+                family_id: record.family_id,
+                user_id: record.user_id,
+            });
+        }
+        Ok(Rotated {
+            secret,
+            user_id: record.user_id,
+            client_id: record.client_id,
+            scope: record.scope,
+        })
+    }
+
+    /// Ends the session a refresh token belongs to, if it belongs to `user_id` (any user when
+    /// `None`). Unknown tokens are ignored: the caller learns nothing about them.
+    pub async fn revoke(&self, presented: &str, user_id: Option<&str>) -> Result<bool, StoreError> {
+        let Some(record) = self.store.refresh_token(&token_hash(presented)).await? else {
+            return Ok(false);
+        };
+        if user_id.is_some_and(|u| u != record.user_id) {
+            return Ok(false);
+        }
+        self.store.revoke_family(&record.family_id, now()).await
+    }
+
+    /// Ends every session of a user.
+    pub async fn revoke_all(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.store.revoke_user_families(user_id, now()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_carry_256_bits_and_hash_deterministically() {
+        let a = RefreshSecret::generate();
+        let b = RefreshSecret::generate();
+        assert_eq!(B64.decode(a.expose()).expect("base64url").len(), 32);
+        assert_ne!(a.expose(), b.expose());
+        assert_eq!(token_hash(a.expose()), token_hash(a.expose()));
+        assert_ne!(token_hash(a.expose()), a.expose());
+        assert_eq!(format!("{a:?}"), "RefreshSecret(***)");
+    }
+}

@@ -1,0 +1,90 @@
+//! The binary: configuration refusals in production, check-config, migrate.
+
+use std::process::Command;
+
+fn issuer(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_token-issuer"));
+    cmd.args(args).current_dir(dir).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run token-issuer");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const PROD: [(&str, &str); 5] = [
+    ("ISSUER_ENV", "production"),
+    ("ISSUER_URL", "https://auth.example.com"),
+    ("ISSUER_DATABASE_URL", "sqlite://issuer.db"),
+    ("ISSUER_KEY_SOURCE", "file:keys"),
+    ("ISSUER_CORS_ORIGINS", "https://app.example.com"),
+];
+
+#[test]
+fn production_refuses_to_start_naming_the_setting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut http = PROD.to_vec();
+    http[1] = ("ISSUER_URL", "http://auth.example.com");
+    let (ok, _, err) = issuer(dir.path(), &["serve"], &http);
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("ISSUER_URL"), "{err}");
+
+    for missing in ["ISSUER_DATABASE_URL", "ISSUER_KEY_SOURCE", "ISSUER_CORS_ORIGINS"] {
+        let env: Vec<_> = PROD.iter().copied().filter(|(k, _)| *k != missing).collect();
+        let (ok, _, err) = issuer(dir.path(), &["serve"], &env);
+        assert!(!ok, "{missing}");
+        assert!(err.contains(missing), "{missing}: {err}");
+    }
+
+    // Everything given, but no key: production never generates one.
+    let (ok, _, err) = issuer(dir.path(), &["serve"], &PROD);
+    assert!(!ok);
+    assert!(err.contains("no active RS256 key") && err.contains("file:keys"), "{err}");
+    assert!(!dir.path().join("keys/keyset.json").exists());
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration_masked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ok, out, _) = issuer(
+        dir.path(),
+        &["check-config"],
+        &[("ISSUER_DATABASE_URL", "postgres://issuer:hunter2@db.internal/issuer")],
+    );
+    assert!(ok);
+    assert!(out.contains("ISSUER_DATABASE_URL = postgres://issuer:***@db.internal/issuer"), "{out}");
+    assert!(!out.contains("hunter2"));
+    assert!(out.contains("ISSUER_ACCESS_TOKEN_TTL = 15m"));
+
+    std::fs::write(dir.path().join("issuer.toml"), "access_token_ttl = \"never\"\n").expect("write");
+    let (ok, _, err) = issuer(dir.path(), &["--config", "issuer.toml", "check-config"], &[]);
+    assert!(!ok);
+    assert!(err.contains("ISSUER_ACCESS_TOKEN_TTL"), "{err}");
+    // The environment wins over the file.
+    let (ok, out, _) = issuer(dir.path(), &["--config", "issuer.toml", "check-config"], &[("ISSUER_ACCESS_TOKEN_TTL", "5m")]);
+    assert!(ok);
+    assert!(out.contains("ISSUER_ACCESS_TOKEN_TTL = 5m"));
+}
+
+#[test]
+fn migrate_creates_the_sqlite_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ok, out, err) = issuer(dir.path(), &["migrate"], &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("migrations applied"));
+    assert!(dir.path().join("data/token-issuer.db").exists());
+}
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/token-issuer.example.toml");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ok, out, err) = issuer(dir.path(), &["--config", example, "check-config"], &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("ISSUER_SIGNING_ALG = RS256"));
+}

@@ -1,0 +1,143 @@
+//! A fresh issuer per test, over real HTTP on a loopback port, on SQLite or — when
+//! `TEST_DATABASE_URL` names a PostgreSQL server — on a fresh PostgreSQL database.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use sqlx::{Connection as _, Executor as _};
+use tempfile::TempDir;
+use token_issuer::app::AppState;
+use token_issuer::config::Settings;
+use token_issuer::http::Server;
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "violet tractor melts quietly";
+
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub dir: Arc<TempDir>,
+    pub database_url: String,
+    pub app: Arc<AppState>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A database for one test: a SQLite file in `dir`, or a new PostgreSQL database.
+pub async fn fresh_database(dir: &TempDir) -> String {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin) if admin.starts_with("postgres") => {
+            let name = format!("ti_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to TEST_DATABASE_URL");
+            conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create database");
+            let (server, _) = admin.rsplit_once('/').expect("database URL ends in /DB");
+            format!("{server}/{name}")
+        }
+        _ => format!("sqlite://{}/issuer.db", dir.path().display()),
+    }
+}
+
+pub async fn start() -> TestServer {
+    start_with(&[]).await
+}
+
+pub async fn start_with(extra: &[(&str, &str)]) -> TestServer {
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    let database_url = fresh_database(&dir).await;
+    start_on(dir, database_url, extra).await
+}
+
+/// Starts a server on an existing directory and database (a restart, or a second instance).
+pub async fn start_on(dir: Arc<TempDir>, database_url: String, extra: &[(&str, &str)]) -> TestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let base = format!("http://{addr}");
+    let keys = format!("file:{}/keys", dir.path().display());
+    let mut values: Vec<(String, String)> = vec![
+        ("ISSUER_URL".into(), base.clone()),
+        ("ISSUER_DATABASE_URL".into(), database_url.clone()),
+        ("ISSUER_KEY_SOURCE".into(), keys),
+    ];
+    values.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let settings = Settings::from_values(values).expect("valid test settings");
+    let app = AppState::build(settings).await.expect("app starts");
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = Server::new(listener, app.clone());
+    tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    TestServer {
+        base,
+        client: reqwest::Client::new(),
+        dir,
+        database_url,
+        app,
+        shutdown: Some(tx),
+    }
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(&body).send().await.expect("request")
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client.post(self.url(path)).form(form).send().await.expect("request")
+    }
+
+    pub async fn get_bearer(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request")
+    }
+
+    pub async fn register(&self, email: &str) -> Value {
+        let resp = self.post_json("/api/v1/auth/register", json!({"email": email, "password": PASSWORD})).await;
+        assert_eq!(resp.status(), 201, "register {email}");
+        resp.json().await.expect("json")
+    }
+
+    /// Registers (if needed) and logs in; returns the token response.
+    pub async fn login(&self, email: &str) -> Value {
+        let resp = self.post_json("/api/v1/auth/login", json!({"email": email, "password": PASSWORD})).await;
+        assert_eq!(resp.status(), 200, "login {email}");
+        resp.json().await.expect("json")
+    }
+
+    pub async fn user_session(&self, email: &str) -> (String, String) {
+        self.register(email).await;
+        let tokens = self.login(email).await;
+        (
+            tokens["access_token"].as_str().expect("access_token").to_owned(),
+            tokens["refresh_token"].as_str().expect("refresh_token").to_owned(),
+        )
+    }
+
+    pub async fn jwks(&self) -> Value {
+        self.client.get(self.url("/.well-known/jwks.json")).send().await.expect("jwks").json().await.expect("json")
+    }
+
+    /// The private key document the server signs with (tests forge tokens with it).
+    pub fn keyset(&self) -> Value {
+        let text = std::fs::read_to_string(self.dir.path().join("keys/keyset.json")).expect("keyset.json");
+        serde_json::from_str(&text).expect("keyset json")
+    }
+}
+
+/// Decodes a JWT segment (header or claims) without verifying anything.
+pub fn segment(token: &str, index: usize) -> Value {
+    use base64::Engine as _;
+    let part = token.split('.').nth(index).expect("segment");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url");
+    serde_json::from_slice(&bytes).expect("json")
+}
