@@ -45,7 +45,9 @@ impl AppState {
         let store = Store::connect(&settings.database_url).await?;
         store.migrate().await?;
         let source = KeySource::from_spec(&settings.key_source)?;
-        let keyset = source.load_for_serving(settings.mode, settings.signing_alg).await?;
+        let keyset = source
+            .load_for_serving(settings.mode, settings.signing_alg)
+            .await?;
         let keys = Arc::new(ArcSwap::from_pointee(keyset));
         let passwords = Passwords::new(settings.argon2).await?;
         let access = AccessTokens::new(

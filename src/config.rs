@@ -12,10 +12,7 @@ use crate::keys::Alg;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{setting}: {reason}")]
-    Invalid {
-        setting: &'static str,
-        reason: String,
-    },
+    Invalid { setting: &'static str, reason: String },
     #[error("unknown setting {0} (see README.md, Configuration)")]
     Unknown(String),
     #[error("cannot read config file {path}: {reason}")]
@@ -41,19 +38,43 @@ pub struct SettingDoc {
 pub const SETTINGS: &[SettingDoc] = &[
     doc("ISSUER_ENV", "development", "`development` or `production`"),
     doc("ISSUER_BIND", "127.0.0.1:8080", "listen address"),
-    doc("ISSUER_URL", "http://127.0.0.1:8080", "issuer identifier and public base URL (`iss`)"),
-    doc("ISSUER_DATABASE_URL", "sqlite://data/token-issuer.db", "`sqlite://…` or `postgres://…`"),
-    doc("ISSUER_KEY_SOURCE", "file:keys", "`file:DIR` or `aws-secretsmanager:SECRET_ID`"),
+    doc(
+        "ISSUER_URL",
+        "http://127.0.0.1:8080",
+        "issuer identifier and public base URL (`iss`)",
+    ),
+    doc(
+        "ISSUER_DATABASE_URL",
+        "sqlite://data/token-issuer.db",
+        "`sqlite://…` or `postgres://…`",
+    ),
+    doc(
+        "ISSUER_KEY_SOURCE",
+        "file:keys",
+        "`file:DIR` or `aws-secretsmanager:SECRET_ID`",
+    ),
     doc("ISSUER_SIGNING_ALG", "RS256", "`RS256` or `EdDSA`"),
     doc("ISSUER_AUDIENCE", "the issuer URL", "`aud` of user access tokens"),
     doc("ISSUER_ACCESS_TOKEN_TTL", "15m", "access-token lifetime"),
     doc("ISSUER_REFRESH_TOKEN_TTL", "7d", "refresh-token lifetime"),
     doc("ISSUER_JWKS_MAX_AGE", "5m", "JWKS `Cache-Control` max-age"),
-    doc("ISSUER_KEY_PUBLICATION_PERIOD", "24h", "how long a pending key is published before it may sign"),
-    doc("ISSUER_KEY_RELOAD_INTERVAL", "60s", "how often running instances re-read the key source"),
+    doc(
+        "ISSUER_KEY_PUBLICATION_PERIOD",
+        "24h",
+        "how long a pending key is published before it may sign",
+    ),
+    doc(
+        "ISSUER_KEY_RELOAD_INTERVAL",
+        "60s",
+        "how often running instances re-read the key source",
+    ),
     doc("ISSUER_CORS_ORIGINS", "none", "comma-separated allowed origins"),
     doc("ISSUER_LOG_FORMAT", "pretty", "`pretty` or `json`"),
-    doc("ISSUER_PASSWORD_MIN_LENGTH", "12", "minimum password length in characters (8–64)"),
+    doc(
+        "ISSUER_PASSWORD_MIN_LENGTH",
+        "12",
+        "minimum password length in characters (8–64)",
+    ),
     doc("ISSUER_ARGON2_MEMORY_KIB", "19456", "argon2id memory cost"),
     doc("ISSUER_ARGON2_ITERATIONS", "2", "argon2id time cost"),
     doc("ISSUER_ARGON2_PARALLELISM", "1", "argon2id lanes"),
@@ -142,10 +163,8 @@ impl Settings {
         K: Into<String>,
         V: Into<String>,
     {
-        let mut values: BTreeMap<String, String> = values
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
+        let mut values: BTreeMap<String, String> =
+            values.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
         if let Some(unknown) = values.keys().find(|k| !SETTINGS.iter().any(|s| s.env == *k)) {
             return Err(ConfigError::Unknown(unknown.clone()));
         }
@@ -172,16 +191,17 @@ impl Settings {
         let url = validate_issuer_url(&url, production)?;
         let database_url = explicit("ISSUER_DATABASE_URL", take("ISSUER_DATABASE_URL"))?
             .unwrap_or_else(|| "sqlite://data/token-issuer.db".into());
-        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://"))
-            && !database_url.starts_with("postgresql://")
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| database_url.starts_with(p))
         {
             return Err(invalid(
                 "ISSUER_DATABASE_URL",
                 "must start with sqlite:// or postgres://",
             ));
         }
-        let key_source = explicit("ISSUER_KEY_SOURCE", take("ISSUER_KEY_SOURCE"))?
-            .unwrap_or_else(|| "file:keys".into());
+        let key_source =
+            explicit("ISSUER_KEY_SOURCE", take("ISSUER_KEY_SOURCE"))?.unwrap_or_else(|| "file:keys".into());
         let key_source = parse_key_source(&key_source)?;
         let signing_alg = match take("ISSUER_SIGNING_ALG").as_deref() {
             None => Alg::Rs256,
@@ -260,15 +280,31 @@ impl Settings {
             return Err(invalid("ISSUER_PASSWORD_MIN_LENGTH", "must be between 8 and 64"));
         }
         let argon2 = Argon2Settings {
-            memory_kib: parse_or("ISSUER_ARGON2_MEMORY_KIB", take("ISSUER_ARGON2_MEMORY_KIB"), "19456")?,
+            memory_kib: parse_or(
+                "ISSUER_ARGON2_MEMORY_KIB",
+                take("ISSUER_ARGON2_MEMORY_KIB"),
+                "19456",
+            )?,
             iterations: parse_or("ISSUER_ARGON2_ITERATIONS", take("ISSUER_ARGON2_ITERATIONS"), "2")?,
-            parallelism: parse_or("ISSUER_ARGON2_PARALLELISM", take("ISSUER_ARGON2_PARALLELISM"), "1")?,
+            parallelism: parse_or(
+                "ISSUER_ARGON2_PARALLELISM",
+                take("ISSUER_ARGON2_PARALLELISM"),
+                "1",
+            )?,
         };
-        crate::accounts::password::argon2_params(argon2)
-            .map_err(|e| invalid("ISSUER_ARGON2_MEMORY_KIB", format!("invalid argon2 parameters: {e}")))?;
-        let max_body_bytes: usize = parse_or("ISSUER_MAX_BODY_BYTES", take("ISSUER_MAX_BODY_BYTES"), "65536")?;
+        crate::accounts::password::argon2_params(argon2).map_err(|e| {
+            invalid(
+                "ISSUER_ARGON2_MEMORY_KIB",
+                format!("invalid argon2 parameters: {e}"),
+            )
+        })?;
+        let max_body_bytes: usize =
+            parse_or("ISSUER_MAX_BODY_BYTES", take("ISSUER_MAX_BODY_BYTES"), "65536")?;
         if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
-            return Err(invalid("ISSUER_MAX_BODY_BYTES", "must be between 1024 and 16777216"));
+            return Err(invalid(
+                "ISSUER_MAX_BODY_BYTES",
+                "must be between 1024 and 16777216",
+            ));
         }
 
         Ok(Self {
@@ -318,7 +354,10 @@ impl Settings {
             ("ISSUER_KEY_PUBLICATION_PERIOD", secs(self.key_publication_period)),
             ("ISSUER_KEY_RELOAD_INTERVAL", secs(self.key_reload_interval)),
             ("ISSUER_CORS_ORIGINS", self.cors_origins.join(",")),
-            ("ISSUER_LOG_FORMAT", format!("{:?}", self.log_format).to_lowercase()),
+            (
+                "ISSUER_LOG_FORMAT",
+                format!("{:?}", self.log_format).to_lowercase(),
+            ),
             ("ISSUER_PASSWORD_MIN_LENGTH", self.password_min_length.to_string()),
             ("ISSUER_ARGON2_MEMORY_KIB", self.argon2.memory_kib.to_string()),
             ("ISSUER_ARGON2_ITERATIONS", self.argon2.iterations.to_string()),
@@ -335,7 +374,9 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_err(e.message().to_owned()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| file_err(e.message().to_owned()))?;
     table
         .into_iter()
         .map(|(key, value)| {
@@ -373,10 +414,16 @@ fn validate_issuer_url(url: &str, production: bool) -> Result<String, ConfigErro
         .or_else(|| url.strip_prefix("http://"))
         .ok_or_else(|| invalid("ISSUER_URL", "must be an http:// or https:// URL"))?;
     if rest.is_empty() || rest.contains(['?', '#', ' ']) {
-        return Err(invalid("ISSUER_URL", "must be a URL with a host and no query or fragment"));
+        return Err(invalid(
+            "ISSUER_URL",
+            "must be a URL with a host and no query or fragment",
+        ));
     }
     if production && !url.starts_with("https://") {
-        return Err(invalid("ISSUER_URL", format!("must be https:// in production, not {url}")));
+        return Err(invalid(
+            "ISSUER_URL",
+            format!("must be https:// in production, not {url}"),
+        ));
     }
     Ok(url)
 }
@@ -409,7 +456,9 @@ fn parse_cors_origins(list: &str) -> Result<Vec<String>, ConfigError> {
             if host.is_empty() || host.contains(['/', '*', ' ']) {
                 Err(invalid(
                     "ISSUER_CORS_ORIGINS",
-                    format!("{origin:?} is not an origin like https://app.example.com (wildcards are refused)"),
+                    format!(
+                        "{origin:?} is not an origin like https://app.example.com (wildcards are refused)"
+                    ),
                 ))
             } else {
                 Ok(origin.to_owned())
@@ -475,7 +524,9 @@ mod tests {
     }
 
     fn refusal(values: Vec<(&'static str, &'static str)>) -> String {
-        Settings::from_values(values).expect_err("must be refused").to_string()
+        Settings::from_values(values)
+            .expect_err("must be refused")
+            .to_string()
     }
 
     #[test]
@@ -494,7 +545,14 @@ mod tests {
         assert_eq!(s.key_publication_period, Duration::from_secs(86_400));
         assert!(s.cors_origins.is_empty());
         assert_eq!(s.password_min_length, 12);
-        assert_eq!(s.argon2, Argon2Settings { memory_kib: 19456, iterations: 2, parallelism: 1 });
+        assert_eq!(
+            s.argon2,
+            Argon2Settings {
+                memory_kib: 19456,
+                iterations: 2,
+                parallelism: 1
+            }
+        );
     }
 
     #[test]
@@ -523,15 +581,24 @@ mod tests {
         assert!(refusal(vec![("ISSUER_SIGNING_ALG", "HS256")]).starts_with("ISSUER_SIGNING_ALG:"));
         assert!(refusal(vec![("ISSUER_KEY_SOURCE", "vault:x")]).starts_with("ISSUER_KEY_SOURCE:"));
         assert!(refusal(vec![("ISSUER_CORS_ORIGINS", "*")]).starts_with("ISSUER_CORS_ORIGINS:"));
-        assert!(refusal(vec![("ISSUER_JWKS_MAX_AGE", "2h"), ("ISSUER_KEY_PUBLICATION_PERIOD", "1h")])
-            .starts_with("ISSUER_KEY_PUBLICATION_PERIOD:"));
+        assert!(refusal(vec![
+            ("ISSUER_JWKS_MAX_AGE", "2h"),
+            ("ISSUER_KEY_PUBLICATION_PERIOD", "1h")
+        ])
+        .starts_with("ISSUER_KEY_PUBLICATION_PERIOD:"));
         assert!(refusal(vec![("ISSUER_PASSWORD_MIN_LENGTH", "4")]).starts_with("ISSUER_PASSWORD_MIN_LENGTH:"));
         assert!(refusal(vec![("ISSUER_TYPO", "1")]).contains("ISSUER_TYPO"));
     }
 
     #[test]
     fn durations_parse_and_format_round_trip() {
-        for (text, secs) in [("90s", 90), ("15m", 900), ("24h", 86_400), ("7d", 604_800), ("42", 42)] {
+        for (text, secs) in [
+            ("90s", 90),
+            ("15m", 900),
+            ("24h", 86_400),
+            ("7d", 604_800),
+            ("42", 42),
+        ] {
             assert_eq!(parse_duration(text), Ok(Duration::from_secs(secs)));
         }
         assert!(parse_duration("15 minutes").is_err());
@@ -545,8 +612,11 @@ mod tests {
     fn toml_file_is_read_and_environment_names_map_to_keys() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("issuer.toml");
-        std::fs::write(&path, "access_token_ttl = \"5m\"\ncors_origins = [\"https://a.example\", \"https://b.example\"]\n")
-            .expect("write");
+        std::fs::write(
+            &path,
+            "access_token_ttl = \"5m\"\ncors_origins = [\"https://a.example\", \"https://b.example\"]\n",
+        )
+        .expect("write");
         let values = read_toml(&path).expect("valid toml");
         let s = Settings::from_values(values).expect("valid");
         assert_eq!(s.access_token_ttl, Duration::from_secs(300));
@@ -555,9 +625,17 @@ mod tests {
 
     #[test]
     fn database_password_is_masked() {
-        assert_eq!(mask_url_password("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            mask_url_password("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         let s = Settings::from_values(prod()).expect("valid");
-        let shown = s.effective().into_iter().map(|(_, v)| v).collect::<Vec<_>>().join(" ");
+        let shown = s
+            .effective()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect::<Vec<_>>()
+            .join(" ");
         assert!(!shown.contains("pw@"));
     }
 }

@@ -4,7 +4,10 @@ use std::process::Command;
 
 fn issuer(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_token-issuer"));
-    cmd.args(args).current_dir(dir).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -44,8 +47,29 @@ fn production_refuses_to_start_naming_the_setting() {
     // Everything given, but no key: production never generates one.
     let (ok, _, err) = issuer(dir.path(), &["serve"], &PROD);
     assert!(!ok);
-    assert!(err.contains("no active RS256 key") && err.contains("file:keys"), "{err}");
+    assert!(
+        err.contains("no active RS256 key") && err.contains("file:keys"),
+        "{err}"
+    );
     assert!(!dir.path().join("keys/keyset.json").exists());
+
+    // A weak key in the keyset: refused, naming the key.
+    use rsa::pkcs8::EncodePrivateKey as _;
+    let weak = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 1024).expect("generate");
+    let pem = weak
+        .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+        .expect("pem")
+        .to_string();
+    let keyset = serde_json::json!({"keys": [{"kid": "weak-key", "alg": "RS256", "state": "active",
+        "created_at": "2026-01-01T00:00:00Z", "activated_at": "2026-01-01T00:00:00Z", "retired_at": null,
+        "private_key_pem": pem}]});
+    std::fs::create_dir_all(dir.path().join("keys")).expect("mkdir");
+    let path = dir.path().join("keys/keyset.json");
+    std::fs::write(&path, keyset.to_string()).expect("write");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    let (ok, _, err) = issuer(dir.path(), &["serve"], &PROD);
+    assert!(!ok);
+    assert!(err.contains("weak-key") && err.contains("2048"), "{err}");
 }
 
 #[test]
@@ -54,10 +78,16 @@ fn check_config_prints_the_effective_configuration_masked() {
     let (ok, out, _) = issuer(
         dir.path(),
         &["check-config"],
-        &[("ISSUER_DATABASE_URL", "postgres://issuer:hunter2@db.internal/issuer")],
+        &[(
+            "ISSUER_DATABASE_URL",
+            "postgres://issuer:hunter2@db.internal/issuer",
+        )],
     );
     assert!(ok);
-    assert!(out.contains("ISSUER_DATABASE_URL = postgres://issuer:***@db.internal/issuer"), "{out}");
+    assert!(
+        out.contains("ISSUER_DATABASE_URL = postgres://issuer:***@db.internal/issuer"),
+        "{out}"
+    );
     assert!(!out.contains("hunter2"));
     assert!(out.contains("ISSUER_ACCESS_TOKEN_TTL = 15m"));
 
@@ -66,7 +96,11 @@ fn check_config_prints_the_effective_configuration_masked() {
     assert!(!ok);
     assert!(err.contains("ISSUER_ACCESS_TOKEN_TTL"), "{err}");
     // The environment wins over the file.
-    let (ok, out, _) = issuer(dir.path(), &["--config", "issuer.toml", "check-config"], &[("ISSUER_ACCESS_TOKEN_TTL", "5m")]);
+    let (ok, out, _) = issuer(
+        dir.path(),
+        &["--config", "issuer.toml", "check-config"],
+        &[("ISSUER_ACCESS_TOKEN_TTL", "5m")],
+    );
     assert!(ok);
     assert!(out.contains("ISSUER_ACCESS_TOKEN_TTL = 5m"));
 }

@@ -9,7 +9,10 @@ fn assert_security_headers(resp: &reqwest::Response, what: &str) {
     let h = resp.headers();
     assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
     assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
-    assert_eq!(h["content-security-policy"], "default-src 'none'; frame-ancestors 'none'", "{what}");
+    assert_eq!(
+        h["content-security-policy"], "default-src 'none'; frame-ancestors 'none'",
+        "{what}"
+    );
     assert!(h.get("x-request-id").is_some(), "{what}");
 }
 
@@ -21,12 +24,18 @@ async fn every_response_carries_the_security_headers() {
         ("404", s.client.get(s.url("/nowhere")).send().await),
         ("405", s.client.get(s.url("/api/v1/auth/login")).send().await),
         ("401", s.client.get(s.url("/api/v1/users/me")).send().await),
-        ("415", s.client.post(s.url("/api/v1/auth/login")).body("x").send().await),
+        (
+            "415",
+            s.client.post(s.url("/api/v1/auth/login")).body("x").send().await,
+        ),
     ];
     for (what, resp) in responses {
         let resp = resp.expect("request");
         assert_security_headers(&resp, what);
-        assert!(resp.headers().get("strict-transport-security").is_none(), "no HSTS on an http issuer");
+        assert!(
+            resp.headers().get("strict-transport-security").is_none(),
+            "no HSTS on an http issuer"
+        );
         if what != "jwks" {
             let body: Value = resp.json().await.expect("errors are JSON");
             assert!(body["error"].is_string(), "{what}");
@@ -37,10 +46,22 @@ async fn every_response_carries_the_security_headers() {
 #[tokio::test]
 async fn request_ids_are_kept_when_well_formed_and_replaced_otherwise() {
     let s = start().await;
-    let kept = s.client.get(s.url("/healthz")).header("x-request-id", "abc-123.X_y").send().await.expect("req");
+    let kept = s
+        .client
+        .get(s.url("/healthz"))
+        .header("x-request-id", "abc-123.X_y")
+        .send()
+        .await
+        .expect("req");
     assert_eq!(kept.headers()["x-request-id"], "abc-123.X_y");
     for bad in ["has space", "semi;colon", &"x".repeat(200)] {
-        let resp = s.client.get(s.url("/healthz")).header("x-request-id", bad).send().await.expect("req");
+        let resp = s
+            .client
+            .get(s.url("/healthz"))
+            .header("x-request-id", bad)
+            .send()
+            .await
+            .expect("req");
         let id = resp.headers()["x-request-id"].to_str().expect("ascii");
         assert_ne!(id, bad);
         assert!(uuid::Uuid::parse_str(id).is_ok());
@@ -59,14 +80,29 @@ async fn cors_answers_only_allowed_origins() {
             .send()
     };
     let allowed = preflight("https://app.example.com").await.expect("req");
-    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example.com");
-    assert!(allowed.headers().get("access-control-allow-credentials").is_none());
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert!(allowed
+        .headers()
+        .get("access-control-allow-credentials")
+        .is_none());
     let denied = preflight("https://evil.example.com").await.expect("req");
     assert!(denied.headers().get("access-control-allow-origin").is_none());
 
     let plain = start().await;
-    let resp = plain.client.get(plain.url("/.well-known/jwks.json")).header("origin", "https://app.example.com").send().await.expect("req");
-    assert!(resp.headers().get("access-control-allow-origin").is_none(), "no origins configured, no CORS");
+    let resp = plain
+        .client
+        .get(plain.url("/.well-known/jwks.json"))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .expect("req");
+    assert!(
+        resp.headers().get("access-control-allow-origin").is_none(),
+        "no origins configured, no CORS"
+    );
 }
 
 #[tokio::test]
@@ -74,7 +110,15 @@ async fn health_and_readiness() {
     let s = start().await;
     let health = s.client.get(s.url("/healthz")).send().await.expect("req");
     assert_eq!(health.status(), 200);
-    let ready: Value = s.client.get(s.url("/readyz")).send().await.expect("req").json().await.expect("json");
+    let ready: Value = s
+        .client
+        .get(s.url("/readyz"))
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["database"], "ok");
     assert_eq!(ready["signing_key"], "ok");
@@ -82,9 +126,17 @@ async fn health_and_readiness() {
     s.app.store.close().await;
     let down = s.client.get(s.url("/readyz")).send().await.expect("req");
     assert_eq!(down.status(), 503);
-    let login = s.post_json("/api/v1/auth/login", serde_json::json!({"email": "a@example.com", "password": common::PASSWORD})).await;
+    let login = s
+        .post_json(
+            "/api/v1/auth/login",
+            serde_json::json!({"email": "a@example.com", "password": common::PASSWORD}),
+        )
+        .await;
     assert_eq!(login.status(), 503, "database gone: 503, not 500");
     let body: Value = login.json().await.expect("json");
     assert!(body["request_id"].is_string());
-    assert!(!body.to_string().to_lowercase().contains("pool"), "no internals: {body}");
+    assert!(
+        !body.to_string().to_lowercase().contains("pool"),
+        "no internals: {body}"
+    );
 }

@@ -13,7 +13,9 @@ async fn verify_offline(s: &common::TestServer, token: &str) -> Value {
     let jwks: JwkSet = serde_json::from_value(s.jwks().await).expect("JWKS parses as a JWK set");
     let header = jsonwebtoken::decode_header(token).expect("header");
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    let jwk: &Jwk = jwks.find(header.kid.as_deref().expect("kid")).expect("kid published");
+    let jwk: &Jwk = jwks
+        .find(header.kid.as_deref().expect("kid"))
+        .expect("kid published");
     let alg = jwk.common.key_algorithm.expect("JWK carries alg");
     let alg: jsonwebtoken::Algorithm = alg.to_string().parse().expect("signing alg");
     let mut validation = Validation::new(alg);
@@ -21,7 +23,9 @@ async fn verify_offline(s: &common::TestServer, token: &str) -> Value {
     validation.set_audience(&[&s.base]);
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub", "jti"]);
     let key = DecodingKey::from_jwk(jwk).expect("decoding key");
-    jsonwebtoken::decode::<Value>(token, &key, &validation).expect("verifies").claims
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .expect("verifies")
+        .claims
 }
 
 #[tokio::test]
@@ -38,16 +42,26 @@ async fn rs256_access_tokens_verify_offline_with_the_served_jwks() {
     assert_eq!(claims["sub"], user["id"]);
     assert_eq!(claims["iss"], s.base);
     assert_eq!(claims["client_id"], "first-party");
-    assert_eq!(claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat"), 900);
+    assert_eq!(
+        claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat"),
+        900
+    );
     let text = claims.to_string();
     assert!(!text.contains("frank"), "no personal data in tokens: {text}");
     let jti = uuid::Uuid::parse_str(claims["jti"].as_str().expect("jti")).expect("uuid jti");
     assert_eq!(jti.get_version_num(), 4, "random jti");
     let kid = header["kid"].as_str().expect("kid");
-    assert_eq!(kid, s.keyset()["keys"][0]["kid"], "kid is the stored key's thumbprint");
+    assert_eq!(
+        kid,
+        s.keyset()["keys"][0]["kid"],
+        "kid is the stored key's thumbprint"
+    );
 
     let second = s.login("frank@example.com").await;
-    assert_ne!(segment(second["access_token"].as_str().expect("t"), 1)["jti"], claims["jti"]);
+    assert_ne!(
+        segment(second["access_token"].as_str().expect("t"), 1)["jti"],
+        claims["jti"]
+    );
 }
 
 #[tokio::test]
@@ -65,7 +79,12 @@ async fn eddsa_access_tokens_verify_offline() {
 #[tokio::test]
 async fn jwks_is_cacheable_and_revalidates_with_etag() {
     let s = start().await;
-    let resp = s.client.get(s.url("/.well-known/jwks.json")).send().await.expect("jwks");
+    let resp = s
+        .client
+        .get(s.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .expect("jwks");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["cache-control"], "public, max-age=300");
     let etag = resp.headers()["etag"].to_str().expect("etag").to_owned();
@@ -77,24 +96,55 @@ async fn jwks_is_cacheable_and_revalidates_with_etag() {
             assert!(key.get(private).is_none());
         }
     }
-    let again = s.client.get(s.url("/.well-known/jwks.json")).header("if-none-match", &etag).send().await.expect("jwks");
+    let again = s
+        .client
+        .get(s.url("/.well-known/jwks.json"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("jwks");
     assert_eq!(again.status(), 304);
     assert_eq!(again.headers()["etag"], etag.as_str());
-    let other = s.client.get(s.url("/.well-known/jwks.json")).header("if-none-match", "\"other\"").send().await.expect("jwks");
+    let other = s
+        .client
+        .get(s.url("/.well-known/jwks.json"))
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .expect("jwks");
     assert_eq!(other.status(), 200);
 }
 
 #[tokio::test]
 async fn discovery_is_served_at_both_well_known_paths() {
     let s = start().await;
-    for path in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
-        let doc: Value = s.client.get(s.url(path)).send().await.expect("discovery").json().await.expect("json");
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let doc: Value = s
+            .client
+            .get(s.url(path))
+            .send()
+            .await
+            .expect("discovery")
+            .json()
+            .await
+            .expect("json");
         assert_eq!(doc["issuer"], s.base, "issuer exactly as configured");
         assert_eq!(doc["jwks_uri"], format!("{}/.well-known/jwks.json", s.base));
         assert_eq!(doc["token_endpoint"], format!("{}/oauth2/token", s.base));
-        assert!(doc["grant_types_supported"].as_array().expect("grants").contains(&json!("refresh_token")));
+        assert!(doc["grant_types_supported"]
+            .as_array()
+            .expect("grants")
+            .contains(&json!("refresh_token")));
         // Every advertised endpoint answers (not 404).
-        let jwks = s.client.get(doc["jwks_uri"].as_str().expect("uri")).send().await.expect("get");
+        let jwks = s
+            .client
+            .get(doc["jwks_uri"].as_str().expect("uri"))
+            .send()
+            .await
+            .expect("get");
         assert_eq!(jwks.status(), 200);
     }
 }
@@ -103,29 +153,64 @@ async fn discovery_is_served_at_both_well_known_paths() {
 async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
     let s = start().await;
     let (_, first) = s.user_session("heidi@example.com").await;
-    let rotated: Value = s.post_json("/api/v1/auth/refresh", json!({"refresh_token": first})).await.json().await.expect("json");
-    let second = rotated["refresh_token"].as_str().expect("new refresh token").to_owned();
+    let rotated: Value = s
+        .post_json("/api/v1/auth/refresh", json!({"refresh_token": first}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let second = rotated["refresh_token"]
+        .as_str()
+        .expect("new refresh token")
+        .to_owned();
     assert_ne!(second, first);
     verify_offline(&s, rotated["access_token"].as_str().expect("access")).await;
 
     // The same grant through the OAuth token endpoint (one code path).
-    let resp = s.post_form("/oauth2/token", &[("grant_type", "refresh_token"), ("refresh_token", &second), ("client_id", "first-party")]).await;
+    let resp = s
+        .post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &second),
+                ("client_id", "first-party"),
+            ],
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["cache-control"], "no-store");
     let third: Value = resp.json().await.expect("json");
     let third = third["refresh_token"].as_str().expect("third").to_owned();
 
     // An old token comes back: refused, and the newest token of the family dies with it.
-    let reuse = s.post_json("/api/v1/auth/refresh", json!({"refresh_token": first})).await;
+    let reuse = s
+        .post_json("/api/v1/auth/refresh", json!({"refresh_token": first}))
+        .await;
     assert_eq!(reuse.status(), 401);
-    assert_eq!(reuse.json::<Value>().await.expect("json")["error"], "invalid_grant");
-    let newest = s.post_form("/oauth2/token", &[("grant_type", "refresh_token"), ("refresh_token", &third)]).await;
+    assert_eq!(
+        reuse.json::<Value>().await.expect("json")["error"],
+        "invalid_grant"
+    );
+    let newest = s
+        .post_form(
+            "/oauth2/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &third)],
+        )
+        .await;
     assert_eq!(newest.status(), 400);
-    assert_eq!(newest.json::<Value>().await.expect("json")["error"], "invalid_grant");
+    assert_eq!(
+        newest.json::<Value>().await.expect("json")["error"],
+        "invalid_grant"
+    );
 
     // Other sessions of the same user are untouched.
     let other = s.login("heidi@example.com").await;
-    let ok = s.post_json("/api/v1/auth/refresh", json!({"refresh_token": other["refresh_token"]})).await;
+    let ok = s
+        .post_json(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": other["refresh_token"]}),
+        )
+        .await;
     assert_eq!(ok.status(), 200);
 }
 
@@ -140,7 +225,14 @@ async fn of_eight_concurrent_refreshes_exactly_one_wins() {
             let body = json!({"refresh_token": refresh});
             tokio::spawn(async move {
                 barrier.wait().await;
-                client.post(url).json(&body).send().await.expect("request").status().as_u16()
+                client
+                    .post(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("request")
+                    .status()
+                    .as_u16()
             })
         })
         .collect();
@@ -156,28 +248,79 @@ async fn of_eight_concurrent_refreshes_exactly_one_wins() {
 async fn logout_ends_one_session_and_logout_all_ends_every_session() {
     let s = start().await;
     let (access, one) = s.user_session("judy@example.com").await;
-    let two = s.login("judy@example.com").await["refresh_token"].as_str().expect("rt").to_owned();
-    let three = s.login("judy@example.com").await["refresh_token"].as_str().expect("rt").to_owned();
+    let two = s.login("judy@example.com").await["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_owned();
+    let three = s.login("judy@example.com").await["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_owned();
 
-    let resp = s.client.post(s.url("/api/v1/auth/logout")).bearer_auth(&access).json(&json!({"refresh_token": one})).send().await.expect("logout");
+    let resp = s
+        .client
+        .post(s.url("/api/v1/auth/logout"))
+        .bearer_auth(&access)
+        .json(&json!({"refresh_token": one}))
+        .send()
+        .await
+        .expect("logout");
     assert_eq!(resp.status(), 204);
-    assert_eq!(s.post_json("/api/v1/auth/refresh", json!({"refresh_token": one})).await.status(), 401);
-    let rotated: Value = s.post_json("/api/v1/auth/refresh", json!({"refresh_token": two})).await.json().await.expect("json");
+    assert_eq!(
+        s.post_json("/api/v1/auth/refresh", json!({"refresh_token": one}))
+            .await
+            .status(),
+        401
+    );
+    let rotated: Value = s
+        .post_json("/api/v1/auth/refresh", json!({"refresh_token": two}))
+        .await
+        .json()
+        .await
+        .expect("json");
     let two = rotated["refresh_token"].as_str().expect("rt").to_owned();
 
     // Another user's bearer cannot end judy's session.
     let (mallory, _) = s.user_session("mallory@example.com").await;
-    let resp = s.client.post(s.url("/api/v1/auth/logout")).bearer_auth(&mallory).json(&json!({"refresh_token": two})).send().await.expect("logout");
+    let resp = s
+        .client
+        .post(s.url("/api/v1/auth/logout"))
+        .bearer_auth(&mallory)
+        .json(&json!({"refresh_token": two}))
+        .send()
+        .await
+        .expect("logout");
     assert_eq!(resp.status(), 204);
-    let rotated: Value = s.post_json("/api/v1/auth/refresh", json!({"refresh_token": two})).await.json().await.expect("json");
+    let rotated: Value = s
+        .post_json("/api/v1/auth/refresh", json!({"refresh_token": two}))
+        .await
+        .json()
+        .await
+        .expect("json");
     let two = rotated["refresh_token"].as_str().expect("still valid").to_owned();
 
-    let resp = s.client.post(s.url("/api/v1/auth/logout-all")).bearer_auth(&access).send().await.expect("logout-all");
+    let resp = s
+        .client
+        .post(s.url("/api/v1/auth/logout-all"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("logout-all");
     assert_eq!(resp.status(), 204);
     for token in [two, three] {
-        assert_eq!(s.post_json("/api/v1/auth/refresh", json!({"refresh_token": token})).await.status(), 401);
+        assert_eq!(
+            s.post_json("/api/v1/auth/refresh", json!({"refresh_token": token}))
+                .await
+                .status(),
+            401
+        );
     }
-    let no_bearer = s.client.post(s.url("/api/v1/auth/logout-all")).send().await.expect("req");
+    let no_bearer = s
+        .client
+        .post(s.url("/api/v1/auth/logout-all"))
+        .send()
+        .await
+        .expect("req");
     assert_eq!(no_bearer.status(), 401);
 }
 
@@ -185,31 +328,131 @@ async fn logout_ends_one_session_and_logout_all_ends_every_session() {
 async fn token_endpoint_speaks_rfc6749_errors() {
     let s = start().await;
     let (_, refresh) = s.user_session("kim@example.com").await;
-    let expect = |status: u16, code: &'static str| move |resp: reqwest::Response| async move {
-        assert_eq!(resp.status().as_u16(), status, "{code}");
-        assert_eq!(resp.headers()["cache-control"], "no-store");
-        let www = resp.headers().get("www-authenticate").map(|v| v.to_str().expect("ascii").to_owned());
-        let body: Value = resp.json().await.expect("json");
-        assert_eq!(body["error"], code);
-        assert!(body["error_description"].is_string());
-        www
+    let expect = |status: u16, code: &'static str| {
+        move |resp: reqwest::Response| async move {
+            assert_eq!(resp.status().as_u16(), status, "{code}");
+            assert_eq!(resp.headers()["cache-control"], "no-store");
+            let www = resp
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().expect("ascii").to_owned());
+            let body: Value = resp.json().await.expect("json");
+            assert_eq!(body["error"], code);
+            assert!(body["error_description"].is_string());
+            www
+        }
     };
     let url = s.url("/oauth2/token");
-    let json_body = s.client.post(&url).json(&json!({"grant_type": "refresh_token"})).send().await.expect("req");
+    let json_body = s
+        .client
+        .post(&url)
+        .json(&json!({"grant_type": "refresh_token"}))
+        .send()
+        .await
+        .expect("req");
     expect(400, "invalid_request")(json_body).await;
-    let dup = s.client.post(&url).header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("grant_type=refresh_token&refresh_token={refresh}&refresh_token={refresh}")).send().await.expect("req");
+    let dup = s
+        .client
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=refresh_token&refresh_token={refresh}&refresh_token={refresh}"
+        ))
+        .send()
+        .await
+        .expect("req");
     expect(400, "invalid_request")(dup).await;
     expect(400, "invalid_request")(s.post_form("/oauth2/token", &[("refresh_token", &refresh)]).await).await;
-    expect(400, "invalid_request")(s.post_form("/oauth2/token", &[("grant_type", "refresh_token")]).await).await;
-    expect(400, "unsupported_grant_type")(s.post_form("/oauth2/token", &[("grant_type", "password")]).await).await;
-    expect(400, "invalid_grant")(s.post_form("/oauth2/token", &[("grant_type", "refresh_token"), ("refresh_token", "bogus")]).await).await;
-    expect(400, "invalid_scope")(s.post_form("/oauth2/token", &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("scope", "admin")]).await).await;
-    let www = expect(401, "invalid_client")(s.post_form("/oauth2/token", &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", "someone-else")]).await).await;
+    expect(400, "invalid_request")(
+        s.post_form("/oauth2/token", &[("grant_type", "refresh_token")])
+            .await,
+    )
+    .await;
+    expect(400, "unsupported_grant_type")(s.post_form("/oauth2/token", &[("grant_type", "password")]).await)
+        .await;
+    expect(400, "invalid_grant")(
+        s.post_form(
+            "/oauth2/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", "bogus")],
+        )
+        .await,
+    )
+    .await;
+    expect(400, "invalid_scope")(
+        s.post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh),
+                ("scope", "admin"),
+            ],
+        )
+        .await,
+    )
+    .await;
+    let www = expect(401, "invalid_client")(
+        s.post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh),
+                ("client_id", "someone-else"),
+            ],
+        )
+        .await,
+    )
+    .await;
     assert!(www.is_some_and(|w| w.starts_with("Basic")));
-    let basic = s.client.post(&url).basic_auth("first-party", Some("guess")).form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).send().await.expect("req");
+    let basic = s
+        .client
+        .post(&url)
+        .basic_auth("first-party", Some("guess"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+        .send()
+        .await
+        .expect("req");
     expect(401, "invalid_client")(basic).await;
     // None of the failures above used up the token.
-    let ok = s.post_form("/oauth2/token", &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+    let ok = s
+        .post_form(
+            "/oauth2/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await;
     assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn access_tokens_expire_after_their_lifetime() {
+    let s = start_with(&[("ISSUER_ACCESS_TOKEN_TTL", "1s")]).await;
+    let (access, _) = s.user_session("lena@example.com").await;
+    assert_eq!(s.get_bearer("/api/v1/users/me", &access).await.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let expired = s.get_bearer("/api/v1/users/me", &access).await;
+    assert_eq!(expired.status(), 401);
+    assert!(expired.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .contains("invalid_token"));
+}
+
+#[tokio::test]
+async fn expired_refresh_tokens_are_refused() {
+    let s = start().await;
+    let (_, refresh) = s.user_session("mia@example.com").await;
+    // Age every stored refresh token past its expiry instead of waiting 7 days.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&s.database_url).await.expect("connect");
+    sqlx::query("UPDATE refresh_tokens SET expires_at = expires_at - 700000")
+        .execute(&pool)
+        .await
+        .expect("age");
+    let resp = s
+        .post_json("/api/v1/auth/refresh", json!({"refresh_token": refresh}))
+        .await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.json::<Value>().await.expect("json")["error"],
+        "invalid_grant"
+    );
 }

@@ -15,8 +15,13 @@ pub fn normalize_email(raw: &str) -> Result<String, EmailProblem> {
     if local.is_empty() || local.len() > 64 {
         return Err(EmailProblem("the part before @ must be 1 to 64 characters"));
     }
-    if local.chars().any(|c| c.is_whitespace() || c.is_control() || "<>()[],;:\\\"@".contains(c)) {
-        return Err(EmailProblem("the part before @ contains a character that is not allowed"));
+    if local
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "<>()[],;:\\\"@".contains(c))
+    {
+        return Err(EmailProblem(
+            "the part before @ contains a character that is not allowed",
+        ));
     }
     let domain = domain.to_lowercase();
     let labels: Vec<&str> = domain.split('.').collect();
@@ -39,14 +44,29 @@ mod tests {
 
     #[test]
     fn trims_and_lowercases_the_domain_only() {
-        assert_eq!(normalize_email("  Alice@Example.COM ").as_deref(), Ok("Alice@example.com"));
-        assert_eq!(normalize_email("a+tag@sub.example.org").as_deref(), Ok("a+tag@sub.example.org"));
+        assert_eq!(
+            normalize_email("  Alice@Example.COM ").as_deref(),
+            Ok("Alice@example.com")
+        );
+        assert_eq!(
+            normalize_email("a+tag@sub.example.org").as_deref(),
+            Ok("a+tag@sub.example.org")
+        );
     }
 
     #[test]
     fn refuses_malformed_addresses() {
-        for bad in ["", "alice", "@example.com", "alice@", "alice@localhost", "al ice@example.com",
-            "alice@exa_mple.com", "alice@-example.com", "alice@example..com"] {
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "alice@localhost",
+            "al ice@example.com",
+            "alice@exa_mple.com",
+            "alice@-example.com",
+            "alice@example..com",
+        ] {
             assert!(normalize_email(bad).is_err(), "{bad:?} accepted");
         }
         assert!(normalize_email(&format!("{}@example.com", "a".repeat(65))).is_err());

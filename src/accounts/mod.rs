@@ -47,7 +47,8 @@ impl From<UserRecord> for User {
         Self {
             id: r.id,
             email: r.email,
-            created_at: OffsetDateTime::from_unix_timestamp(r.created_at).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            created_at: OffsetDateTime::from_unix_timestamp(r.created_at)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
         }
     }
 }
@@ -73,7 +74,9 @@ impl Accounts {
         let password = Password::new(password);
         check_password(&password, &email, self.min_password_chars)?;
         let password_hash = self.passwords.hash(password).await?;
-        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let id = uuid::Uuid::new_v4().to_string();
         let new = NewUser {
             id: &id,
@@ -101,7 +104,10 @@ impl Accounts {
         };
         let verified = self
             .passwords
-            .verify(Password::new(password), record.as_ref().map(|r| r.password_hash.clone()))
+            .verify(
+                Password::new(password),
+                record.as_ref().map(|r| r.password_hash.clone()),
+            )
             .await?;
         let record = match record {
             Some(r) if verified.matches => r,

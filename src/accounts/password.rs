@@ -55,7 +55,9 @@ impl Passwords {
             params,
             dummy_hash: String::new(),
         };
-        passwords.dummy_hash = passwords.hash(Password::new("dummy password for unknown users")).await?;
+        passwords.dummy_hash = passwords
+            .hash(Password::new("dummy password for unknown users"))
+            .await?;
         Ok(passwords)
     }
 
@@ -73,17 +75,26 @@ impl Passwords {
     }
 
     /// Verifies against `stored`, or against a dummy hash when there is none.
-    pub async fn verify(&self, password: Password, stored: Option<String>) -> Result<Verification, AccountError> {
+    pub async fn verify(
+        &self,
+        password: Password,
+        stored: Option<String>,
+    ) -> Result<Verification, AccountError> {
         let real = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
         let argon2 = self.argon2.clone();
         let params = self.params.clone();
         tokio::task::spawn_blocking(move || {
-            let hash = PasswordHash::new(&stored).map_err(|e| AccountError::Internal(format!("stored hash: {e}")))?;
-            let matches = argon2.verify_password(password.expose().as_bytes(), &hash).is_ok();
+            let hash = PasswordHash::new(&stored)
+                .map_err(|e| AccountError::Internal(format!("stored hash: {e}")))?;
+            let matches = argon2
+                .verify_password(password.expose().as_bytes(), &hash)
+                .is_ok();
             let same_params = hash.algorithm == Algorithm::Argon2id.ident()
                 && Params::try_from(&hash).is_ok_and(|p| {
-                    p.m_cost() == params.m_cost() && p.t_cost() == params.t_cost() && p.p_cost() == params.p_cost()
+                    p.m_cost() == params.m_cost()
+                        && p.t_cost() == params.t_cost()
+                        && p.p_cost() == params.p_cost()
                 });
             Ok(Verification {
                 matches: matches && real,
@@ -108,28 +119,51 @@ mod tests {
     #[tokio::test]
     async fn verifies_and_flags_old_parameters_for_rehash() {
         let cheap = Passwords::new(CHEAP).await.expect("params");
-        let hash = cheap.hash(Password::new("correct horse battery")).await.expect("hash");
+        let hash = cheap
+            .hash(Password::new("correct horse battery"))
+            .await
+            .expect("hash");
         assert!(hash.starts_with("$argon2id$"));
-        let ok = cheap.verify(Password::new("correct horse battery"), Some(hash.clone())).await.expect("verify");
+        let ok = cheap
+            .verify(Password::new("correct horse battery"), Some(hash.clone()))
+            .await
+            .expect("verify");
         assert!(ok.matches && !ok.needs_rehash);
-        let bad = cheap.verify(Password::new("wrong horse battery"), Some(hash.clone())).await.expect("verify");
+        let bad = cheap
+            .verify(Password::new("wrong horse battery"), Some(hash.clone()))
+            .await
+            .expect("verify");
         assert!(!bad.matches);
 
-        let stronger = Passwords::new(Argon2Settings { iterations: 2, ..CHEAP }).await.expect("params");
-        let old = stronger.verify(Password::new("correct horse battery"), Some(hash)).await.expect("verify");
+        let stronger = Passwords::new(Argon2Settings {
+            iterations: 2,
+            ..CHEAP
+        })
+        .await
+        .expect("params");
+        let old = stronger
+            .verify(Password::new("correct horse battery"), Some(hash))
+            .await
+            .expect("verify");
         assert!(old.matches && old.needs_rehash);
     }
 
     #[tokio::test]
     async fn unknown_users_never_match_the_dummy_hash() {
         let p = Passwords::new(CHEAP).await.expect("params");
-        let v = p.verify(Password::new("dummy password for unknown users"), None).await.expect("verify");
+        let v = p
+            .verify(Password::new("dummy password for unknown users"), None)
+            .await
+            .expect("verify");
         assert!(!v.matches);
     }
 
     #[test]
     fn passwords_are_nfkc_normalised() {
         // "é" precomposed and as e + combining acute accent.
-        assert_eq!(Password::new("caf\u{e9}").expose(), Password::new("cafe\u{301}").expose());
+        assert_eq!(
+            Password::new("caf\u{e9}").expose(),
+            Password::new("cafe\u{301}").expose()
+        );
     }
 }

@@ -57,7 +57,12 @@ impl Sessions {
         })
     }
 
-    async fn issue(&self, user_id: &str, client_id: &str, scope: Option<String>) -> Result<TokenResponse, TokenError> {
+    async fn issue(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: Option<String>,
+    ) -> Result<TokenResponse, TokenError> {
         let issued = self
             .access
             .issue(AccessGrant {

@@ -16,7 +16,11 @@ use crate::keys::KeySet;
 use crate::store::Store;
 
 #[derive(Parser)]
-#[command(name = "token-issuer", version, about = "Issues JWT access tokens and rotating refresh tokens; publishes a JWKS.")]
+#[command(
+    name = "token-issuer",
+    version,
+    about = "Issues JWT access tokens and rotating refresh tokens; publishes a JWKS."
+)]
 struct Cli {
     /// TOML configuration file; ISSUER_* environment variables override it.
     #[arg(long, global = true, value_name = "FILE")]
@@ -125,7 +129,10 @@ async fn shutdown_signal() {
 async fn migrate(settings: Settings) -> Result<(), StartError> {
     let store = Store::connect(&settings.database_url).await?;
     store.migrate().await?;
-    println!("migrations applied to {}", crate::config::mask_url_password(&settings.database_url));
+    println!(
+        "migrations applied to {}",
+        crate::config::mask_url_password(&settings.database_url)
+    );
     Ok(())
 }
 
@@ -136,7 +143,10 @@ async fn check_config(settings: Settings) -> Result<(), StartError> {
     let source = KeySource::from_spec(&settings.key_source)?;
     let doc = source.load().await?;
     if doc.keys.is_empty() && settings.mode == Mode::Development {
-        println!("keys: none yet; `serve` generates a {} key in development", settings.signing_alg);
+        println!(
+            "keys: none yet; `serve` generates a {} key in development",
+            settings.signing_alg
+        );
         return Ok(());
     }
     let set = KeySet::from_document(&doc)?;
@@ -147,14 +157,22 @@ async fn check_config(settings: Settings) -> Result<(), StartError> {
         }
         .into());
     }
-    println!("keys: {} published, active {} key present", set.len(), settings.signing_alg);
+    println!(
+        "keys: {} published, active {} key present",
+        set.key_count(),
+        settings.signing_alg
+    );
     Ok(())
 }
 
 async fn users(settings: Settings, command: UsersCommand) -> Result<(), StartError> {
     let store = Store::connect(&settings.database_url).await?;
     store.migrate().await?;
-    let accounts = Accounts::new(store, Passwords::new(settings.argon2).await?, settings.password_min_length);
+    let accounts = Accounts::new(
+        store,
+        Passwords::new(settings.argon2).await?,
+        settings.password_min_length,
+    );
     let (email, disable) = match &command {
         UsersCommand::Disable { email } => (email, true),
         UsersCommand::Enable { email } => (email, false),

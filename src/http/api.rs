@@ -63,7 +63,10 @@ impl IntoResponse for TokenReply {
     }
 }
 
-pub async fn register(State(app): App, ApiJson(body): ApiJson<Credentials>) -> Result<impl IntoResponse, ApiError> {
+pub async fn register(
+    State(app): App,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<impl IntoResponse, ApiError> {
     let user = app.accounts.register(&body.email, &body.password).await?;
     tracing::info!(target: "audit", event = "user_registered", user_id = %user.id);
     Ok((StatusCode::CREATED, Json(UserView::from(user))))
@@ -85,7 +88,11 @@ pub async fn login(State(app): App, ApiJson(body): ApiJson<Credentials>) -> Resu
 }
 
 pub async fn refresh(State(app): App, ApiJson(body): ApiJson<RefreshBody>) -> Result<TokenReply, ApiError> {
-    Ok(TokenReply(app.sessions.refresh(&body.refresh_token, FIRST_PARTY_CLIENT).await?))
+    Ok(TokenReply(
+        app.sessions
+            .refresh(&body.refresh_token, FIRST_PARTY_CLIENT)
+            .await?,
+    ))
 }
 
 pub async fn logout(
@@ -122,12 +129,15 @@ pub async fn delete_me(
     Bearer(claims): Bearer,
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> Result<StatusCode, ApiError> {
-    app.accounts.delete(&claims.sub, &body.password).await.map_err(|e| match e {
-        AccountError::InvalidCredentials => {
-            ApiError::new(StatusCode::FORBIDDEN, "invalid_password", "the password is wrong")
-        }
-        other => other.into(),
-    })?;
+    app.accounts
+        .delete(&claims.sub, &body.password)
+        .await
+        .map_err(|e| match e {
+            AccountError::InvalidCredentials => {
+                ApiError::new(StatusCode::FORBIDDEN, "invalid_password", "the password is wrong")
+            }
+            other => other.into(),
+        })?;
     tracing::info!(target: "audit", event = "user_deleted", user_id = %claims.sub);
     Ok(StatusCode::NO_CONTENT)
 }

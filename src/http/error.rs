@@ -56,18 +56,34 @@ impl ApiError {
         };
         Self {
             challenge: Some(challenge),
-            ..Self::new(StatusCode::UNAUTHORIZED, if token_sent { "invalid_token" } else { "unauthorized" }, message)
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                if token_sent {
+                    "invalid_token"
+                } else {
+                    "unauthorized"
+                },
+                message,
+            )
         }
     }
 
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error",
+        )
     }
 
     pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "dependency unavailable");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the service is temporarily unavailable")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the service is temporarily unavailable",
+        )
     }
 }
 

@@ -35,8 +35,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 "expected Content-Type: application/json",
             ));
         }
-        let body = Bytes::from_request(req, state).await.map_err(|e| too_large_or_bad(e.status()))?;
-        let malformed = || ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "the body is not valid JSON");
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| too_large_or_bad(e.status()))?;
+        let malformed = || {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                "the body is not valid JSON",
+            )
+        };
         let de = &mut serde_json::Deserializer::from_slice(&body);
         let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
             if !e.inner().is_data() {
@@ -57,9 +65,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
 fn too_large_or_bad(status: StatusCode) -> ApiError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is too large")
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the request body is too large",
+        )
     } else {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "the request body could not be read")
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request body could not be read",
+        )
     }
 }
 

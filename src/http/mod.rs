@@ -28,7 +28,10 @@ pub fn router(app: Arc<AppState>) -> Router {
     let routes = Router::new()
         .route("/.well-known/jwks.json", get(wellknown::jwks))
         .route("/.well-known/openid-configuration", get(wellknown::discovery))
-        .route("/.well-known/oauth-authorization-server", get(wellknown::discovery))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(wellknown::discovery),
+        )
         .route("/healthz", get(wellknown::healthz))
         .route("/readyz", get(wellknown::readyz))
         .route("/oauth2/token", post(oauth::token))
@@ -41,7 +44,11 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/v1/users/me", get(api::me).delete(api::delete_me))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed here",
+            )
         })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes));
     let layers = ServiceBuilder::new()

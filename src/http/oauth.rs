@@ -19,15 +19,20 @@ pub async fn token(
     OAuthForm(params): OAuthForm,
 ) -> Result<TokenReply, OAuthError> {
     let basic = match headers.get(header::AUTHORIZATION) {
-        Some(value) => Some(parse_basic_credentials(
-            value.to_str().map_err(|_| OAuthError::InvalidClient("malformed Authorization header".into()))?,
-        )?),
+        Some(value) => Some(parse_basic_credentials(value.to_str().map_err(|_| {
+            OAuthError::InvalidClient("malformed Authorization header".into())
+        })?)?),
         None => None,
     };
-    crate::oauth::token(&app.sessions, &params, basic).await.map(TokenReply)
+    crate::oauth::token(&app.sessions, &params, basic)
+        .await
+        .map(TokenReply)
 }
 
-pub async fn userinfo(State(app): State<Arc<AppState>>, Bearer(claims): Bearer) -> Result<Json<Value>, ApiError> {
+pub async fn userinfo(
+    State(app): State<Arc<AppState>>,
+    Bearer(claims): Bearer,
+) -> Result<Json<Value>, ApiError> {
     let user = current_user(&app, &claims.sub).await?;
     Ok(Json(json!({ "sub": user.id, "email": user.email })))
 }

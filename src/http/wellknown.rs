@@ -42,7 +42,10 @@ pub async fn discovery(State(app): State<Arc<AppState>>) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
         ],
         app.discovery.clone(),
     )
@@ -68,7 +71,11 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
         "missing"
     };
     let ready = database == "ok" && signing_key == "ok";
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "database": database,

@@ -39,7 +39,11 @@ impl KeySet {
             }
             if key.state() == KeyState::Active {
                 if let Some(other) = active.insert(key.alg(), key.clone()) {
-                    return Err(KeyError::TwoActive(key.alg(), other.kid().to_owned(), key.kid().to_owned()));
+                    return Err(KeyError::TwoActive(
+                        key.alg(),
+                        other.kid().to_owned(),
+                        key.kid().to_owned(),
+                    ));
                 }
             }
             published.push(key.public_jwk().clone());
@@ -69,12 +73,9 @@ impl KeySet {
         &self.jwks
     }
 
-    pub fn len(&self) -> usize {
+    /// How many keys the JWKS publishes.
+    pub fn key_count(&self) -> usize {
         self.by_kid.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_kid.is_empty()
     }
 }
 
@@ -110,7 +111,10 @@ mod tests {
         }
         assert!(set.active(Alg::Rs256).is_some());
         assert!(set.active(Alg::EdDsa).is_none());
-        assert!(set.verifying_key(&doc.keys[1].kid).is_none(), "pending keys sign nothing");
+        assert!(
+            set.verifying_key(&doc.keys[1].kid).is_none(),
+            "pending keys sign nothing"
+        );
         assert!(set.verifying_key(&doc.keys[2].kid).is_some());
     }
 
@@ -118,17 +122,30 @@ mod tests {
     fn refuses_two_active_keys_duplicates_and_wrong_kid() {
         let a = record(Alg::EdDsa, KeyState::Active);
         let b = record(Alg::EdDsa, KeyState::Active);
-        let two = KeysetDocument { keys: vec![a.clone(), b] };
-        assert!(matches!(KeySet::from_document(&two), Err(KeyError::TwoActive(Alg::EdDsa, _, _))));
-        let dup = KeysetDocument { keys: vec![a.clone(), a.clone()] };
-        assert!(matches!(KeySet::from_document(&dup), Err(KeyError::DuplicateKid(_))));
+        let two = KeysetDocument {
+            keys: vec![a.clone(), b],
+        };
+        assert!(matches!(
+            KeySet::from_document(&two),
+            Err(KeyError::TwoActive(Alg::EdDsa, _, _))
+        ));
+        let dup = KeysetDocument {
+            keys: vec![a.clone(), a.clone()],
+        };
+        assert!(matches!(
+            KeySet::from_document(&dup),
+            Err(KeyError::DuplicateKid(_))
+        ));
         let mut wrong = a.clone();
         wrong.kid = "not-the-thumbprint".into();
         let err = KeySet::from_document(&KeysetDocument { keys: vec![wrong] }).expect_err("mismatch");
         assert!(err.to_string().contains("not-the-thumbprint"));
         let mut mislabeled = a;
         mislabeled.alg = Alg::Rs256;
-        assert!(KeySet::from_document(&KeysetDocument { keys: vec![mislabeled] }).is_err());
+        assert!(KeySet::from_document(&KeysetDocument {
+            keys: vec![mislabeled]
+        })
+        .is_err());
     }
 
     #[test]
@@ -139,6 +156,6 @@ mod tests {
         let mut rec = record(Alg::Rs256, KeyState::Active);
         rec.private_key_pem = crate::keys::PrivateKeyPem::new(pem.to_string());
         let err = KeySet::from_document(&KeysetDocument { keys: vec![rec] }).expect_err("weak");
-        assert!(err.to_string().contains("1024 bits"), "{err}");
+        assert!(err.to_string().contains("weaker than 2048 bits"), "{err}");
     }
 }

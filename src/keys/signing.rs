@@ -7,7 +7,6 @@ use base64::Engine as _;
 use jsonwebtoken::DecodingKey;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 
 use super::{Alg, KeyError, KeyRecord, KeyState};
 
@@ -22,7 +21,6 @@ pub struct SigningKey {
     kid: String,
     alg: Alg,
     state: KeyState,
-    retired_at: Option<OffsetDateTime>,
     pair: KeyPair,
     public_jwk: Value,
     /// base64url of `{"alg","kid","typ":"at+jwt"}`: the same for every token this key signs.
@@ -76,11 +74,14 @@ pub fn thumbprint_of(alg: Alg, pem: &str) -> Result<String, KeyError> {
 
 fn parse(alg: Alg, pem: &str, kid: &str) -> Result<ParsedKey, KeyError> {
     let der = pkcs8_der(kid, pem)?;
-    let unusable = |e: jsonwebtoken::errors::Error| KeyError::invalid(kid, format!("public key unusable: {e}"));
+    let unusable =
+        |e: jsonwebtoken::errors::Error| KeyError::invalid(kid, format!("public key unusable: {e}"));
     match alg {
         Alg::Rs256 => {
-            let pair = RsaKeyPair::from_pkcs8(der.as_bytes())
-                .map_err(|e| KeyError::invalid(kid, format!("not an RSA PKCS#8 key ({e})")))?;
+            let pair = RsaKeyPair::from_pkcs8(der.as_bytes()).map_err(|e| match e.description_() {
+                "TooSmall" => KeyError::invalid(kid, format!("RSA key is weaker than {MIN_RSA_BITS} bits")),
+                _ => KeyError::invalid(kid, format!("not an RSA PKCS#8 key ({e})")),
+            })?;
             let public = pair.public_key();
             let n = public.modulus().big_endian_without_leading_zero().to_vec();
             let e = public.exponent().big_endian_without_leading_zero().to_vec();
@@ -121,7 +122,10 @@ impl SigningKey {
         if parsed.thumbprint != *kid {
             return Err(KeyError::invalid(
                 kid,
-                format!("kid does not match the key's RFC 7638 thumbprint {}", parsed.thumbprint),
+                format!(
+                    "kid does not match the key's RFC 7638 thumbprint {}",
+                    parsed.thumbprint
+                ),
             ));
         }
         let mut public_jwk = parsed.jwk;
@@ -133,7 +137,6 @@ impl SigningKey {
             kid: kid.clone(),
             alg: record.alg,
             state: record.state,
-            retired_at: record.retired_at,
             pair: parsed.pair,
             public_jwk,
             encoded_header: B64.encode(header.to_string()),
@@ -153,10 +156,6 @@ impl SigningKey {
         self.state
     }
 
-    pub fn retired_at(&self) -> Option<OffsetDateTime> {
-        self.retired_at
-    }
-
     pub fn public_jwk(&self) -> &Value {
         &self.public_jwk
     }
@@ -174,8 +173,13 @@ impl SigningKey {
         let signature = match &self.pair {
             KeyPair::Rsa(pair) => {
                 let mut sig = vec![0; pair.public_modulus_len()];
-                pair.sign(&signature::RSA_PKCS1_SHA256, &SystemRandom::new(), token.as_bytes(), &mut sig)
-                    .map_err(|_| KeyError::Sign)?;
+                pair.sign(
+                    &signature::RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    token.as_bytes(),
+                    &mut sig,
+                )
+                .map_err(|_| KeyError::Sign)?;
                 sig
             }
             KeyPair::Ed25519(pair) => pair.sign(token.as_bytes()).as_ref().to_vec(),

@@ -105,7 +105,9 @@ fn read_private_file(path: &Path) -> Result<Option<Vec<u8>>, String> {
             path.display()
         ));
     }
-    std::fs::read(path).map(Some).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::read(path)
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Replaces `dir/name` atomically (temp file, fsync, rename) with a file only the owner can read.
@@ -136,27 +138,52 @@ mod tests {
     #[tokio::test]
     async fn development_generates_once_and_production_never() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let source = KeySource::File { dir: dir.path().join("keys") };
-        let err = source.load_for_serving(Mode::Production, Alg::Rs256).await.expect_err("no key");
+        let source = KeySource::File {
+            dir: dir.path().join("keys"),
+        };
+        let err = source
+            .load_for_serving(Mode::Production, Alg::Rs256)
+            .await
+            .expect_err("no key");
         assert!(err.to_string().contains("no active RS256 key"), "{err}");
         assert!(!dir.path().join("keys/keyset.json").exists());
 
-        let first = source.load_for_serving(Mode::Development, Alg::EdDsa).await.expect("generated");
+        let first = source
+            .load_for_serving(Mode::Development, Alg::EdDsa)
+            .await
+            .expect("generated");
         let kid = first.active(Alg::EdDsa).expect("active").kid().to_owned();
-        let again = source.load_for_serving(Mode::Development, Alg::EdDsa).await.expect("loaded");
+        let again = source
+            .load_for_serving(Mode::Development, Alg::EdDsa)
+            .await
+            .expect("loaded");
         assert_eq!(again.active(Alg::EdDsa).expect("active").kid(), kid);
-        let mode = std::fs::metadata(dir.path().join("keys/keyset.json")).expect("file").permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("keys/keyset.json"))
+            .expect("file")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
 
-        let err = source.load_for_serving(Mode::Development, Alg::Rs256).await.expect_err("no RS256");
-        assert!(err.to_string().contains("RS256") && err.to_string().contains("file:"), "{err}");
+        let err = source
+            .load_for_serving(Mode::Development, Alg::Rs256)
+            .await
+            .expect_err("no RS256");
+        assert!(
+            err.to_string().contains("RS256") && err.to_string().contains("file:"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
     async fn refuses_a_keyset_readable_by_others() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let source = KeySource::File { dir: dir.path().to_owned() };
-        source.load_for_serving(Mode::Development, Alg::EdDsa).await.expect("generated");
+        let source = KeySource::File {
+            dir: dir.path().to_owned(),
+        };
+        source
+            .load_for_serving(Mode::Development, Alg::EdDsa)
+            .await
+            .expect("generated");
         let path = dir.path().join("keyset.json");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let err = source.load().await.expect_err("must refuse");

@@ -19,7 +19,9 @@ impl FormParams {
                 continue;
             }
             if params.insert(name.to_string(), value.into_owned()).is_some() {
-                return Err(OAuthError::InvalidRequest(format!("parameter {name} is repeated")));
+                return Err(OAuthError::InvalidRequest(format!(
+                    "parameter {name} is repeated"
+                )));
             }
         }
         Ok(Self(params))
@@ -46,7 +48,9 @@ pub fn parse_basic_credentials(header: &str) -> Result<BasicCredentials, OAuthEr
     let bad = || OAuthError::InvalidClient("malformed Basic credentials".into());
     let (scheme, encoded) = header.trim().split_once(' ').ok_or_else(bad)?;
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::InvalidClient("client authentication must use Basic".into()));
+        return Err(OAuthError::InvalidClient(
+            "client authentication must use Basic".into(),
+        ));
     }
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;

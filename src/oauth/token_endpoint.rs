@@ -19,7 +19,10 @@ pub async fn token(
                     "the first-party client has no scopes to narrow".into(),
                 ));
             }
-            sessions.refresh(refresh_token, client_id).await.map_err(session_error)
+            sessions
+                .refresh(refresh_token, client_id)
+                .await
+                .map_err(session_error)
         }
         other => Err(OAuthError::UnsupportedGrantType(format!(
             "grant_type {other} is not supported"
@@ -44,7 +47,9 @@ fn session_error(e: SessionError) -> OAuthError {
         SessionError::Refresh(RefreshError::Invalid | RefreshError::Reused { .. }) => {
             OAuthError::InvalidGrant("refresh token is invalid, expired or revoked".into())
         }
-        SessionError::Refresh(RefreshError::Store(StoreError::Unavailable(e))) => OAuthError::Unavailable(e.to_string()),
+        SessionError::Refresh(RefreshError::Store(StoreError::Unavailable(e))) => {
+            OAuthError::Unavailable(e.to_string())
+        }
         other => OAuthError::Server(other.to_string()),
     }
 }

@@ -32,9 +32,10 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-                StoreError::Unavailable(e)
-            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(e),
             _ => StoreError::Database(e),
         }
     }
@@ -50,7 +51,11 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
-        let url = if sqlite { prepare_sqlite(url)? } else { url.to_owned() };
+        let url = if sqlite {
+            prepare_sqlite(url)?
+        } else {
+            url.to_owned()
+        };
         let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 8 } else { 16 })
@@ -58,9 +63,10 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
-                        // WAL lets readers run beside the one writer; wait for the write lock
-                        // instead of failing; enforce the schema's foreign keys.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
+                        // WAL lets readers run beside the one writer (NORMAL sync is safe with
+                        // WAL: a power cut may lose the last commits, never corrupts); wait for
+                        // the write lock instead of failing; enforce the schema's foreign keys.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
                             .await?;
                     }
                     Ok(())

@@ -107,22 +107,24 @@ impl Store {
 
     /// Ends one session; false if it was already ended.
     pub async fn revoke_family(&self, family_id: &str, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE refresh_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(family_id)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE refresh_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(family_id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Ends every session of a user; returns how many were open.
     pub async fn revoke_user_families(&self, user_id: &str, now: i64) -> Result<u64, StoreError> {
-        let done =
-            sqlx::query("UPDATE refresh_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(user_id)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE refresh_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 }
@@ -134,12 +136,14 @@ async fn insert_token(
     now: i64,
     expires_at: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(token_hash)
-        .bind(family_id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token_hash)
+    .bind(family_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

@@ -56,11 +56,12 @@ pub struct AccessTokens {
 
 impl AccessTokens {
     pub fn new(issuer: String, ttl: Duration, alg: Alg, keys: Arc<ArcSwap<KeySet>>) -> Self {
-        Self { issuer, ttl, alg, keys }
-    }
-
-    pub fn issuer(&self) -> &str {
-        &self.issuer
+        Self {
+            issuer,
+            ttl,
+            alg,
+            keys,
+        }
     }
 
     pub async fn issue(&self, grant: AccessGrant) -> Result<IssuedAccessToken, TokenError> {
@@ -83,7 +84,8 @@ impl AccessTokens {
             client_id: grant.client_id,
             scope: grant.scope,
         };
-        let payload = serde_json::to_vec(&claims).map_err(|_| TokenError::Invalid("unserialisable claims"))?;
+        let payload =
+            serde_json::to_vec(&claims).map_err(|_| TokenError::Invalid("unserialisable claims"))?;
         let token = if key.is_slow() {
             tokio::task::spawn_blocking(move || key.sign_jws(&payload))
                 .await
@@ -91,7 +93,11 @@ impl AccessTokens {
         } else {
             key.sign_jws(&payload)?
         };
-        Ok(IssuedAccessToken { token, expires_in, claims })
+        Ok(IssuedAccessToken {
+            token,
+            expires_in,
+            claims,
+        })
     }
 
     /// Checks signature, `typ`, `iss`, `aud`, `exp` and `iat` of a presented access token.
@@ -99,11 +105,11 @@ impl AccessTokens {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Invalid("token too large"));
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid("malformed JWT header"))?;
-        let typ_ok = header
-            .typ
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid("malformed JWT header"))?;
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        });
         if !typ_ok {
             return Err(TokenError::Invalid("typ is not at+jwt"));
         }
@@ -112,7 +118,9 @@ impl AccessTokens {
         }
         let kid = header.kid.as_deref().ok_or(TokenError::Invalid("no kid"))?;
         let keys = self.keys.load();
-        let key = keys.verifying_key(kid).ok_or(TokenError::Invalid("unknown kid"))?;
+        let key = keys
+            .verifying_key(kid)
+            .ok_or(TokenError::Invalid("unknown kid"))?;
         let alg = key.alg().jsonwebtoken();
         if header.alg != alg {
             return Err(TokenError::Invalid("alg does not match the key"));

@@ -78,7 +78,12 @@ impl RefreshTokens {
     }
 
     /// Starts a new family for a login and returns its first token.
-    pub async fn start(&self, user_id: &str, client_id: &str, scope: Option<&str>) -> Result<RefreshSecret, StoreError> {
+    pub async fn start(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: Option<&str>,
+    ) -> Result<RefreshSecret, StoreError> {
         let secret = RefreshSecret::generate();
         let family_id = uuid::Uuid::new_v4().to_string();
         let now = now();
@@ -89,7 +94,12 @@ impl RefreshTokens {
             scope,
         };
         self.store
-            .insert_family(family, &token_hash(secret.expose()), now, now + self.ttl.as_secs() as i64)
+            .insert_family(
+                family,
+                &token_hash(secret.expose()),
+                now,
+                now + self.ttl.as_secs() as i64,
+            )
             .await?;
         Ok(secret)
     }
@@ -97,7 +107,11 @@ impl RefreshTokens {
     /// Exchanges a refresh token of `client_id` for its successor.
     pub async fn rotate(&self, presented: &str, client_id: &str) -> Result<Rotated, RefreshError> {
         let hash = token_hash(presented);
-        let record = self.store.refresh_token(&hash).await?.ok_or(RefreshError::Invalid)?;
+        let record = self
+            .store
+            .refresh_token(&hash)
+            .await?
+            .ok_or(RefreshError::Invalid)?;
         let now = now();
         if record.client_id != client_id
             || record.family_revoked_at.is_some()
@@ -111,12 +125,20 @@ impl RefreshTokens {
         let won = record.used_at.is_none()
             && self
                 .store
-                .rotate_refresh_token(&hash, &token_hash(secret.expose()), &record.family_id, now, expires_at)
+                .rotate_refresh_token(
+                    &hash,
+                    &token_hash(secret.expose()),
+                    &record.family_id,
+                    now,
+                    expires_at,
+                )
                 .await?;
         if !won {
             // Used before (or concurrently): whoever holds the family's newest token may be
             // an attacker, so the whole session ends.
             self.store.revoke_family(&record.family_id, now).await?;
+            tracing::warn!(target: "audit", event = "refresh_reuse_detected", family_id = %record.family_id,
+                user_id = %record.user_id, "refresh token reused; its session is revoked");
             return Err(RefreshError::Reused {
                 family_id: record.family_id,
                 user_id: record.user_id,

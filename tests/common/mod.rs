@@ -36,8 +36,12 @@ pub async fn fresh_database(dir: &TempDir) -> String {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(admin) if admin.starts_with("postgres") => {
             let name = format!("ti_{}", uuid::Uuid::new_v4().simple());
-            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to TEST_DATABASE_URL");
-            conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create database");
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("connect to TEST_DATABASE_URL");
+            conn.execute(format!("CREATE DATABASE {name}").as_str())
+                .await
+                .expect("create database");
             let (server, _) = admin.rsplit_once('/').expect("database URL ends in /DB");
             format!("{server}/{name}")
         }
@@ -90,26 +94,51 @@ impl TestServer {
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(&body).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.client.post(self.url(path)).form(form).send().await.expect("request")
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get_bearer(&self, path: &str, token: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn register(&self, email: &str) -> Value {
-        let resp = self.post_json("/api/v1/auth/register", json!({"email": email, "password": PASSWORD})).await;
+        let resp = self
+            .post_json(
+                "/api/v1/auth/register",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
         assert_eq!(resp.status(), 201, "register {email}");
         resp.json().await.expect("json")
     }
 
     /// Registers (if needed) and logs in; returns the token response.
     pub async fn login(&self, email: &str) -> Value {
-        let resp = self.post_json("/api/v1/auth/login", json!({"email": email, "password": PASSWORD})).await;
+        let resp = self
+            .post_json(
+                "/api/v1/auth/login",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
         assert_eq!(resp.status(), 200, "login {email}");
         resp.json().await.expect("json")
     }
@@ -119,12 +148,22 @@ impl TestServer {
         let tokens = self.login(email).await;
         (
             tokens["access_token"].as_str().expect("access_token").to_owned(),
-            tokens["refresh_token"].as_str().expect("refresh_token").to_owned(),
+            tokens["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
         )
     }
 
     pub async fn jwks(&self) -> Value {
-        self.client.get(self.url("/.well-known/jwks.json")).send().await.expect("jwks").json().await.expect("json")
+        self.client
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .expect("jwks")
+            .json()
+            .await
+            .expect("json")
     }
 
     /// The private key document the server signs with (tests forge tokens with it).
@@ -138,6 +177,8 @@ impl TestServer {
 pub fn segment(token: &str, index: usize) -> Value {
     use base64::Engine as _;
     let part = token.split('.').nth(index).expect("segment");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url");
     serde_json::from_slice(&bytes).expect("json")
 }

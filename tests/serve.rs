@@ -1,0 +1,145 @@
+//! The real binary: `serve` on defaults in a fresh directory, JSON logs that never carry a
+//! secret, and a graceful stop on SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "violet tractor melts quietly";
+
+#[tokio::test]
+async fn serves_on_defaults_logs_no_secrets_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log_path = dir.path().join("issuer.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_token-issuer"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("ISSUER_BIND", format!("127.0.0.1:{port}"))
+        .env("ISSUER_URL", &base)
+        .env("ISSUER_LOG_FORMAT", "json")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).expect("log file"))
+        .spawn()
+        .expect("start token-issuer");
+
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..300 {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        up,
+        "server did not become ready: {}",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
+    assert!(
+        dir.path().join("data/token-issuer.db").exists(),
+        "SQLite database created under ./data"
+    );
+    assert!(
+        dir.path().join("keys/keyset.json").exists(),
+        "key generated under ./keys"
+    );
+
+    let post = |path: &str, body: Value| client.post(format!("{base}{path}")).json(&body).send();
+    let creds = json!({"email": "nina@example.com", "password": PASSWORD});
+    assert_eq!(
+        post("/api/v1/auth/register", creds.clone())
+            .await
+            .expect("register")
+            .status(),
+        201
+    );
+    let wrong = json!({"email": "nina@example.com", "password": "wrong horse battery staple"});
+    assert_eq!(
+        post("/api/v1/auth/login", wrong).await.expect("login").status(),
+        401
+    );
+    let tokens: Value = post("/api/v1/auth/login", creds)
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let refresh = tokens["refresh_token"].as_str().expect("refresh").to_owned();
+    let rotated: Value = post("/api/v1/auth/refresh", json!({"refresh_token": refresh}))
+        .await
+        .expect("refresh")
+        .json()
+        .await
+        .expect("json");
+    let reuse = post("/api/v1/auth/refresh", json!({"refresh_token": refresh}))
+        .await
+        .expect("reuse");
+    assert_eq!(reuse.status(), 401);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(code) = child.try_wait().expect("wait") {
+            exited = Some(code);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = exited.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("no exit within 10 s of SIGTERM")
+    });
+    assert!(code.success(), "graceful stop exits 0, got {code}");
+
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    let keyset = std::fs::read_to_string(dir.path().join("keys/keyset.json")).expect("keyset");
+    let pem_body: String = keyset.split("\\n").nth(1).expect("pem line").to_owned();
+    let secrets = [
+        PASSWORD,
+        "wrong horse battery staple",
+        &refresh,
+        rotated["refresh_token"].as_str().expect("rt"),
+        tokens["access_token"].as_str().expect("at"),
+        rotated["access_token"].as_str().expect("at"),
+        "PRIVATE KEY",
+        &pem_body,
+    ];
+    for secret in secrets {
+        assert!(
+            !log.contains(secret),
+            "a secret reached the log: {}…",
+            &secret[..secret.len().min(12)]
+        );
+    }
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every log line is JSON"))
+        .collect();
+    let events: Vec<&str> = lines.iter().filter_map(|l| l["event"].as_str()).collect();
+    for expected in ["user_registered", "login_failed", "login_succeeded"] {
+        assert!(events.contains(&expected), "{expected} missing from {events:?}");
+    }
+    assert!(log.contains("reuse"), "reuse detection is logged");
+    assert!(
+        lines.iter().any(|l| l["span"]["request_id"].is_string()),
+        "request ids in the log"
+    );
+}
