@@ -16,9 +16,9 @@ use crate::tokens::{AccessTokens, RefreshTokens};
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("database: {0}")]
+    #[error("ISSUER_DATABASE_URL: {0}")]
     Store(#[from] StoreError),
-    #[error("keys: {0}")]
+    #[error("ISSUER_KEY_SOURCE: {0}")]
     Keys(#[from] KeyError),
     #[error("accounts: {0}")]
     Accounts(#[from] AccountError),

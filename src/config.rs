@@ -244,6 +244,9 @@ impl Settings {
         if access_token_ttl > Duration::from_secs(24 * 3600) {
             return Err(invalid("ISSUER_ACCESS_TOKEN_TTL", "must be at most 24h"));
         }
+        if refresh_token_ttl > Duration::from_secs(365 * 86_400) {
+            return Err(invalid("ISSUER_REFRESH_TOKEN_TTL", "must be at most 365d"));
+        }
         if refresh_token_ttl <= access_token_ttl {
             return Err(invalid(
                 "ISSUER_REFRESH_TOKEN_TTL",
@@ -329,10 +332,6 @@ impl Settings {
         })
     }
 
-    pub fn is_production(&self) -> bool {
-        self.mode == Mode::Production
-    }
-
     pub fn issuer_is_https(&self) -> bool {
         self.url.starts_with("https://")
     }
@@ -408,7 +407,11 @@ fn parse_or<T: std::str::FromStr>(
 }
 
 fn validate_issuer_url(url: &str, production: bool) -> Result<String, ConfigError> {
-    let url = url.trim().trim_end_matches('/').to_owned();
+    let url = url.trim().to_owned();
+    if url.ends_with('/') {
+        // `iss` must equal the configured URL exactly; refuse rather than silently change it.
+        return Err(invalid("ISSUER_URL", format!("must not end with a slash: {url}")));
+    }
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
@@ -496,17 +499,28 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// Masks the password of a database URL, in its user info or as a `password=` parameter.
 pub fn mask_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_owned(),
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((userinfo, host)) if userinfo.contains(':') => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            _ => base.to_owned(),
         },
-        None => url.to_owned(),
-    }
+        None => base.to_owned(),
+    };
+    let Some(query) = query else { return base };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
 }
 
 #[cfg(test)]
@@ -558,7 +572,7 @@ mod tests {
     #[test]
     fn production_with_everything_explicit_is_accepted() {
         let s = Settings::from_values(prod()).expect("valid production settings");
-        assert!(s.is_production());
+        assert_eq!(s.mode, Mode::Production);
         assert!(s.issuer_is_https());
     }
 
@@ -588,6 +602,8 @@ mod tests {
         .starts_with("ISSUER_KEY_PUBLICATION_PERIOD:"));
         assert!(refusal(vec![("ISSUER_PASSWORD_MIN_LENGTH", "4")]).starts_with("ISSUER_PASSWORD_MIN_LENGTH:"));
         assert!(refusal(vec![("ISSUER_TYPO", "1")]).contains("ISSUER_TYPO"));
+        assert!(refusal(vec![("ISSUER_URL", "http://127.0.0.1:8080/")]).starts_with("ISSUER_URL:"));
+        assert!(refusal(vec![("ISSUER_REFRESH_TOKEN_TTL", "400d")]).starts_with("ISSUER_REFRESH_TOKEN_TTL:"));
     }
 
     #[test]
@@ -628,6 +644,14 @@ mod tests {
         assert_eq!(
             mask_url_password("postgres://u:secret@h/db"),
             "postgres://u:***@h/db"
+        );
+        assert_eq!(
+            mask_url_password("postgres://h/db?user=u&password=secret&sslmode=require"),
+            "postgres://h/db?user=u&password=***&sslmode=require"
+        );
+        assert_eq!(
+            mask_url_password("sqlite://data/x.db?mode=rwc"),
+            "sqlite://data/x.db?mode=rwc"
         );
         let s = Settings::from_values(prod()).expect("valid");
         let shown = s

@@ -221,6 +221,13 @@ async fn bad_requests_get_clear_4xx_json_errors() {
         let body: Value = resp.json().await.expect("json error body");
         assert_eq!(body["error"], code);
     }
+    let not_an_object: Value = send(b"123".to_vec(), "application/json")
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(not_an_object["field"], "body");
     let missing: Value = send(b"{\"email\":\"a@example.com\"}".to_vec(), "application/json")
         .await
         .expect("req")

@@ -190,4 +190,9 @@ async fn forged_and_invalid_tokens_are_refused() {
         .await
         .expect("req");
     assert_eq!(basic.status(), 401);
+    let challenge = basic.headers()["www-authenticate"].to_str().expect("ascii");
+    assert!(
+        challenge.starts_with("Bearer") && !challenge.contains("error="),
+        "no bearer token was sent: {challenge}"
+    );
 }

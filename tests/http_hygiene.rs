@@ -140,3 +140,33 @@ async fn health_and_readiness() {
         "no internals: {body}"
     );
 }
+
+#[tokio::test]
+async fn a_request_that_stalls_is_ended_with_a_json_503() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let s = start_with(&[("ISSUER_REQUEST_TIMEOUT", "1s")]).await;
+    let addr = s.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    // Promise a body and never send it.
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.expect("read");
+            response.extend_from_slice(&buf[..n]);
+            if n == 0 || response.windows(4).any(|w| w == b"\r\n\r\n") && response.ends_with(b"}") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer to a stalled request");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("\"error\":\"timeout\""), "{text}");
+    assert!(text.to_lowercase().contains("x-request-id"), "{text}");
+}

@@ -412,7 +412,34 @@ async fn token_endpoint_speaks_rfc6749_errors() {
         .await
         .expect("req");
     expect(401, "invalid_client")(basic).await;
-    // None of the failures above used up the token.
+    let other_id = s
+        .client
+        .post(&url)
+        .basic_auth("first-party", Some(""))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", "x"),
+        ])
+        .send()
+        .await
+        .expect("req");
+    expect(400, "invalid_request")(other_id).await;
+    // None of the failures above used up the token; the public client may also come as
+    // `Basic base64("first-party:")`, as some client libraries send it.
+    let ok = s
+        .client
+        .post(&url)
+        .basic_auth("first-party", Some(""))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(ok.status(), 200);
+    let refresh = ok.json::<Value>().await.expect("json")["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_owned();
     let ok = s
         .post_form(
             "/oauth2/token",

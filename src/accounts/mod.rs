@@ -25,9 +25,13 @@ pub enum AccountError {
     /// Unknown email or wrong password: deliberately indistinguishable.
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// The password given to confirm an action on one's own account is wrong.
+    #[error("the password is wrong")]
+    WrongPassword,
     #[error("this account is disabled")]
     Disabled,
-    #[error("no such user")]
+    /// No such user, or a disabled one: a token naming them no longer counts.
+    #[error("no such active user")]
     NotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -124,12 +128,12 @@ impl Accounts {
         Ok(record.into())
     }
 
+    /// An active user by id.
     pub async fn find(&self, id: &str) -> Result<User, AccountError> {
-        let record = self.store.user_by_id(id).await?.ok_or(AccountError::NotFound)?;
-        if record.disabled_at.is_some() {
-            return Err(AccountError::Disabled);
+        match self.store.user_by_id(id).await? {
+            Some(record) if record.disabled_at.is_none() => Ok(record.into()),
+            _ => Err(AccountError::NotFound),
         }
-        Ok(record.into())
     }
 
     /// Erases a user, their sessions and refresh tokens, after checking the password.
@@ -140,7 +144,7 @@ impl Accounts {
             .verify(Password::new(password), Some(record.password_hash))
             .await?;
         if !verified.matches {
-            return Err(AccountError::InvalidCredentials);
+            return Err(AccountError::WrongPassword);
         }
         self.store.delete_user(id).await?;
         Ok(())

@@ -1,7 +1,10 @@
 //! Password hashing with argon2id, run on blocking threads so it never stalls the runtime.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use std::sync::Arc;
+
 use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use unicode_normalization::UnicodeNormalization as _;
 use zeroize::Zeroizing;
 
@@ -42,6 +45,9 @@ pub struct Verification {
 pub struct Passwords {
     argon2: Argon2<'static>,
     params: Params,
+    /// Bounds concurrent hashing (each takes `m` KiB): a login flood queues here instead of
+    /// exhausting memory; a request that times out while queued starts no hash at all.
+    permits: Arc<Semaphore>,
     /// Verified against when the email is unknown, so both cases cost the same.
     dummy_hash: String,
 }
@@ -50,9 +56,11 @@ impl Passwords {
     pub async fn new(settings: Argon2Settings) -> Result<Self, AccountError> {
         let params = argon2_params(settings).map_err(|e| AccountError::Internal(e.to_string()))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut passwords = Self {
             argon2,
             params,
+            permits: Arc::new(Semaphore::new(cores * 2)),
             dummy_hash: String::new(),
         };
         passwords.dummy_hash = passwords
@@ -61,9 +69,19 @@ impl Passwords {
         Ok(passwords)
     }
 
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, AccountError> {
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| AccountError::Internal(e.to_string()))
+    }
+
     pub async fn hash(&self, password: Password) -> Result<String, AccountError> {
         let argon2 = self.argon2.clone();
+        let permit = self.permit().await?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let salt = SaltString::generate(&mut rand::rngs::OsRng);
             argon2
                 .hash_password(password.expose().as_bytes(), &salt)
@@ -84,7 +102,9 @@ impl Passwords {
         let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
         let argon2 = self.argon2.clone();
         let params = self.params.clone();
+        let permit = self.permit().await?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let hash = PasswordHash::new(&stored)
                 .map_err(|e| AccountError::Internal(format!("stored hash: {e}")))?;
             let matches = argon2

@@ -1,5 +1,6 @@
 //! Sessions: a login opens a refresh family; refreshing rotates it; logout ends it.
 
+use crate::store::StoreError;
 use crate::tokens::{
     AccessGrant, AccessTokens, RefreshError, RefreshTokens, TokenError, TokenResponse, FIRST_PARTY_CLIENT,
 };
@@ -10,12 +11,8 @@ pub enum SessionError {
     Refresh(#[from] RefreshError),
     #[error(transparent)]
     Token(#[from] TokenError),
-}
-
-impl From<crate::store::StoreError> for SessionError {
-    fn from(e: crate::store::StoreError) -> Self {
-        SessionError::Refresh(RefreshError::Store(e))
-    }
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 #[derive(Clone)]
@@ -37,8 +34,9 @@ impl Sessions {
 
     /// Opens a first-party session for a user who has just proved their password.
     pub async fn open(&self, user_id: &str) -> Result<TokenResponse, SessionError> {
-        let refresh = self.refresh.start(user_id, FIRST_PARTY_CLIENT, None).await?;
+        // Sign first: without a signing key no session row is left behind.
         let access = self.issue(user_id, FIRST_PARTY_CLIENT, None).await?;
+        let refresh = self.refresh.start(user_id, FIRST_PARTY_CLIENT, None).await?;
         Ok(TokenResponse {
             refresh_token: Some(refresh),
             ..access

@@ -80,8 +80,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // One line, through the configured log format.
             tracing::error!("{e}");
-            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

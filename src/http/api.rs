@@ -113,15 +113,7 @@ pub async fn logout_all(State(app): App, Bearer(claims): Bearer) -> Result<Statu
 }
 
 pub async fn me(State(app): App, Bearer(claims): Bearer) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(current_user(&app, &claims.sub).await?.into()))
-}
-
-/// The user a valid token names; gone or disabled users make the token count as invalid.
-pub async fn current_user(app: &AppState, user_id: &str) -> Result<User, ApiError> {
-    app.accounts.find(user_id).await.map_err(|e| match e {
-        AccountError::NotFound | AccountError::Disabled => ApiError::bearer(true),
-        other => other.into(),
-    })
+    Ok(Json(app.accounts.find(&claims.sub).await?.into()))
 }
 
 pub async fn delete_me(
@@ -129,15 +121,7 @@ pub async fn delete_me(
     Bearer(claims): Bearer,
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> Result<StatusCode, ApiError> {
-    app.accounts
-        .delete(&claims.sub, &body.password)
-        .await
-        .map_err(|e| match e {
-            AccountError::InvalidCredentials => {
-                ApiError::new(StatusCode::FORBIDDEN, "invalid_password", "the password is wrong")
-            }
-            other => other.into(),
-        })?;
+    app.accounts.delete(&claims.sub, &body.password).await?;
     tracing::info!(target: "audit", event = "user_deleted", user_id = %claims.sub);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -44,6 +44,10 @@ impl ApiError {
         }
     }
 
+    pub fn with_status(self, status: StatusCode) -> Self {
+        Self { status, ..self }
+    }
+
     /// 401 for a protected endpoint: no token sent, or an invalid one (RFC 6750 §3).
     pub fn bearer(token_sent: bool) -> Self {
         let (challenge, message) = if token_sent {
@@ -122,6 +126,8 @@ impl From<AccountError> for ApiError {
             AccountError::InvalidCredentials => {
                 Self::new(StatusCode::UNAUTHORIZED, "invalid_credentials", e.to_string())
             }
+            AccountError::WrongPassword => Self::invalid_field("password", "invalid_password", e.to_string())
+                .with_status(StatusCode::FORBIDDEN),
             AccountError::Disabled => Self::new(StatusCode::FORBIDDEN, "account_disabled", e.to_string()),
             // The user behind a valid token is gone or disabled: the token no longer counts.
             AccountError::NotFound => Self::bearer(true),
@@ -139,7 +145,7 @@ impl From<SessionError> for ApiError {
                 "invalid_grant",
                 "the refresh token is invalid, expired or revoked",
             ),
-            SessionError::Refresh(RefreshError::Store(s)) => s.into(),
+            SessionError::Refresh(RefreshError::Store(s)) | SessionError::Store(s) => s.into(),
             SessionError::Token(TokenError::NoSigningKey(_)) => Self::unavailable(&e),
             SessionError::Token(_) => Self::internal(&e),
         }

@@ -51,9 +51,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 return malformed();
             }
             let message = e.inner().to_string();
+            // serde names a missing or unknown top-level field only in its message.
+            let named = ["missing field `", "unknown field `"]
+                .iter()
+                .find_map(|p| message.strip_prefix(p))
+                .and_then(|rest| rest.split('`').next());
             let field = match e.path().to_string() {
                 path if path != "." => path,
-                _ => message.split('`').nth(1).unwrap_or("body").to_owned(),
+                _ => named.unwrap_or("body").to_owned(),
             };
             let message = message.split(" at line").next().unwrap_or_default().to_owned();
             ApiError::invalid_field(&field, "invalid_field", format!("{field}: {message}"))
@@ -117,7 +122,8 @@ where
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
-            .ok_or_else(|| ApiError::bearer(true))?;
+            // Another scheme (Basic, …) sent no bearer token at all (RFC 6750 §3.1).
+            .ok_or_else(|| ApiError::bearer(false))?;
         let app = Arc::<AppState>::from_ref(state);
         let sessions = &app.sessions;
         sessions

@@ -3,11 +3,13 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument as _;
+
+use super::error::ApiError;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -73,6 +75,27 @@ pub async fn security_headers(State(hsts): State<bool>, request: Request, next: 
         );
     }
     response
+}
+
+/// Ends a request that takes longer than `limit` with a JSON 503; dropping it cancels its work.
+pub async fn timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(limit_ms = limit.as_millis() as u64, "request timed out");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the request took too long",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// A panic in a handler becomes a JSON 500 carrying only the request id.
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal(&"handler panicked").into_response()
 }
 
 /// CORS for the configured origins only; bearer tokens travel in headers, so no credentials.

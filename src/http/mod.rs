@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::app::{AppState, StartError};
 
@@ -58,9 +58,10 @@ pub fn router(app: Arc<AppState>) -> Router {
             middleware::security_headers,
         ))
         .option_layer(middleware::cors(&settings.cors_origins))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn_with_state(
             settings.request_timeout,
+            middleware::timeout,
         ));
     routes.layer(layers).with_state(app)
 }

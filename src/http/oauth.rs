@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::api::{current_user, TokenReply};
+use super::api::TokenReply;
 use super::error::ApiError;
 use super::extract::{Bearer, OAuthForm};
 use crate::app::AppState;
@@ -33,6 +33,6 @@ pub async fn userinfo(
     State(app): State<Arc<AppState>>,
     Bearer(claims): Bearer,
 ) -> Result<Json<Value>, ApiError> {
-    let user = current_user(&app, &claims.sub).await?;
+    let user = app.accounts.find(&claims.sub).await?;
     Ok(Json(json!({ "sub": user.id, "email": user.email })))
 }

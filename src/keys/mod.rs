@@ -69,7 +69,7 @@ pub enum KeyError {
     TwoActive(Alg, String, String),
     #[error("keyset lists key {0} twice")]
     DuplicateKid(String),
-    #[error("no active {alg} key in {source_name}; run `token-issuer keys generate --alg {alg}`")]
+    #[error("no active {alg} key in {source_name}")]
     NoActiveKey { alg: Alg, source_name: String },
     #[error("keyset document is not valid: {0}")]
     Document(String),

@@ -93,21 +93,24 @@ impl KeySource {
 
 /// Reads a file that must not be readable by group or others; `None` if it does not exist.
 fn read_private_file(path: &Path) -> Result<Option<Vec<u8>>, String> {
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
+    use std::io::Read as _;
+    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    // Check the mode of the file we opened, not of whatever the path names later.
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => return Err(fail(e)),
     };
-    let mode = meta.permissions().mode() & 0o777;
+    let mode = file.metadata().map_err(fail)?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(format!(
             "{} is readable by group or others (mode {mode:o}); run chmod 600 on it",
             path.display()
         ));
     }
-    std::fs::read(path)
-        .map(Some)
-        .map_err(|e| format!("{}: {e}", path.display()))
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(fail)?;
+    Ok(Some(bytes))
 }
 
 /// Replaces `dir/name` atomically (temp file, fsync, rename) with a file only the owner can read.

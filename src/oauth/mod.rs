@@ -7,6 +7,10 @@ mod token_endpoint;
 pub use form::{parse_basic_credentials, BasicCredentials, FormParams};
 pub use token_endpoint::token;
 
+use crate::accounts::SessionError;
+use crate::store::StoreError;
+use crate::tokens::{RefreshError, TokenError};
+
 /// RFC 6749 §5.2 errors, plus the server-side failures a token endpoint can meet.
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
@@ -26,6 +30,22 @@ pub enum OAuthError {
     Unavailable(String),
     #[error("server error: {0}")]
     Server(String),
+}
+
+impl From<SessionError> for OAuthError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Refresh(RefreshError::Invalid | RefreshError::Reused { .. }) => {
+                OAuthError::InvalidGrant("refresh token is invalid, expired or revoked".into())
+            }
+            SessionError::Refresh(RefreshError::Store(StoreError::Unavailable(e)))
+            | SessionError::Store(StoreError::Unavailable(e)) => OAuthError::Unavailable(e.to_string()),
+            SessionError::Token(TokenError::NoSigningKey(alg)) => {
+                OAuthError::Unavailable(format!("no active {alg} signing key"))
+            }
+            other => OAuthError::Server(other.to_string()),
+        }
+    }
 }
 
 impl OAuthError {

@@ -1,9 +1,8 @@
 //! `POST /oauth2/token`: grant dispatch and client identification.
 
 use super::{BasicCredentials, FormParams, OAuthError};
-use crate::accounts::{SessionError, Sessions};
-use crate::store::StoreError;
-use crate::tokens::{RefreshError, TokenResponse, FIRST_PARTY_CLIENT};
+use crate::accounts::Sessions;
+use crate::tokens::{TokenResponse, FIRST_PARTY_CLIENT};
 
 pub async fn token(
     sessions: &Sessions,
@@ -19,10 +18,7 @@ pub async fn token(
                     "the first-party client has no scopes to narrow".into(),
                 ));
             }
-            sessions
-                .refresh(refresh_token, client_id)
-                .await
-                .map_err(session_error)
+            Ok(sessions.refresh(refresh_token, client_id).await?)
         }
         other => Err(OAuthError::UnsupportedGrantType(format!(
             "grant_type {other} is not supported"
@@ -33,23 +29,19 @@ pub async fn token(
 /// The public client `first-party` identifies itself by `client_id` alone, or not at all
 /// (RFC 6749 §3.2.1). Registered confidential clients do not exist yet.
 fn public_client(params: &FormParams, basic: Option<BasicCredentials>) -> Result<&'static str, OAuthError> {
-    if basic.is_some() || params.get("client_secret").is_some() {
-        return Err(OAuthError::InvalidClient("unknown client or wrong secret".into()));
+    let refused = || OAuthError::InvalidClient("unknown client or wrong secret".into());
+    if params.get("client_secret").is_some() {
+        return Err(refused());
     }
-    match params.get("client_id") {
-        None | Some(FIRST_PARTY_CLIENT) => Ok(FIRST_PARTY_CLIENT),
-        Some(_) => Err(OAuthError::InvalidClient("unknown client or wrong secret".into())),
-    }
-}
-
-fn session_error(e: SessionError) -> OAuthError {
-    match e {
-        SessionError::Refresh(RefreshError::Invalid | RefreshError::Reused { .. }) => {
-            OAuthError::InvalidGrant("refresh token is invalid, expired or revoked".into())
-        }
-        SessionError::Refresh(RefreshError::Store(StoreError::Unavailable(e))) => {
-            OAuthError::Unavailable(e.to_string())
-        }
-        other => OAuthError::Server(other.to_string()),
+    // Some client libraries send a public client as `Basic base64(client_id:)`.
+    let basic_id = match basic {
+        Some(b) if b.client_secret.is_empty() => Some(b.client_id),
+        Some(_) => return Err(refused()),
+        None => None,
+    };
+    match (basic_id.as_deref(), params.get("client_id")) {
+        (Some(a), Some(b)) if a != b => Err(OAuthError::InvalidRequest("two different client ids".into())),
+        (Some(FIRST_PARTY_CLIENT) | None, None | Some(FIRST_PARTY_CLIENT)) => Ok(FIRST_PARTY_CLIENT),
+        _ => Err(refused()),
     }
 }

@@ -58,7 +58,12 @@ impl Store {
         };
         let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
         let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 8 } else { 16 })
+                        // Each connection to `sqlite::memory:` would be a separate, empty database.
+            .max_connections(match (sqlite, url.contains(":memory:")) {
+                (true, true) => 1,
+                (true, false) => 8,
+                (false, _) => 16,
+            })
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {

@@ -43,7 +43,6 @@ pub struct AccessGrant {
 pub struct IssuedAccessToken {
     pub token: String,
     pub expires_in: u64,
-    pub claims: AccessClaims,
 }
 
 #[derive(Clone)]
@@ -93,11 +92,7 @@ impl AccessTokens {
         } else {
             key.sign_jws(&payload)?
         };
-        Ok(IssuedAccessToken {
-            token,
-            expires_in,
-            claims,
-        })
+        Ok(IssuedAccessToken { token, expires_in })
     }
 
     /// Checks signature, `typ`, `iss`, `aud`, `exp` and `iat` of a presented access token.

@@ -134,8 +134,20 @@ impl RefreshTokens {
                 )
                 .await?;
         if !won {
-            // Used before (or concurrently): whoever holds the family's newest token may be
-            // an attacker, so the whole session ends.
+            // Lost the conditional update: either the token was used (before, or by a
+            // concurrent request) or its session just ended. A used token coming back means
+            // whoever holds the family's newest token may be an attacker: end the session.
+            let used = match record.used_at {
+                Some(_) => true,
+                None => self
+                    .store
+                    .refresh_token(&hash)
+                    .await?
+                    .is_some_and(|r| r.used_at.is_some()),
+            };
+            if !used {
+                return Err(RefreshError::Invalid);
+            }
             self.store.revoke_family(&record.family_id, now).await?;
             tracing::warn!(target: "audit", event = "refresh_reuse_detected", family_id = %record.family_id,
                 user_id = %record.user_id, "refresh token reused; its session is revoked");
