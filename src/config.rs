@@ -26,69 +26,30 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-/// One documented setting: its environment name and its development default.
-/// The TOML key is the name without `ISSUER_`, in lower case.
-pub struct SettingDoc {
-    pub env: &'static str,
-    pub default: &'static str,
-    pub meaning: &'static str,
-}
-
-/// Every setting the issuer understands; README.md's configuration table mirrors it.
-pub const SETTINGS: &[SettingDoc] = &[
-    doc("ISSUER_ENV", "development", "`development` or `production`"),
-    doc("ISSUER_BIND", "127.0.0.1:8080", "listen address"),
-    doc(
-        "ISSUER_URL",
-        "http://127.0.0.1:8080",
-        "issuer identifier and public base URL (`iss`)",
-    ),
-    doc(
-        "ISSUER_DATABASE_URL",
-        "sqlite://data/token-issuer.db",
-        "`sqlite://…` or `postgres://…`",
-    ),
-    doc(
-        "ISSUER_KEY_SOURCE",
-        "file:keys",
-        "`file:DIR` or `aws-secretsmanager:SECRET_ID`",
-    ),
-    doc("ISSUER_SIGNING_ALG", "RS256", "`RS256` or `EdDSA`"),
-    doc("ISSUER_AUDIENCE", "the issuer URL", "`aud` of user access tokens"),
-    doc("ISSUER_ACCESS_TOKEN_TTL", "15m", "access-token lifetime"),
-    doc("ISSUER_REFRESH_TOKEN_TTL", "7d", "refresh-token lifetime"),
-    doc("ISSUER_JWKS_MAX_AGE", "5m", "JWKS `Cache-Control` max-age"),
-    doc(
-        "ISSUER_KEY_PUBLICATION_PERIOD",
-        "24h",
-        "how long a pending key is published before it may sign",
-    ),
-    doc(
-        "ISSUER_KEY_RELOAD_INTERVAL",
-        "60s",
-        "how often running instances re-read the key source",
-    ),
-    doc("ISSUER_CORS_ORIGINS", "none", "comma-separated allowed origins"),
-    doc("ISSUER_LOG_FORMAT", "pretty", "`pretty` or `json`"),
-    doc(
-        "ISSUER_PASSWORD_MIN_LENGTH",
-        "12",
-        "minimum password length in characters (8–64)",
-    ),
-    doc("ISSUER_ARGON2_MEMORY_KIB", "19456", "argon2id memory cost"),
-    doc("ISSUER_ARGON2_ITERATIONS", "2", "argon2id time cost"),
-    doc("ISSUER_ARGON2_PARALLELISM", "1", "argon2id lanes"),
-    doc("ISSUER_MAX_BODY_BYTES", "65536", "largest request body accepted"),
-    doc("ISSUER_REQUEST_TIMEOUT", "10s", "time limit for one request"),
+/// Every setting and its development default, as README.md's configuration table lists them
+/// (a test holds the two together). The TOML key is the name without `ISSUER_`, in lower case.
+pub const SETTINGS: &[(&str, &str)] = &[
+    ("ISSUER_ENV", "development"),
+    ("ISSUER_BIND", "127.0.0.1:8080"),
+    ("ISSUER_URL", "http://127.0.0.1:8080"),
+    ("ISSUER_DATABASE_URL", "sqlite://data/token-issuer.db"),
+    ("ISSUER_KEY_SOURCE", "file:keys"),
+    ("ISSUER_SIGNING_ALG", "RS256"),
+    ("ISSUER_AUDIENCE", "the issuer URL"),
+    ("ISSUER_ACCESS_TOKEN_TTL", "15m"),
+    ("ISSUER_REFRESH_TOKEN_TTL", "7d"),
+    ("ISSUER_JWKS_MAX_AGE", "5m"),
+    ("ISSUER_KEY_PUBLICATION_PERIOD", "24h"),
+    ("ISSUER_KEY_RELOAD_INTERVAL", "60s"),
+    ("ISSUER_CORS_ORIGINS", "none"),
+    ("ISSUER_LOG_FORMAT", "pretty"),
+    ("ISSUER_PASSWORD_MIN_LENGTH", "12"),
+    ("ISSUER_ARGON2_MEMORY_KIB", "19456"),
+    ("ISSUER_ARGON2_ITERATIONS", "2"),
+    ("ISSUER_ARGON2_PARALLELISM", "1"),
+    ("ISSUER_MAX_BODY_BYTES", "65536"),
+    ("ISSUER_REQUEST_TIMEOUT", "10s"),
 ];
-
-const fn doc(env: &'static str, default: &'static str, meaning: &'static str) -> SettingDoc {
-    SettingDoc {
-        env,
-        default,
-        meaning,
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -165,7 +126,10 @@ impl Settings {
     {
         let mut values: BTreeMap<String, String> =
             values.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
-        if let Some(unknown) = values.keys().find(|k| !SETTINGS.iter().any(|s| s.env == *k)) {
+        if let Some(unknown) = values
+            .keys()
+            .find(|k| !SETTINGS.iter().any(|(name, _)| name == k))
+        {
             return Err(ConfigError::Unknown(unknown.clone()));
         }
         let mut take = |name: &'static str| values.remove(name);
@@ -604,6 +568,29 @@ mod tests {
         assert!(refusal(vec![("ISSUER_TYPO", "1")]).contains("ISSUER_TYPO"));
         assert!(refusal(vec![("ISSUER_URL", "http://127.0.0.1:8080/")]).starts_with("ISSUER_URL:"));
         assert!(refusal(vec![("ISSUER_REFRESH_TOKEN_TTL", "400d")]).starts_with("ISSUER_REFRESH_TOKEN_TTL:"));
+    }
+
+    #[test]
+    fn readme_documents_every_setting_with_its_default() {
+        let readme = include_str!("../README.md");
+        for (name, default) in SETTINGS {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{name}` |")))
+                .unwrap_or_else(|| panic!("README.md has no row for {name}"));
+            assert!(
+                row.contains(default),
+                "README.md gives another default for {name}: {row}"
+            );
+        }
+        let effective: Vec<&str> = Settings::from_values(Vec::<(String, String)>::new())
+            .expect("defaults")
+            .effective()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        let documented: Vec<&str> = SETTINGS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(effective, documented, "check-config shows every setting");
     }
 
     #[test]
