@@ -17,6 +17,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.jwks_url(url);
     }
     let claims: Claims = builder.build().await?.verify(token).await?;
-    println!("token-verifier: valid token of {}\n{}", claims.sub, serde_json::to_string_pretty(&claims)?);
+    println!(
+        "token-verifier: valid token of {}\n{}",
+        claims.sub,
+        serde_json::to_string_pretty(&claims)?
+    );
     Ok(())
 }

@@ -159,3 +159,27 @@ async fn slow_huge_and_malformed_responses_are_bounded() {
         );
     }
 }
+
+#[tokio::test]
+async fn keys_are_refreshed_in_the_background_before_they_expire() {
+    let key = new_key(Alg::EdDsa);
+    let server = jwks_server(vec![key.clone()], 2).await;
+    let v = verifier(&server, options()).await;
+    let token = sign(&key, &claims());
+    v.verify::<serde_json::Value>(&token).await.expect("valid");
+    assert_eq!(server.state.fetches(), 1);
+    // Past 80 % of the 2 s max-age: served from the cache at once, refreshed behind it.
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    v.verify::<serde_json::Value>(&token).await.expect("valid");
+    for _ in 0..50 {
+        if server.state.fetches() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.state.fetches(), 2, "refreshed ahead of expiry");
+    // Past the original expiry the refreshed keys are still fresh: no fetch on this call.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    v.verify::<serde_json::Value>(&token).await.expect("valid");
+    assert_eq!(server.state.fetches(), 2);
+}
