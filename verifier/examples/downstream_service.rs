@@ -13,9 +13,7 @@ use token_verifier::Verifier;
 async fn hello(Authenticated(claims): Authenticated) -> String {
     format!(
         "hello {} (token {} of client {})\n",
-        claims.sub,
-        claims.jti.unwrap_or_default(),
-        claims.client_id.unwrap_or_default()
+        claims.sub, claims.jti, claims.client_id
     )
 }
 

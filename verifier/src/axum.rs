@@ -35,6 +35,11 @@ impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let (status, challenge) = match &self {
             AuthError::Missing => (StatusCode::UNAUTHORIZED, "Bearer".to_owned()),
+            // Not the token's fault: a 401 would make clients throw good tokens away.
+            AuthError::Invalid(e @ VerifyError::KeysUnavailable(_)) => {
+                tracing::warn!(reason = %e, "cannot verify bearer tokens");
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
             AuthError::Invalid(e) => {
                 tracing::info!(reason = %e, "bearer token refused");
                 (
@@ -69,6 +74,13 @@ fn bearer(parts: &Parts) -> Result<&str, AuthError> {
         .ok_or(AuthError::Missing)
 }
 
+/// Claims in the request's extensions, with the verifier that checked them.
+#[derive(Clone)]
+struct Verified {
+    by: usize,
+    claims: Claims,
+}
+
 /// The verified claims of the request's bearer token.
 pub struct Authenticated(pub Claims);
 
@@ -90,15 +102,17 @@ where
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthError> {
-        // Already verified by `require_bearer`.
-        if let Some(claims) = parts.extensions.get::<Claims>() {
-            return Ok(Authenticated(claims.clone()));
+        let verifier = Verifier::from_ref(state);
+        // Already verified by `require_bearer` with this very verifier (same audiences).
+        if let Some(v) = parts
+            .extensions
+            .get::<Verified>()
+            .filter(|v| v.by == verifier.id())
+        {
+            return Ok(Authenticated(v.claims.clone()));
         }
         let token = bearer(parts)?;
-        let claims = Verifier::from_ref(state)
-            .verify(token)
-            .await
-            .map_err(AuthError::Invalid)?;
+        let claims = verifier.verify(token).await.map_err(AuthError::Invalid)?;
         Ok(Authenticated(claims))
     }
 }
@@ -117,7 +131,11 @@ pub async fn require_bearer(State(verifier): State<Verifier>, request: Request, 
     };
     match claims {
         Ok(claims) => {
-            parts.extensions.insert(claims);
+            parts.extensions.insert(claims.clone());
+            parts.extensions.insert(Verified {
+                by: verifier.id(),
+                claims,
+            });
             next.run(Request::from_parts(parts, body)).await
         }
         Err(e) => AuthError::Invalid(e).into_response(),

@@ -30,10 +30,9 @@ pub struct Claims<T = serde_json::Map<String, serde_json::Value>> {
     pub iat: i64,
     #[serde(default)]
     pub nbf: Option<i64>,
-    #[serde(default)]
-    pub jti: Option<String>,
-    #[serde(default)]
-    pub client_id: Option<String>,
+    /// RFC 9068 §2.2 requires both.
+    pub jti: String,
+    pub client_id: String,
     #[serde(default)]
     pub scope: Option<String>,
     #[serde(flatten)]
@@ -58,7 +57,7 @@ mod tests {
     #[test]
     fn audience_and_scopes() {
         let claims: Claims = serde_json::from_value(serde_json::json!({
-            "iss": "i", "sub": "s", "aud": ["a", "b"], "exp": 2, "iat": 1,
+                        "iss": "i", "sub": "s", "aud": ["a", "b"], "exp": 2, "iat": 1, "jti": "j", "client_id": "c",
             "scope": "read  write", "tenant": "t1"
         }))
         .expect("claims");

@@ -61,6 +61,8 @@ pub enum BuildError {
     Discovery { url: String, reason: String },
     #[error("HTTP client: {0}")]
     Client(String),
+    #[error("invalid options: {0}")]
+    Options(String),
 }
 
 pub struct VerifierBuilder {
@@ -94,6 +96,19 @@ impl Verifier {
         &self.keys
     }
 
+    /// Fetches the issuer's keys now, so that a misconfiguration shows at start rather than
+    /// as refused tokens.
+    pub async fn prefetch(&self) -> Result<(), VerifyError> {
+        self.keys.prefetch().await
+    }
+
+    /// Identifies this verifier (and its clones), so claims verified by one are never taken
+    /// for another's.
+    #[cfg(feature = "axum")]
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.rules) as usize
+    }
+
     /// Verifies a compact JWS access token and returns its claims.
     pub async fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<Claims<T>, VerifyError> {
         let rules = &self.rules;
@@ -124,7 +139,7 @@ impl Verifier {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()) as i64;
-        if claims.iat > now + rules.leeway as i64 {
+        if claims.iat > now.saturating_add(rules.leeway as i64) {
             return Err(VerifyError::IssuedInFuture);
         }
         Ok(claims)
@@ -178,6 +193,15 @@ impl VerifierBuilder {
     pub async fn build(self) -> Result<Verifier, BuildError> {
         if self.audiences.is_empty() {
             return Err(BuildError::NoAudience);
+        }
+        self.jwks.validate().map_err(BuildError::Options)?;
+        if self.types.is_empty() {
+            return Err(BuildError::Options(
+                "at least one accepted typ is required".into(),
+            ));
+        }
+        if self.leeway > Duration::from_secs(3600) {
+            return Err(BuildError::Options("leeway is longer than an hour".into()));
         }
         let client = match self.client {
             Some(c) => c,
@@ -242,10 +266,7 @@ async fn discover(client: &reqwest::Client, issuer: &str, max_bytes: usize) -> R
     if !response.status().is_success() {
         return Err(fail(format!("HTTP {}", response.status())));
     }
-    let body = response.bytes().await.map_err(|e| fail(e.to_string()))?;
-    if body.len() > max_bytes {
-        return Err(fail("response too large".into()));
-    }
+    let body = remote::read_capped(response, max_bytes).await.map_err(fail)?;
     #[derive(serde::Deserialize)]
     struct Metadata {
         issuer: String,

@@ -47,6 +47,31 @@ impl Default for JwksOptions {
     }
 }
 
+impl JwksOptions {
+    /// Refuses settings that could not work (or would overflow clock arithmetic).
+    pub fn validate(&self) -> Result<(), String> {
+        const WEEK: Duration = Duration::from_secs(7 * 86_400);
+        if self.min_ttl > self.max_ttl {
+            return Err("min_ttl is longer than max_ttl".into());
+        }
+        for (name, d) in [
+            ("max_ttl", self.max_ttl),
+            ("unknown_kid_cooldown", self.unknown_kid_cooldown),
+            ("stale_if_error", self.stale_if_error),
+            ("retry_after_error", self.retry_after_error),
+            ("timeout", self.timeout),
+        ] {
+            if d > WEEK {
+                return Err(format!("{name} is longer than 7 days"));
+            }
+        }
+        if self.timeout.is_zero() || self.max_response_bytes == 0 {
+            return Err("timeout and max_response_bytes must be positive".into());
+        }
+        Ok(())
+    }
+}
+
 struct Snapshot {
     keys: KeyMap,
     etag: Option<String>,
@@ -98,21 +123,28 @@ impl RemoteJwks {
         &self.inner.url
     }
 
+    /// Fetches the key set now (e.g. at start, to fail fast); later calls use the cache.
+    pub async fn prefetch(&self) -> Result<(), VerifyError> {
+        self.current().await.map(|_| ())
+    }
+
     /// The key published under `kid`.
     pub async fn key(&self, kid: &str) -> Result<Arc<VerifyingKey>, VerifyError> {
+        let arrived = Instant::now();
         let snapshot = self.current().await?;
         if let Some(key) = snapshot.keys.get(kid) {
             metrics::counter!("token_verifier_key_cache_hits_total").increment(1);
             return Ok(key.clone());
         }
         metrics::counter!("token_verifier_key_cache_misses_total").increment(1);
+        let unknown = || VerifyError::UnknownKid(kid.chars().take(64).collect());
+        if snapshot.fetched_at >= arrived {
+            return Err(unknown()); // fetched for this very request: as fresh as it gets
+        }
         // Maybe the issuer has just published it: join a fetch in flight, or start one if
         // the cooldown allows. A flood of invented kids costs one fetch per cooldown.
         let flight = {
             let mut last = lock(&self.inner.last_unknown_kid_fetch);
-            if let Some(key) = self.cached_key(kid) {
-                return Ok(key); // fetched meanwhile by someone else
-            }
             match self.in_flight() {
                 Some(flight) => flight,
                 None if last.is_none_or(|t| t.elapsed() >= self.inner.options.unknown_kid_cooldown) => {
@@ -120,17 +152,17 @@ impl RemoteJwks {
                     self.start_flight()
                 }
                 None => {
+                    // A fetch may have finished since this request loaded its snapshot.
+                    if let Some(key) = self.cached_key(kid) {
+                        return Ok(key);
+                    }
                     metrics::counter!("token_verifier_unknown_kid_cooldown_rejections_total").increment(1);
-                    return Err(VerifyError::UnknownKid(kid.to_owned()));
+                    return Err(unknown());
                 }
             }
         };
         let snapshot = flight.await.map_err(VerifyError::KeysUnavailable)?;
-        snapshot
-            .keys
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| VerifyError::UnknownKid(kid.to_owned()))
+        snapshot.keys.get(kid).cloned().ok_or_else(unknown)
     }
 
     fn cached_key(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
@@ -141,31 +173,38 @@ impl RemoteJwks {
             .and_then(|s| s.keys.get(kid).cloned())
     }
 
+    fn recently_failed(&self) -> bool {
+        lock(&self.inner.failed_at).is_some_and(|t| t.elapsed() < self.inner.options.retry_after_error)
+    }
+
     /// Fresh keys, fetching first when they expired; stale ones when the issuer is down.
+    /// After a failed fetch nobody asks again for `retry_after_error`, so an issuer that is
+    /// down is not hammered by every request.
     async fn current(&self) -> Result<Arc<Snapshot>, VerifyError> {
         let now = Instant::now();
         let cached = self.inner.snapshot.load_full();
         if let Some(s) = cached.as_ref().filter(|s| now < s.fresh_until) {
-            if now >= s.refresh_at && self.in_flight().is_none() {
-                let flight = self.start_flight();
-                tokio::spawn(async move {
-                    let _ = flight.await;
-                });
+            if now >= s.refresh_at && self.in_flight().is_none() && !self.recently_failed() {
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let flight = self.start_flight();
+                    runtime.spawn(async move {
+                        let _ = flight.await;
+                    });
+                }
             }
             return Ok(s.clone());
         }
         let stale = cached.filter(|s| now < s.fetched_at + self.inner.options.stale_if_error);
-        let recently_failed =
-            lock(&self.inner.failed_at).is_some_and(|t| t.elapsed() < self.inner.options.retry_after_error);
-        let fetched = match (&stale, recently_failed) {
-            (Some(_), true) => Err("the issuer failed moments ago".to_owned()),
-            _ => self.in_flight().unwrap_or_else(|| self.start_flight()).await,
+        let fetched = if self.recently_failed() {
+            Err("the issuer's JWKS could not be fetched moments ago".to_owned())
+        } else {
+            self.in_flight().unwrap_or_else(|| self.start_flight()).await
         };
         match (fetched, stale) {
             (Ok(s), _) => Ok(s),
-            (Err(e), Some(s)) => {
+            (Err(_), Some(s)) => {
+                // Logged once per failed fetch (in `fetch`), counted per use.
                 metrics::counter!("token_verifier_stale_serves_total").increment(1);
-                tracing::warn!(url = %self.inner.url, error = %e, "serving stale JWKS");
                 Ok(s)
             }
             (Err(e), None) => Err(VerifyError::KeysUnavailable(e)),
@@ -194,7 +233,11 @@ impl RemoteJwks {
 #[tracing::instrument(skip_all, fields(url = %inner.url))]
 async fn fetch(inner: &Inner) -> Result<Arc<Snapshot>, String> {
     metrics::counter!("token_verifier_jwks_fetches_total").increment(1);
-    let result = fetch_once(inner).await;
+    // Bounded even with a caller-supplied HTTP client that has no timeouts of its own.
+    let result = match tokio::time::timeout(inner.options.timeout, fetch_once(inner)).await {
+        Ok(result) => result,
+        Err(_) => Err("JWKS fetch timed out".to_owned()),
+    };
     match &result {
         Ok(s) => {
             *lock(&inner.failed_at) = None;
@@ -204,7 +247,7 @@ async fn fetch(inner: &Inner) -> Result<Arc<Snapshot>, String> {
         Err(e) => {
             *lock(&inner.failed_at) = Some(Instant::now());
             metrics::counter!("token_verifier_jwks_fetch_errors_total").increment(1);
-            tracing::warn!(error = %e, "JWKS fetch failed");
+            tracing::warn!(error = %e, "JWKS fetch failed; known keys are served until it succeeds");
         }
     }
     result
@@ -216,7 +259,7 @@ async fn fetch_once(inner: &Inner) -> Result<Arc<Snapshot>, String> {
     if let Some(etag) = previous.as_ref().and_then(|p| p.etag.as_deref()) {
         request = request.header(IF_NONE_MATCH, etag);
     }
-    let mut response = request.send().await.map_err(|e| format!("request failed: {e}"))?;
+    let response = request.send().await.map_err(|e| format!("request failed: {e}"))?;
     let options = &inner.options;
     let ttl = max_age(response.headers().get(CACHE_CONTROL))
         .unwrap_or(options.min_ttl)
@@ -236,20 +279,12 @@ async fn fetch_once(inner: &Inner) -> Result<Arc<Snapshot>, String> {
             }));
         }
         (StatusCode::OK, _) => {
-            if response
-                .content_length()
-                .is_some_and(|n| n > options.max_response_bytes as u64)
-            {
-                return Err("JWKS response too large".into());
+            let keys = parse_jwks(&read_capped(response, options.max_response_bytes).await?)?;
+            if keys.is_empty() {
+                // Replacing good keys with none would refuse every token: keep the old ones.
+                return Err("JWKS holds no usable key".into());
             }
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading JWKS: {e}"))? {
-                if body.len() + chunk.len() > options.max_response_bytes {
-                    return Err("JWKS response too large".into());
-                }
-                body.extend_from_slice(&chunk);
-            }
-            parse_jwks(&body)?
+            keys
         }
         (status, _) => return Err(format!("JWKS endpoint answered HTTP {status}")),
     };
@@ -258,6 +293,25 @@ async fn fetch_once(inner: &Inner) -> Result<Arc<Snapshot>, String> {
         etag,
         ..timing(ttl)
     }))
+}
+
+/// A response body, refused once it grows past `cap` bytes.
+pub(crate) async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Err("response too large".into());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("reading response: {e}"))?
+    {
+        if body.len() + chunk.len() > cap {
+            return Err("response too large".into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// A snapshot's clock fields, starting now; its keys and ETag are filled in by the caller.

@@ -183,3 +183,44 @@ async fn keys_are_refreshed_in_the_background_before_they_expire() {
     v.verify::<serde_json::Value>(&token).await.expect("valid");
     assert_eq!(server.state.fetches(), 2);
 }
+
+#[tokio::test]
+async fn an_issuer_that_is_down_is_not_hammered() {
+    let key = new_key(Alg::EdDsa);
+    let server = jwks_server(vec![key.clone()], 300).await;
+    server.set_mode(Mode::Down);
+    let mut opts = options();
+    opts.retry_after_error = Duration::from_secs(30);
+    let v = verifier(&server, opts).await;
+    let token = sign(&key, &claims());
+    for _ in 0..50 {
+        let err = v
+            .verify::<serde_json::Value>(&token)
+            .await
+            .expect_err("no keys yet");
+        assert!(matches!(err, VerifyError::KeysUnavailable(_)), "{err}");
+    }
+    assert_eq!(
+        server.state.requests.load(Ordering::SeqCst),
+        1,
+        "one attempt per retry period"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_key_set_does_not_replace_good_keys() {
+    let key = new_key(Alg::EdDsa);
+    let server = jwks_server(vec![key.clone()], 1).await;
+    let v = verifier(&server, options()).await;
+    let token = sign(&key, &claims());
+    v.verify::<serde_json::Value>(&token).await.expect("valid");
+    server.state.published.lock().expect("lock").records.clear();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    v.verify::<serde_json::Value>(&token)
+        .await
+        .expect("old keys kept");
+    assert!(
+        server.state.requests.load(Ordering::SeqCst) >= 2,
+        "the empty set was fetched"
+    );
+}

@@ -112,6 +112,11 @@ async fn every_forged_or_invalid_token_is_refused() {
         ),
         ("no sub", sign(&rsa, &with(json!({"sub": null})))),
         ("no exp", sign(&rsa, &with(json!({"exp": null})))),
+        ("no jti (RFC 9068)", sign(&rsa, &with(json!({"jti": null})))),
+        (
+            "no client_id (RFC 9068)",
+            sign(&rsa, &with(json!({"client_id": null}))),
+        ),
         ("unknown kid", {
             let (_, rest) = good.split_once('.').expect("jws");
             format!(
@@ -231,7 +236,7 @@ async fn verifies_tokens_of_a_real_token_issuer_found_by_discovery() {
         .verify(tokens["access_token"].as_str().expect("token"))
         .await
         .expect("valid");
-    assert_eq!(claims.client_id.as_deref(), Some("first-party"));
+    assert_eq!(claims.client_id, "first-party");
     let refresh = tokens["refresh_token"].as_str().expect("refresh");
     assert!(
         v.verify::<Value>(refresh).await.is_err(),

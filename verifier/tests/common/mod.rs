@@ -41,6 +41,8 @@ pub struct JwksServer {
 
 pub struct ServerState {
     pub published: Mutex<Published>,
+    /// Every request, answered or not.
+    pub requests: AtomicUsize,
     /// Full responses (200) and revalidations (304).
     pub full: AtomicUsize,
     pub not_modified: AtomicUsize,
@@ -73,6 +75,7 @@ fn jwks_of(records: &[KeyRecord]) -> (String, String) {
 }
 
 async fn serve_jwks(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
+    state.requests.fetch_add(1, Ordering::SeqCst);
     let (mode, max_age, body, etag) = {
         let p = state.published.lock().expect("lock");
         let (body, etag) = jwks_of(&p.records);
@@ -104,6 +107,7 @@ pub async fn jwks_server(records: Vec<KeyRecord>, max_age: u64) -> JwksServer {
             max_age,
             mode: Mode::Normal,
         }),
+        requests: AtomicUsize::new(0),
         full: AtomicUsize::new(0),
         not_modified: AtomicUsize::new(0),
     });
