@@ -328,108 +328,116 @@ async fn logout_ends_one_session_and_logout_all_ends_every_session() {
 async fn token_endpoint_speaks_rfc6749_errors() {
     let s = start().await;
     let (_, refresh) = s.user_session("kim@example.com").await;
-    let expect = |status: u16, code: &'static str| {
-        move |resp: reqwest::Response| async move {
-            assert_eq!(resp.status().as_u16(), status, "{code}");
-            assert_eq!(resp.headers()["cache-control"], "no-store");
-            let www = resp
-                .headers()
-                .get("www-authenticate")
-                .map(|v| v.to_str().expect("ascii").to_owned());
-            let body: Value = resp.json().await.expect("json");
-            assert_eq!(body["error"], code);
-            assert!(body["error_description"].is_string());
-            www
+    let form = "application/x-www-form-urlencoded";
+    let grant = format!("grant_type=refresh_token&refresh_token={refresh}");
+    // (case, content type, body, Basic credentials, status, error)
+    let cases: Vec<(&str, &str, String, Option<(&str, &str)>, u16, &str)> = vec![
+        (
+            "JSON body",
+            "application/json",
+            json!({"grant_type": "refresh_token"}).to_string(),
+            None,
+            400,
+            "invalid_request",
+        ),
+        (
+            "repeated parameter",
+            form,
+            format!("{grant}&refresh_token={refresh}"),
+            None,
+            400,
+            "invalid_request",
+        ),
+        (
+            "no grant_type",
+            form,
+            format!("refresh_token={refresh}"),
+            None,
+            400,
+            "invalid_request",
+        ),
+        (
+            "no refresh_token",
+            form,
+            "grant_type=refresh_token".into(),
+            None,
+            400,
+            "invalid_request",
+        ),
+        (
+            "password grant",
+            form,
+            "grant_type=password".into(),
+            None,
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            "unknown token",
+            form,
+            "grant_type=refresh_token&refresh_token=bogus".into(),
+            None,
+            400,
+            "invalid_grant",
+        ),
+        (
+            "scope",
+            form,
+            format!("{grant}&scope=admin"),
+            None,
+            400,
+            "invalid_scope",
+        ),
+        (
+            "unknown client",
+            form,
+            format!("{grant}&client_id=someone-else"),
+            None,
+            401,
+            "invalid_client",
+        ),
+        (
+            "a secret for the public client",
+            form,
+            grant.clone(),
+            Some(("first-party", "guess")),
+            401,
+            "invalid_client",
+        ),
+        (
+            "two client ids",
+            form,
+            format!("{grant}&client_id=x"),
+            Some(("first-party", "")),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (case, content_type, body, basic, status, code) in cases {
+        let mut request = s
+            .client
+            .post(s.url("/oauth2/token"))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
         }
-    };
-    let url = s.url("/oauth2/token");
-    let json_body = s
-        .client
-        .post(&url)
-        .json(&json!({"grant_type": "refresh_token"}))
-        .send()
-        .await
-        .expect("req");
-    expect(400, "invalid_request")(json_body).await;
-    let dup = s
-        .client
-        .post(&url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "grant_type=refresh_token&refresh_token={refresh}&refresh_token={refresh}"
-        ))
-        .send()
-        .await
-        .expect("req");
-    expect(400, "invalid_request")(dup).await;
-    expect(400, "invalid_request")(s.post_form("/oauth2/token", &[("refresh_token", &refresh)]).await).await;
-    expect(400, "invalid_request")(
-        s.post_form("/oauth2/token", &[("grant_type", "refresh_token")])
-            .await,
-    )
-    .await;
-    expect(400, "unsupported_grant_type")(s.post_form("/oauth2/token", &[("grant_type", "password")]).await)
-        .await;
-    expect(400, "invalid_grant")(
-        s.post_form(
-            "/oauth2/token",
-            &[("grant_type", "refresh_token"), ("refresh_token", "bogus")],
-        )
-        .await,
-    )
-    .await;
-    expect(400, "invalid_scope")(
-        s.post_form(
-            "/oauth2/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &refresh),
-                ("scope", "admin"),
-            ],
-        )
-        .await,
-    )
-    .await;
-    let www = expect(401, "invalid_client")(
-        s.post_form(
-            "/oauth2/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &refresh),
-                ("client_id", "someone-else"),
-            ],
-        )
-        .await,
-    )
-    .await;
-    assert!(www.is_some_and(|w| w.starts_with("Basic")));
-    let basic = s
-        .client
-        .post(&url)
-        .basic_auth("first-party", Some("guess"))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
-        .send()
-        .await
-        .expect("req");
-    expect(401, "invalid_client")(basic).await;
-    let other_id = s
-        .client
-        .post(&url)
-        .basic_auth("first-party", Some(""))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &refresh),
-            ("client_id", "x"),
-        ])
-        .send()
-        .await
-        .expect("req");
-    expect(400, "invalid_request")(other_id).await;
+        let resp = request.send().await.expect("request");
+        assert_eq!(resp.status().as_u16(), status, "{case}");
+        assert_eq!(resp.headers()["cache-control"], "no-store", "{case}");
+        if status == 401 {
+            let challenge = resp.headers()["www-authenticate"].to_str().expect("ascii");
+            assert!(challenge.starts_with("Basic"), "{case}: {challenge}");
+        }
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(body["error"], code, "{case}");
+        assert!(body["error_description"].is_string(), "{case}");
+    }
     // None of the failures above used up the token; the public client may also come as
     // `Basic base64("first-party:")`, as some client libraries send it.
     let ok = s
         .client
-        .post(&url)
+        .post(s.url("/oauth2/token"))
         .basic_auth("first-party", Some(""))
         .form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
         .send()
