@@ -331,7 +331,7 @@ async fn token_endpoint_speaks_rfc6749_errors() {
     let form = "application/x-www-form-urlencoded";
     let grant = format!("grant_type=refresh_token&refresh_token={refresh}");
     // (case, content type, body, Basic secret of first-party, status, error)
-    let cases: Vec<(&str, &str, String, Option<&str>, u16, &str)> = vec![
+    let cases = [
         (
             "JSON body",
             "application/json",
@@ -359,7 +359,7 @@ async fn token_endpoint_speaks_rfc6749_errors() {
         (
             "no refresh_token",
             form,
-            "grant_type=refresh_token".into(),
+            "grant_type=refresh_token".to_owned(),
             None,
             400,
             "invalid_request",
@@ -367,7 +367,7 @@ async fn token_endpoint_speaks_rfc6749_errors() {
         (
             "password grant",
             form,
-            "grant_type=password".into(),
+            "grant_type=password".to_owned(),
             None,
             400,
             "unsupported_grant_type",
@@ -375,7 +375,7 @@ async fn token_endpoint_speaks_rfc6749_errors() {
         (
             "unknown token",
             form,
-            "grant_type=refresh_token&refresh_token=bogus".into(),
+            "grant_type=refresh_token&refresh_token=bogus".to_owned(),
             None,
             400,
             "invalid_grant",
