@@ -491,3 +491,42 @@ async fn expired_refresh_tokens_are_refused() {
         "invalid_grant"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_one_wins_across_two_instances_on_one_database() {
+    let a = start().await;
+    let b = common::start_on(a.dir.clone(), a.database_url.clone(), &[]).await;
+    let (_, refresh) = a.user_session("olga@example.com").await;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    let attempts: Vec<_> = (0..8)
+        .map(|i| {
+            let server = if i % 2 == 0 { &a } else { &b };
+            let (client, url, barrier) = (
+                server.client.clone(),
+                server.url("/oauth2/token"),
+                barrier.clone(),
+            );
+            let form = [
+                ("grant_type", "refresh_token".to_owned()),
+                ("refresh_token", refresh.clone()),
+            ];
+            tokio::spawn(async move {
+                barrier.wait().await;
+                client
+                    .post(url)
+                    .form(&form)
+                    .send()
+                    .await
+                    .expect("request")
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.expect("task"));
+    }
+    assert_eq!(statuses.iter().filter(|&&c| c == 200).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|&c| c == 200 || c == 400), "{statuses:?}");
+}
