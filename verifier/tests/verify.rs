@@ -302,3 +302,26 @@ async fn axum_layer_and_extractor_answer_with_rfc6750_challenges() {
         .expect("ascii")
         .contains("insufficient_scope"));
 }
+
+#[tokio::test]
+async fn no_keys_at_all_is_a_503_not_a_401() {
+    let key = new_key(Alg::EdDsa);
+    let server = jwks_server(vec![key.clone()], 300).await;
+    server.set_mode(Mode::Down);
+    let v = verifier(&server, options()).await;
+    assert!(v.prefetch().await.is_err(), "prefetch reports the outage");
+    let app = Router::new()
+        .route("/hello", get(|| async { "hello" }))
+        .layer(axum::middleware::from_fn_with_state(v.clone(), require_bearer))
+        .with_state(v);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hello", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let resp = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(sign(&key, &claims()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 503, "the token may be fine; the keys are missing");
+}
