@@ -37,6 +37,8 @@ pub struct AppState {
     pub sessions: Sessions,
     /// The discovery document, serialised once.
     pub discovery: Bytes,
+    /// `Cache-Control` of the JWKS, formatted once.
+    pub jwks_cache_control: String,
 }
 
 impl AppState {
@@ -61,6 +63,7 @@ impl AppState {
             accounts: Accounts::new(store.clone(), passwords, settings.password_min_length),
             sessions: Sessions::new(access, refresh, settings.audience.clone()),
             discovery: crate::oauth::discovery::document(&settings.url),
+            jwks_cache_control: format!("public, max-age={}", settings.jwks_max_age.as_secs()),
             keys,
             store,
             settings,

@@ -218,28 +218,8 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
 async fn of_eight_concurrent_refreshes_exactly_one_wins() {
     let s = start().await;
     let (_, refresh) = s.user_session("ivan@example.com").await;
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
-    let attempts: Vec<_> = (0..8)
-        .map(|_| {
-            let (client, url, barrier) = (s.client.clone(), s.url("/api/v1/auth/refresh"), barrier.clone());
-            let body = json!({"refresh_token": refresh});
-            tokio::spawn(async move {
-                barrier.wait().await;
-                client
-                    .post(url)
-                    .json(&body)
-                    .send()
-                    .await
-                    .expect("request")
-                    .status()
-                    .as_u16()
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for attempt in attempts {
-        statuses.push(attempt.await.expect("task"));
-    }
+    let url = s.url("/api/v1/auth/refresh");
+    let statuses = race((0..8).map(|_| s.client.post(&url).json(&json!({"refresh_token": refresh})))).await;
     assert_eq!(statuses.iter().filter(|&&c| c == 200).count(), 1, "{statuses:?}");
     assert!(statuses.iter().all(|&c| c == 200 || c == 401), "{statuses:?}");
 }
@@ -497,36 +477,33 @@ async fn exactly_one_wins_across_two_instances_on_one_database() {
     let a = start().await;
     let b = common::start_on(a.dir.clone(), a.database_url.clone(), &[]).await;
     let (_, refresh) = a.user_session("olga@example.com").await;
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
-    let attempts: Vec<_> = (0..8)
-        .map(|i| {
-            let server = if i % 2 == 0 { &a } else { &b };
-            let (client, url, barrier) = (
-                server.client.clone(),
-                server.url("/oauth2/token"),
-                barrier.clone(),
-            );
-            let form = [
-                ("grant_type", "refresh_token".to_owned()),
-                ("refresh_token", refresh.clone()),
-            ];
+    let form = [("grant_type", "refresh_token"), ("refresh_token", &refresh)];
+    let statuses = race((0..8).map(|i| {
+        let server = if i % 2 == 0 { &a } else { &b };
+        server.client.post(server.url("/oauth2/token")).form(&form)
+    }))
+    .await;
+    assert_eq!(statuses.iter().filter(|&&c| c == 200).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|&c| c == 200 || c == 400), "{statuses:?}");
+}
+
+/// Sends the requests together: each waits at a barrier until all are ready. Their statuses.
+async fn race(requests: impl Iterator<Item = reqwest::RequestBuilder>) -> Vec<u16> {
+    let requests: Vec<_> = requests.collect();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(requests.len()));
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let barrier = barrier.clone();
             tokio::spawn(async move {
                 barrier.wait().await;
-                client
-                    .post(url)
-                    .form(&form)
-                    .send()
-                    .await
-                    .expect("request")
-                    .status()
-                    .as_u16()
+                request.send().await.expect("request").status().as_u16()
             })
         })
         .collect();
     let mut statuses = Vec::new();
-    for attempt in attempts {
-        statuses.push(attempt.await.expect("task"));
+    for task in tasks {
+        statuses.push(task.await.expect("task"));
     }
-    assert_eq!(statuses.iter().filter(|&&c| c == 200).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|&c| c == 200 || c == 400), "{statuses:?}");
+    statuses
 }

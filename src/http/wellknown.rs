@@ -13,7 +13,7 @@ use crate::app::AppState;
 pub async fn jwks(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let keys = app.keys.load();
     let jwks = keys.jwks();
-    let cache_control = format!("public, max-age={}", app.settings.jwks_max_age.as_secs());
+
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -23,7 +23,7 @@ pub async fn jwks(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Respo
                 .any(|t| t == "*" || t == jwks.etag)
         });
     let common = [
-        (header::CACHE_CONTROL, cache_control),
+        (header::CACHE_CONTROL, app.jwks_cache_control.clone()),
         (header::ETAG, jwks.etag.clone()),
     ];
     if not_modified {
