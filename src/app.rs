@@ -8,7 +8,7 @@ use bytes::Bytes;
 use crate::accounts::{AccountError, Accounts, Passwords, Sessions};
 use crate::config::{ConfigError, Settings};
 use crate::keys::source::KeySource;
-use crate::keys::{KeyError, KeySet};
+use crate::keys::{KeyError, KeySet, Reloader};
 use crate::store::{Store, StoreError};
 use crate::tokens::{AccessTokens, RefreshTokens};
 
@@ -20,6 +20,9 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("ISSUER_KEY_SOURCE: {0}")]
     Keys(#[from] KeyError),
+    /// A `keys` command refused or failed; its message says why.
+    #[error(transparent)]
+    KeyCommand(KeyError),
     #[error("accounts: {0}")]
     Accounts(#[from] AccountError),
     #[error("cannot listen on {addr}: {source}")]
@@ -33,6 +36,8 @@ pub struct AppState {
     pub settings: Settings,
     pub store: Store,
     pub keys: Arc<ArcSwap<KeySet>>,
+    /// Keeps `keys` in step with the key source.
+    pub reloader: Arc<Reloader>,
     pub accounts: Accounts,
     pub sessions: Sessions,
     /// The discovery document, serialised once.
@@ -44,13 +49,21 @@ pub struct AppState {
 impl AppState {
     /// Connects and migrates the database, loads the keys, prepares password hashing.
     pub async fn build(settings: Settings) -> Result<Arc<Self>, StartError> {
+        let source = KeySource::from_spec(&settings.key_source).await;
+        Self::build_with_key_source(settings, source).await
+    }
+
+    /// As [`AppState::build`], with a key source made by the caller (tests give the AWS
+    /// source an explicit endpoint). Starts the key reload task.
+    pub async fn build_with_key_source(
+        settings: Settings,
+        source: KeySource,
+    ) -> Result<Arc<Self>, StartError> {
         let store = Store::connect(&settings.database_url).await?;
         store.migrate().await?;
-        let source = KeySource::from_spec(&settings.key_source)?;
-        let keyset = source
-            .load_for_serving(settings.mode, settings.signing_alg)
-            .await?;
-        let keys = Arc::new(ArcSwap::from_pointee(keyset));
+        let reloader = Reloader::start(source, settings.mode, settings.signing_alg).await?;
+        reloader.spawn(settings.key_reload_interval);
+        let keys = reloader.keys().clone();
         let passwords = Passwords::new(settings.argon2).await?;
         let access = AccessTokens::new(
             settings.url.clone(),
@@ -65,6 +78,7 @@ impl AppState {
             discovery: crate::oauth::discovery::document(&settings.url),
             jwks_cache_control: format!("public, max-age={}", settings.jwks_max_age.as_secs()),
             keys,
+            reloader,
             store,
             settings,
         }))

@@ -217,10 +217,13 @@ impl Settings {
                 "must be longer than ISSUER_ACCESS_TOKEN_TTL",
             ));
         }
-        if key_publication_period < jwks_max_age {
+        // A new key reaches verifiers after every instance has reloaded it and every cached
+        // JWKS has expired; promoting it sooner could show a verifier an unknown kid.
+        if key_publication_period < jwks_max_age + key_reload_interval {
             return Err(invalid(
                 "ISSUER_KEY_PUBLICATION_PERIOD",
-                "must not be shorter than ISSUER_JWKS_MAX_AGE, or verifiers could meet an unknown kid",
+                "must not be shorter than ISSUER_JWKS_MAX_AGE + ISSUER_KEY_RELOAD_INTERVAL, \
+                 or verifiers could meet an unknown kid",
             ));
         }
 
@@ -564,6 +567,12 @@ mod tests {
             ("ISSUER_KEY_PUBLICATION_PERIOD", "1h")
         ])
         .starts_with("ISSUER_KEY_PUBLICATION_PERIOD:"));
+        assert!(refusal(vec![
+            ("ISSUER_JWKS_MAX_AGE", "5m"),
+            ("ISSUER_KEY_RELOAD_INTERVAL", "60s"),
+            ("ISSUER_KEY_PUBLICATION_PERIOD", "330s")
+        ])
+        .contains("ISSUER_KEY_RELOAD_INTERVAL"));
         assert!(refusal(vec![("ISSUER_PASSWORD_MIN_LENGTH", "4")]).starts_with("ISSUER_PASSWORD_MIN_LENGTH:"));
         assert!(refusal(vec![("ISSUER_TYPO", "1")]).contains("ISSUER_TYPO"));
         assert!(refusal(vec![("ISSUER_URL", "http://127.0.0.1:8080/")]).starts_with("ISSUER_URL:"));

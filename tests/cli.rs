@@ -1,23 +1,10 @@
 //! The binary: configuration refusals in production, check-config, migrate.
 
-use std::process::Command;
+mod common;
 
-fn issuer(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_token-issuer"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run token-issuer");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::run_issuer as issuer;
+
+const NO_ENV: &[(&str, &str)] = &[];
 
 const PROD: [(&str, &str); 5] = [
     ("ISSUER_ENV", "production"),
@@ -92,7 +79,7 @@ fn check_config_prints_the_effective_configuration_masked() {
     assert!(out.contains("ISSUER_ACCESS_TOKEN_TTL = 15m"));
 
     std::fs::write(dir.path().join("issuer.toml"), "access_token_ttl = \"never\"\n").expect("write");
-    let (ok, _, err) = issuer(dir.path(), &["--config", "issuer.toml", "check-config"], &[]);
+    let (ok, _, err) = issuer(dir.path(), &["--config", "issuer.toml", "check-config"], NO_ENV);
     assert!(!ok);
     assert!(err.contains("ISSUER_ACCESS_TOKEN_TTL"), "{err}");
     // The environment wins over the file.
@@ -108,7 +95,7 @@ fn check_config_prints_the_effective_configuration_masked() {
 #[test]
 fn migrate_creates_the_sqlite_database() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (ok, out, err) = issuer(dir.path(), &["migrate"], &[]);
+    let (ok, out, err) = issuer(dir.path(), &["migrate"], NO_ENV);
     assert!(ok, "{err}");
     assert!(out.contains("migrations applied"));
     assert!(dir.path().join("data/token-issuer.db").exists());
@@ -118,7 +105,7 @@ fn migrate_creates_the_sqlite_database() {
 fn the_example_configuration_is_valid() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/token-issuer.example.toml");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (ok, out, err) = issuer(dir.path(), &["--config", example, "check-config"], &[]);
+    let (ok, out, err) = issuer(dir.path(), &["--config", example, "check-config"], NO_ENV);
     assert!(ok, "{err}");
     assert!(out.contains("ISSUER_SIGNING_ALG = RS256"));
 }

@@ -1,5 +1,6 @@
-//! The command line: `serve`, `migrate`, `check-config`, `users`.
+//! The command line: `serve`, `migrate`, `check-config`, `keys`, `users`.
 
+mod keys;
 mod logging;
 
 use std::path::PathBuf;
@@ -37,6 +38,11 @@ enum Command {
     Migrate,
     /// Print the effective configuration (secrets masked) and check the keys; non-zero if invalid.
     CheckConfig,
+    /// Manage the signing keys on the configured key source.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Manage user accounts.
     Users {
         #[command(subcommand)]
@@ -74,6 +80,9 @@ pub fn main() -> ExitCode {
             Command::Serve => serve(settings).await,
             Command::Migrate => migrate(settings).await,
             Command::CheckConfig => check_config(settings).await,
+            Command::Keys { command } => keys::run(&settings, command)
+                .await
+                .map_err(StartError::KeyCommand),
             Command::Users { command } => users(settings, command).await,
         }
     });
@@ -95,18 +104,34 @@ async fn serve(settings: Settings) -> Result<(), StartError> {
         );
     }
     let app = AppState::build(settings).await?;
-    let server = Server::bind(app).await?;
+    let server = Server::bind(app.clone()).await?;
     let addr = server.local_addr().map_err(|source| StartError::Bind {
         addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
     tracing::info!(%addr, "listening");
+    reload_keys_on_sighup(app.reloader.clone());
     server
         .run(shutdown_signal())
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP re-reads the key source at once (the periodic reload goes on regardless).
+fn reload_keys_on_sighup(reloader: std::sync::Arc<crate::keys::Reloader>) {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading the keyset");
+                    reloader.request_reload();
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP; keys reload on the interval only"),
+    }
 }
 
 /// SIGTERM or Ctrl-C.
@@ -140,8 +165,8 @@ async fn check_config(settings: Settings) -> Result<(), StartError> {
     for (name, value) in settings.effective() {
         println!("{name} = {value}");
     }
-    let source = KeySource::from_spec(&settings.key_source)?;
-    let doc = source.load().await?;
+    let source = KeySource::from_spec(&settings.key_source).await;
+    let doc = source.load().await?.doc;
     if doc.keys.is_empty() && settings.mode == Mode::Development {
         println!(
             "keys: none yet; `serve` generates a {} key in development",

@@ -70,6 +70,11 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     } else {
         "missing"
     };
+    // The last good keyset keeps serving while reloads fail; say how old it is.
+    let keyset = app.reloader.status();
+    let age = (time::OffsetDateTime::now_utc() - keyset.confirmed_at)
+        .whole_seconds()
+        .max(0);
     let ready = database == "ok" && signing_key == "ok";
     let status = if ready {
         StatusCode::OK
@@ -80,6 +85,10 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
         "status": if ready { "ready" } else { "not_ready" },
         "database": database,
         "signing_key": signing_key,
+        "keyset": {
+            "age_seconds": age,
+            "reload": if keyset.last_error.is_none() { "ok" } else { "failing" },
+        },
     });
     (status, Json(body)).into_response()
 }

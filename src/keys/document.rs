@@ -15,8 +15,22 @@ pub struct KeysetDocument {
 }
 
 impl KeysetDocument {
+    /// Parses the document; an error names the offending key (by `kid` when it has one).
     pub fn from_json(bytes: &[u8]) -> Result<Self, KeyError> {
-        serde_json::from_slice(bytes).map_err(|e| KeyError::Document(e.to_string()))
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let kid = match e.path().iter().nth(1) {
+                Some(serde_path_to_error::Segment::Seq { index }) => {
+                    serde_json::from_slice::<serde_json::Value>(bytes)
+                        .ok()
+                        .and_then(|v| v["keys"][index]["kid"].as_str().map(|kid| format!("key {kid}: ")))
+                        .unwrap_or_default()
+                }
+                _ => String::new(),
+            };
+            KeyError::Document(format!("{kid}{path}: {}", e.inner()))
+        })
     }
 
     pub fn to_json(&self) -> Zeroizing<String> {
@@ -69,5 +83,27 @@ impl PrivateKeyPem {
 impl fmt::Debug for PrivateKeyPem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PrivateKeyPem(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_key_is_named_in_the_error() {
+        let doc = r#"{"keys": [{"kid": "k1", "alg": "HS256", "state": "active",
+            "created_at": "2026-01-01T00:00:00Z", "private_key_pem": "x"}]}"#;
+        let err = KeysetDocument::from_json(doc.as_bytes())
+            .expect_err("HS256")
+            .to_string();
+        assert!(
+            err.contains("key k1: keys[0].alg") && err.contains("HS256"),
+            "{err}"
+        );
+        let err = KeysetDocument::from_json(b"{\"keys\": [")
+            .expect_err("truncated")
+            .to_string();
+        assert!(err.starts_with("keyset document is not valid"), "{err}");
     }
 }

@@ -51,3 +51,10 @@ pub fn generate_record(
         private_key_pem,
     })
 }
+
+/// The modulus size of an RSA key, so that a rotation's next key matches the current one.
+pub fn rsa_bits(pem: &str) -> Option<usize> {
+    use pkcs8::DecodePrivateKey as _;
+    use rsa::traits::PublicKeyParts as _;
+    rsa::RsaPrivateKey::from_pkcs8_pem(pem).ok().map(|k| k.size() * 8)
+}

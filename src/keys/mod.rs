@@ -4,6 +4,8 @@
 mod document;
 mod generate;
 mod keyset;
+pub mod lifecycle;
+mod reload;
 mod signing;
 pub mod source;
 
@@ -11,9 +13,10 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use document::{KeyRecord, KeyState, KeysetDocument, PrivateKeyPem};
-pub use generate::generate_record;
+pub use generate::{generate_record, rsa_bits};
 pub use keyset::{Jwks, KeySet};
-pub use signing::SigningKey;
+pub use reload::{KeysetStatus, Reloader};
+pub use signing::{thumbprint_of, SigningKey};
 
 /// A signing algorithm this issuer supports. HMAC and `none` are not representable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -75,6 +78,20 @@ pub enum KeyError {
     Document(String),
     #[error("key source {source_name}: {reason}")]
     Source { source_name: String, reason: String },
+    #[error("no key {0} in the keyset")]
+    UnknownKid(String),
+    #[error(
+        "no pending {0} key to promote; run `keys generate --alg {0}`, then rotate once it has \
+         been published for the publication period"
+    )]
+    NoPendingKey(Alg),
+    #[error("no pending {alg} key has been published long enough: {kid} can be promoted in {left}")]
+    NotYetEligible { alg: Alg, kid: String, left: String },
+    #[error(
+        "key source {source_name}: the keyset changed since it was read ({reason}); nothing was \
+         written, run the command again"
+    )]
+    Conflict { source_name: String, reason: String },
     #[error("cannot generate a key: {0}")]
     Generate(String),
     #[error("signing failed")]

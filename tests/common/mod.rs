@@ -2,6 +2,8 @@
 //! `TEST_DATABASE_URL` names a PostgreSQL server — on a fresh PostgreSQL database.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -10,6 +12,7 @@ use tempfile::TempDir;
 use token_issuer::app::AppState;
 use token_issuer::config::Settings;
 use token_issuer::http::Server;
+use token_issuer::keys::source::KeySource;
 use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "violet tractor melts quietly";
@@ -61,6 +64,25 @@ pub async fn start_with(extra: &[(&str, &str)]) -> TestServer {
 
 /// Starts a server on an existing directory and database (a restart, or a second instance).
 pub async fn start_on(dir: Arc<TempDir>, database_url: String, extra: &[(&str, &str)]) -> TestServer {
+    launch(dir, database_url, extra, None).await
+}
+
+/// As [`start_on`], with the keys read from `source` instead of `DIR/keys`.
+pub async fn start_on_source(
+    dir: Arc<TempDir>,
+    database_url: String,
+    extra: &[(&str, &str)],
+    source: KeySource,
+) -> TestServer {
+    launch(dir, database_url, extra, Some(source)).await
+}
+
+async fn launch(
+    dir: Arc<TempDir>,
+    database_url: String,
+    extra: &[(&str, &str)],
+    source: Option<KeySource>,
+) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let base = format!("http://{addr}");
@@ -72,7 +94,11 @@ pub async fn start_on(dir: Arc<TempDir>, database_url: String, extra: &[(&str, &
     ];
     values.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let settings = Settings::from_values(values).expect("valid test settings");
-    let app = AppState::build(settings).await.expect("app starts");
+    let app = match source {
+        Some(source) => AppState::build_with_key_source(settings, source).await,
+        None => AppState::build(settings).await,
+    }
+    .expect("app starts");
     let (tx, rx) = oneshot::channel::<()>();
     let server = Server::new(listener, app.clone());
     tokio::spawn(server.run(async {
@@ -181,4 +207,27 @@ pub fn segment(token: &str, index: usize) -> Value {
         .decode(part)
         .expect("base64url");
     serde_json::from_slice(&bytes).expect("json")
+}
+
+/// Runs the `token-issuer` binary in `dir` with only `PATH` and `env` set; returns
+/// (success, stdout, stderr).
+pub fn run_issuer<K, V>(dir: &std::path::Path, args: &[&str], env: &[(K, V)]) -> (bool, String, String)
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_token-issuer"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run token-issuer");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

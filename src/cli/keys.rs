@@ -1,0 +1,264 @@
+//! `token-issuer keys …`: the operator's view of the keyset on the configured source. Every
+//! change goes through [`KeySource::update`] and is logged as an audit event.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::config::Settings;
+use crate::keys::lifecycle::{self, Timing, Transition};
+use crate::keys::source::KeySource;
+use crate::keys::{
+    generate_record, rsa_bits, thumbprint_of, Alg, KeyError, KeyRecord, KeyState, KeysetDocument,
+    PrivateKeyPem,
+};
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Show every key: kid, algorithm, state, and when it may be promoted or pruned.
+    List {
+        /// One JSON array, for scripts (never any key material).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a new key: active at once if its algorithm has no active key, else pending.
+    Generate {
+        #[arg(long)]
+        alg: Alg,
+        /// RSA modulus size: 2048, 3072 or 4096.
+        #[arg(long, default_value_t = 2048)]
+        bits: usize,
+    },
+    /// Add an existing PKCS#8 PEM private key, like `generate` does.
+    Import {
+        #[arg(long)]
+        alg: Alg,
+        file: PathBuf,
+    },
+    /// Promote the oldest pending key that has been published long enough, retire the
+    /// active one, and add a new pending key for the next rotation.
+    Rotate {
+        /// Defaults to ISSUER_SIGNING_ALG.
+        #[arg(long)]
+        alg: Option<Alg>,
+    },
+    /// Remove retired keys once every token they signed has expired.
+    Prune,
+    /// Emergency: remove a (compromised) key from the keyset and the JWKS at once.
+    Revoke { kid: String },
+}
+
+pub async fn run(settings: &Settings, command: KeysCommand) -> Result<(), KeyError> {
+    let source = KeySource::from_spec(&settings.key_source).await;
+    let timing = Timing::from_settings(settings);
+    let actor = actor();
+    let now = OffsetDateTime::now_utc;
+    match command {
+        KeysCommand::List { json } => list(&source, timing, json).await,
+        KeysCommand::Generate { alg, bits } => {
+            let record = generate(alg, bits).await?;
+            let change = source.update(|doc| lifecycle::add(doc, record, now())).await?;
+            report("key_generated", &[change], &actor);
+            Ok(())
+        }
+        KeysCommand::Import { alg, file } => {
+            let record = import(alg, &file)?;
+            let change = source.update(|doc| lifecycle::add(doc, record, now())).await?;
+            report("key_imported", &[change], &actor);
+            Ok(())
+        }
+        KeysCommand::Rotate { alg } => {
+            let alg = alg.unwrap_or(settings.signing_alg);
+            // Refuse before spending seconds on a new RSA key that would not be used.
+            let mut preview = source.load().await?.doc;
+            lifecycle::rotate(&mut preview, alg, timing, now())?;
+            let bits = rsa_bits_of(&preview, |k| k.alg == alg && k.state == KeyState::Active);
+            let next = generate(alg, bits).await?;
+            let changes = source
+                .update(|doc| {
+                    let mut changes = lifecycle::rotate(doc, alg, timing, now())?;
+                    changes.push(lifecycle::add(doc, next, now())?);
+                    Ok(changes)
+                })
+                .await?;
+            report("key_rotated", &changes, &actor);
+            Ok(())
+        }
+        KeysCommand::Prune => {
+            let (removed, kept) = source
+                .update(|doc| Ok(lifecycle::prune(doc, timing, now())))
+                .await?;
+            report("key_pruned", &removed, &actor);
+            for (kid, left) in kept {
+                println!("kept retired {kid}: prunable in {left}");
+            }
+            if removed.is_empty() {
+                println!("nothing to prune");
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { kid } => {
+            // A replacement is needed only when the active key goes and no pending key can
+            // take over; it is as large as the key it replaces.
+            let doc = source.load().await?.doc;
+            let revoked = doc.keys.iter().find(|k| k.kid == kid);
+            let needs_replacement = revoked.is_some_and(|r| {
+                r.state == KeyState::Active
+                    && !doc
+                        .keys
+                        .iter()
+                        .any(|k| k.alg == r.alg && k.state == KeyState::Pending)
+            });
+            let replacement = match revoked {
+                Some(r) if needs_replacement => {
+                    Some(generate(r.alg, rsa_bits_of(&doc, |k| k.kid == kid)).await?)
+                }
+                _ => None,
+            };
+            let fresh = |_| {
+                replacement.ok_or_else(|| KeyError::Conflict {
+                    source_name: source.name(),
+                    reason: "a pending key disappeared".into(),
+                })
+            };
+            let changes = source
+                .update(|doc| lifecycle::revoke(doc, &kid, fresh, now()))
+                .await?;
+            report("key_revoked", &changes, &actor);
+            println!(
+                "running instances drop {kid} from the JWKS at their next reload (SIGHUP reloads at once)"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The RSA size of the first key `pick` selects (2048 if none), for a key that succeeds it.
+fn rsa_bits_of(doc: &KeysetDocument, pick: impl Fn(&KeyRecord) -> bool) -> usize {
+    doc.keys
+        .iter()
+        .find(|k| pick(k))
+        .and_then(|k| rsa_bits(k.private_key_pem.expose()))
+        .unwrap_or(2048)
+}
+
+async fn generate(alg: Alg, bits: usize) -> Result<KeyRecord, KeyError> {
+    tokio::task::spawn_blocking(move || {
+        generate_record(alg, bits, KeyState::Pending, OffsetDateTime::now_utc())
+    })
+    .await
+    .map_err(|e| KeyError::Generate(e.to_string()))?
+}
+
+fn import(alg: Alg, file: &std::path::Path) -> Result<KeyRecord, KeyError> {
+    let pem = std::fs::read_to_string(file).map_err(|e| KeyError::InvalidKey {
+        kid: file.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let pem = Zeroizing::new(pem);
+    let pem = PrivateKeyPem::new(format!("{}\n", pem.trim()));
+    let kid = thumbprint_of(alg, pem.expose()).map_err(|e| KeyError::InvalidKey {
+        kid: file.display().to_string(),
+        reason: match e {
+            KeyError::InvalidKey { reason, .. } => reason,
+            other => other.to_string(),
+        },
+    })?;
+    Ok(KeyRecord {
+        kid,
+        alg,
+        state: KeyState::Pending,
+        created_at: OffsetDateTime::now_utc(),
+        activated_at: None,
+        retired_at: None,
+        private_key_pem: pem,
+    })
+}
+
+async fn list(source: &KeySource, timing: Timing, as_json: bool) -> Result<(), KeyError> {
+    let doc = source.load().await?.doc;
+    let now = OffsetDateTime::now_utc();
+    let rfc3339 = |t: Option<OffsetDateTime>| t.and_then(|t| t.format(&Rfc3339).ok());
+    let promotable =
+        |k: &KeyRecord| (k.state == KeyState::Pending).then(|| timing.promotable_at(k.created_at));
+    if as_json {
+        let keys: Vec<_> = doc
+            .keys
+            .iter()
+            .map(|k| {
+                json!({
+                    "kid": k.kid,
+                    "alg": k.alg,
+                    "state": k.state,
+                    "created_at": rfc3339(Some(k.created_at)),
+                    "activated_at": rfc3339(k.activated_at),
+                    "retired_at": rfc3339(k.retired_at),
+                    "promotable_at": rfc3339(promotable(k)),
+                    "prunable_at": rfc3339(timing.prunable_at(k)),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(keys));
+        return Ok(());
+    }
+    if doc.keys.is_empty() {
+        println!("no keys in {}", source.name());
+        return Ok(());
+    }
+    let when = |label: &str, at: OffsetDateTime| match at - now {
+        left if left.is_positive() => format!("{label} in {}", lifecycle::human(left)),
+        _ => format!("{label} now"),
+    };
+    println!(
+        "{:<43}  {:<5}  {:<7}  {:<20}  NEXT",
+        "KID", "ALG", "STATE", "SINCE"
+    );
+    for k in &doc.keys {
+        let since = match k.state {
+            KeyState::Pending => Some(k.created_at),
+            KeyState::Active => k.activated_at,
+            KeyState::Retired => k.retired_at,
+        };
+        let next = match (promotable(k), timing.prunable_at(k)) {
+            (Some(at), _) => when("promotable", at),
+            (_, Some(at)) => when("prunable", at),
+            _ if k.state == KeyState::Active => "signing".to_owned(),
+            _ => "kept: no retired_at".to_owned(),
+        };
+        let since = since
+            .and_then(|t| t.replace_nanosecond(0).ok())
+            .and_then(|t| rfc3339(Some(t)))
+            .unwrap_or_default();
+        println!(
+            "{:<43}  {:<5}  {:<7}  {:<20}  {next}",
+            k.kid,
+            k.alg,
+            lifecycle::state_name(Some(k.state)),
+            since
+        );
+    }
+    Ok(())
+}
+
+/// Prints and audits each change.
+fn report(event: &'static str, changes: &[Transition], actor: &str) {
+    for change in changes {
+        change.audit(event, actor);
+        println!("{change}");
+    }
+}
+
+/// Who made a change, for the audit log: the local user and host.
+fn actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown-user".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown-host".into());
+    format!("{user}@{host} (token-issuer keys)")
+}
