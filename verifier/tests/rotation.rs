@@ -1,0 +1,221 @@
+//! token-verifier through a real token-issuer's key rotation — the issuer's own rotation path
+//! (keyset source, state machine, hot reload) — with the verifier honouring the JWKS max-age:
+//! every token verifies, and no lookup ever misses the cache for an unknown `kid`.
+//! Its own test binary, because it installs the process-wide metrics recorder it reads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use token_issuer::config::Settings;
+use token_issuer::keys::lifecycle::{self, Timing};
+use token_issuer::keys::source::{FileSource, KeySource};
+use token_issuer::keys::{generate_record, Alg, KeyState};
+use token_verifier::{JwksOptions, Verifier};
+
+fn new_key() -> token_issuer::keys::KeyRecord {
+    generate_record(Alg::EdDsa, 0, KeyState::Pending, OffsetDateTime::now_utc()).expect("generate")
+}
+
+fn kid_of(token: &str) -> String {
+    use base64::Engine as _;
+    let header = token.split('.').next().expect("header");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .expect("base64url");
+    serde_json::from_slice::<Value>(&bytes).expect("json")["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verifies_every_token_across_a_real_rotation_without_an_unknown_kid() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder.install().expect("metrics recorder");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = KeySource::File(FileSource::new(dir.path().join("keys")));
+    let now = OffsetDateTime::now_utc;
+    source
+        .update(|doc| lifecycle::add(doc, new_key(), now()))
+        .await
+        .expect("bootstrap key");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    // Publication 2 s ≥ max-age 1 s + reload 1 s; retention 3 + 1 + 1 = 5 s.
+    let settings = Settings::from_values([
+        ("ISSUER_URL", base.clone()),
+        (
+            "ISSUER_DATABASE_URL",
+            format!("sqlite://{}/db.sqlite", dir.path().display()),
+        ),
+        ("ISSUER_KEY_SOURCE", format!("file:{}/keys", dir.path().display())),
+        ("ISSUER_SIGNING_ALG", "EdDSA".into()),
+        ("ISSUER_JWKS_MAX_AGE", "1s".into()),
+        ("ISSUER_KEY_RELOAD_INTERVAL", "1s".into()),
+        ("ISSUER_KEY_PUBLICATION_PERIOD", "2s".into()),
+        ("ISSUER_ACCESS_TOKEN_TTL", "3s".into()),
+    ])
+    .expect("settings");
+    let timing = Timing::from_settings(&settings);
+    let app = token_issuer::app::AppState::build(settings)
+        .await
+        .expect("issuer");
+    tokio::spawn(token_issuer::http::Server::new(listener, app).run(std::future::pending()));
+
+    // Honour the issuer's max-age exactly; an unknown kid would be refetched only after an
+    // hour, so it would show as a failure, not be papered over.
+    let options = JwksOptions {
+        min_ttl: Duration::from_secs(1),
+        max_ttl: Duration::from_secs(1),
+        unknown_kid_cooldown: Duration::from_secs(3600),
+        ..JwksOptions::default()
+    };
+    let verifier = Arc::new(
+        Verifier::builder(&base)
+            .audience(&base)
+            .jwks_options(options)
+            .build()
+            .await
+            .expect("verifier"),
+    );
+
+    let http = reqwest::Client::new();
+    let creds = json!({"email": "rotation@example.com", "password": "violet tractor melts quietly"});
+    let reg = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&creds)
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(reg.status(), 201);
+    let tokens: Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&creds)
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let old_kid = kid_of(tokens["access_token"].as_str().expect("access"));
+
+    // Refresh and verify continuously until told to stop.
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = {
+        let (http, verifier, base) = (http.clone(), verifier.clone(), base.clone());
+        let mut refresh = tokens["refresh_token"].as_str().expect("refresh").to_owned();
+        tokio::spawn(async move {
+            let (mut seen, mut failures) = (HashMap::<String, usize>::new(), Vec::new());
+            loop {
+                let tokens: Value = http
+                    .post(format!("{base}/api/v1/auth/refresh"))
+                    .json(&json!({ "refresh_token": refresh }))
+                    .send()
+                    .await
+                    .expect("refresh")
+                    .json()
+                    .await
+                    .expect("json");
+                refresh = tokens["refresh_token"].as_str().expect("refresh").to_owned();
+                let access = tokens["access_token"].as_str().expect("access");
+                match verifier.verify::<Value>(access).await {
+                    Ok(_) => *seen.entry(kid_of(access)).or_insert(0) += 1,
+                    Err(e) => failures.push(e.to_string()),
+                }
+                tokio::select! {
+                    _ = &mut stopped => return (seen, failures),
+                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
+        })
+    };
+
+    // The issuer's rotation path: a pending key, the publication period, rotate, prune.
+    let next = new_key();
+    let new_kid = next.kid.clone();
+    source
+        .update(|doc| lifecycle::add(doc, next, now()))
+        .await
+        .expect("pending key");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let login = || async {
+        let tokens: Value = http
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&creds)
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("json");
+        tokens["access_token"].as_str().expect("access").to_owned()
+    };
+    let before_rotation = login().await;
+    source
+        .update(|doc| {
+            lifecycle::rotate(doc, Alg::EdDsa, timing, now())?;
+            lifecycle::add(doc, new_key(), now())
+        })
+        .await
+        .expect("rotate");
+    let start = Instant::now();
+    loop {
+        if kid_of(&login().await) == new_kid {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the issuer never signed with the new key"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(kid_of(&before_rotation), old_kid);
+    verifier
+        .verify::<Value>(&before_rotation)
+        .await
+        .expect("a token from before the rotation verifies until it expires");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (pruned, _) = source
+        .update(|doc| Ok(lifecycle::prune(doc, timing, now())))
+        .await
+        .expect("prune");
+    assert_eq!(pruned.len(), 1);
+    assert_eq!(pruned[0].kid, old_kid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let _ = stop.send(());
+    let (seen, failures) = watcher.await.expect("watcher");
+    assert!(
+        failures.is_empty(),
+        "verification failed across the rotation: {failures:?}"
+    );
+    assert!(seen.get(&old_kid).is_some_and(|n| *n > 0), "{seen:?}");
+    assert!(seen.get(&new_kid).is_some_and(|n| *n > 0), "{seen:?}");
+    let metrics = snapshotter.snapshot().into_vec();
+    let counter = |name: &str| {
+        metrics
+            .iter()
+            .find(|(key, ..)| key.key().name() == name)
+            .map_or(0, |(.., value)| match value {
+                DebugValue::Counter(n) => *n,
+                _ => 0,
+            })
+    };
+    assert!(counter("token_verifier_key_cache_hits_total") > 0);
+    assert!(
+        counter("token_verifier_jwks_fetches_total") > 2,
+        "the cache expired and was refreshed"
+    );
+    assert_eq!(
+        counter("token_verifier_key_cache_misses_total"),
+        0,
+        "a verifier met an unknown kid"
+    );
+}
