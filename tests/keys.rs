@@ -318,6 +318,20 @@ async fn rotation_without_failed_verification(keys: Keys) {
         out.contains(&format!("kept retired {old_kid}: prunable in")),
         "{out}"
     );
+    // Retention: access TTL 3 s + JWKS max-age 1 s + reload interval 1 s.
+    let retired = keys
+        .list()
+        .into_iter()
+        .find(|k| k["kid"] == old_kid.as_str())
+        .expect("retired");
+    let at = |field: &str| {
+        time::OffsetDateTime::parse(
+            retired[field].as_str().expect(field),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("rfc3339")
+    };
+    assert_eq!(at("prunable_at") - at("retired_at"), time::Duration::seconds(5));
     tokio::time::sleep(Duration::from_secs(5)).await;
     let out = keys.cli_ok(&["prune"]);
     assert!(out.contains(&format!("{old_kid}: retired -> absent")), "{out}");
@@ -453,7 +467,7 @@ async fn a_broken_key_file_keeps_the_last_good_keyset() {
         ("{ not json".to_owned(), 0o600, "not valid"),
         (wrong_kid.to_string(), 0o600, "not-its-thumbprint"),
         (two_active.to_string(), 0o600, "two active EdDSA keys"),
-        (good.clone(), 0o644, "readable by group or others"),
+        (good.clone(), 0o644, "by group or others"),
         (r#"{"keys": []}"#.to_owned(), 0o600, "no active EdDSA key"),
     ];
     for (text, mode, expected) in faults {
@@ -470,6 +484,7 @@ async fn a_broken_key_file_keeps_the_last_good_keyset() {
     // Fixed: the instance recovers on its own.
     std::fs::create_dir(keys.dir.path().join("keys")).expect("mkdir");
     write(&good, 0o600);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     server.app.reloader.reload().await.expect("recovered");
     assert!(server.app.reloader.status().last_error.is_none());
     let ready: Value = server
@@ -482,6 +497,10 @@ async fn a_broken_key_file_keeps_the_last_good_keyset() {
         .await
         .expect("json");
     assert_eq!(ready["keyset"]["reload"], "ok");
+    assert_eq!(
+        ready["keyset"]["age_seconds"], 0,
+        "a good read makes the keyset current again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -606,6 +625,14 @@ async fn concurrent_cli_writers_on_secrets_manager_lose_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_secrets_manager_write_from_a_stale_read_is_refused() {
     let keys = Keys::aws("EdDSA").await;
+    // Created empty, as infrastructure code often does: the first write gives it a value.
+    let moto = keys.moto.as_ref().expect("moto");
+    aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await)
+        .create_secret()
+        .name(&keys.secret)
+        .send()
+        .await
+        .expect("create an empty secret");
     keys.cli_ok(&["generate", "--alg", "EdDSA"]);
     let KeySource::Aws(aws) = keys.source().await else {
         panic!("an AWS source")
@@ -628,6 +655,7 @@ async fn a_secrets_manager_write_from_a_stale_read_is_refused() {
 fn openssl(args: &[&str]) {
     let status = std::process::Command::new("openssl")
         .args(args)
+        .stderr(std::process::Stdio::null())
         .status()
         .expect("openssl");
     assert!(status.success(), "openssl {args:?}");
@@ -694,8 +722,8 @@ async fn the_keys_cli_imports_lists_and_refuses_with_clear_messages() {
     for (alg, file, reason) in [
         ("RS256", &weak, "weaker than 2048 bits"),
         ("RS256", &pkcs1, "PKCS#8"),
-        ("RS256", &ed, "ed.pem"),
-        ("RS256", &rsa, "twice"),
+        ("RS256", &ed, "not an RSA"),
+        ("RS256", &rsa, "already in the keyset"),
         ("HS256", &rsa, "RS256 or EdDSA"),
     ] {
         let (ok, _, err) = keys.cli(&["import", "--alg", alg, file.to_str().expect("path")]);

@@ -29,9 +29,9 @@ pub enum KeysCommand {
     Generate {
         #[arg(long)]
         alg: Alg,
-        /// RSA modulus size: 2048, 3072 or 4096.
-        #[arg(long, default_value_t = 2048)]
-        bits: usize,
+        /// RSA modulus size: 2048 (default), 3072 or 4096.
+        #[arg(long)]
+        bits: Option<usize>,
     },
     /// Add an existing PKCS#8 PEM private key, like `generate` does.
     Import {
@@ -60,7 +60,10 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> Result<(), KeyErr
     match command {
         KeysCommand::List { json } => list(&source, timing, json).await,
         KeysCommand::Generate { alg, bits } => {
-            let record = generate(alg, bits).await?;
+            if alg == Alg::EdDsa && bits.is_some() {
+                return Err(KeyError::Generate("--bits applies to RS256 keys only".into()));
+            }
+            let record = generate(alg, bits.unwrap_or(2048)).await?;
             let change = source.update(|doc| lifecycle::add(doc, record, now())).await?;
             report("key_generated", &[change], &actor);
             Ok(())
@@ -102,27 +105,16 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> Result<(), KeyErr
             Ok(())
         }
         KeysCommand::Revoke { kid } => {
-            // A replacement is needed only when the active key goes and no pending key can
-            // take over; it is as large as the key it replaces.
+            // Made beforehand (off the runtime), and only when no pending key can take over.
             let doc = source.load().await?.doc;
-            let revoked = doc.keys.iter().find(|k| k.kid == kid);
-            let needs_replacement = revoked.is_some_and(|r| {
-                r.state == KeyState::Active
-                    && !doc
-                        .keys
-                        .iter()
-                        .any(|k| k.alg == r.alg && k.state == KeyState::Pending)
-            });
-            let replacement = match revoked {
-                Some(r) if needs_replacement => {
-                    Some(generate(r.alg, rsa_bits_of(&doc, |k| k.kid == kid)).await?)
-                }
-                _ => None,
+            let replacement = match lifecycle::revocation_needs_new_key(&doc, &kid) {
+                Some(alg) => Some(generate(alg, rsa_bits_of(&doc, |k| k.kid == kid)).await?),
+                None => None,
             };
             let fresh = |_| {
                 replacement.ok_or_else(|| KeyError::Conflict {
                     source_name: source.name(),
-                    reason: "a pending key disappeared".into(),
+                    reason: "the pending key that was to take over is gone".into(),
                 })
             };
             let changes = source
@@ -235,10 +227,7 @@ async fn list(source: &KeySource, timing: Timing, as_json: bool) -> Result<(), K
             .unwrap_or_default();
         println!(
             "{:<43}  {:<5}  {:<7}  {:<20}  {next}",
-            k.kid,
-            k.alg,
-            lifecycle::state_name(Some(k.state)),
-            since
+            k.kid, k.alg, k.state, since
         );
     }
     Ok(())

@@ -13,7 +13,6 @@ use crate::app::{AppState, StartError};
 use crate::config::{Mode, Settings};
 use crate::http::Server;
 use crate::keys::source::KeySource;
-use crate::keys::KeySet;
 use crate::store::Store;
 
 #[derive(Parser)]
@@ -103,6 +102,8 @@ async fn serve(settings: Settings) -> Result<(), StartError> {
              set ISSUER_ENV=production for real deployments"
         );
     }
+    // Listen before the slow start: an early SIGHUP must not kill the process.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let app = AppState::build(settings).await?;
     let server = Server::bind(app.clone()).await?;
     let addr = server.local_addr().map_err(|source| StartError::Bind {
@@ -110,7 +111,7 @@ async fn serve(settings: Settings) -> Result<(), StartError> {
         source,
     })?;
     tracing::info!(%addr, "listening");
-    reload_keys_on_sighup(app.reloader.clone());
+    reload_keys_on_sighup(hangups, app.reloader.clone());
     server
         .run(shutdown_signal())
         .await
@@ -120,8 +121,11 @@ async fn serve(settings: Settings) -> Result<(), StartError> {
 }
 
 /// SIGHUP re-reads the key source at once (the periodic reload goes on regardless).
-fn reload_keys_on_sighup(reloader: std::sync::Arc<crate::keys::Reloader>) {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+fn reload_keys_on_sighup(
+    hangups: std::io::Result<tokio::signal::unix::Signal>,
+    reloader: std::sync::Arc<crate::keys::Reloader>,
+) {
+    match hangups {
         Ok(mut hangups) => {
             tokio::spawn(async move {
                 while hangups.recv().await.is_some() {
@@ -174,14 +178,7 @@ async fn check_config(settings: Settings) -> Result<(), StartError> {
         );
         return Ok(());
     }
-    let set = KeySet::from_document(&doc)?;
-    if set.active(settings.signing_alg).is_none() {
-        return Err(crate::keys::KeyError::NoActiveKey {
-            alg: settings.signing_alg,
-            source_name: source.name(),
-        }
-        .into());
-    }
+    let set = source.serving_keyset(doc, settings.signing_alg).await?;
     println!(
         "keys: {} published, active {} key present",
         set.key_count(),

@@ -16,20 +16,40 @@ pub struct KeysetDocument {
 
 impl KeysetDocument {
     /// Parses the document; an error names the offending key (by `kid` when it has one).
+    /// serde's own messages quote the offending value, which may be key material, so only
+    /// the place and the kind of the problem are reported.
     pub fn from_json(bytes: &[u8]) -> Result<Self, KeyError> {
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            let kid = match e.path().iter().nth(1) {
-                Some(serde_path_to_error::Segment::Seq { index }) => {
-                    serde_json::from_slice::<serde_json::Value>(bytes)
-                        .ok()
-                        .and_then(|v| v["keys"][index]["kid"].as_str().map(|kid| format!("key {kid}: ")))
-                        .unwrap_or_default()
+            let inner = e.inner();
+            let message = inner.to_string();
+            let what = match inner.classify() {
+                serde_json::error::Category::Data
+                    if ["missing field", "unknown field", "duplicate field"]
+                        .iter()
+                        .any(|p| message.starts_with(p)) =>
+                {
+                    message.split(" at line").next().unwrap_or_default().to_owned()
                 }
+                serde_json::error::Category::Data => match path.rsplit('.').next() {
+                    Some("alg") => "must be RS256 or EdDSA".to_owned(),
+                    Some("state") => "must be pending, active or retired".to_owned(),
+                    _ => "has the wrong type or value".to_owned(),
+                },
+                _ => "malformed JSON".to_owned(),
+            };
+            let kid = match e.path().iter().nth(1) {
+                Some(serde_path_to_error::Segment::Seq { index }) => kid_at(bytes, *index)
+                    .map(|kid| format!("key {kid}: "))
+                    .unwrap_or_default(),
                 _ => String::new(),
             };
-            KeyError::Document(format!("{kid}{path}: {}", e.inner()))
+            KeyError::Document(format!(
+                "{kid}{path}: {what} (line {}, column {})",
+                inner.line(),
+                inner.column()
+            ))
         })
     }
 
@@ -37,6 +57,20 @@ impl KeysetDocument {
         // Serialising plain structs of strings cannot fail.
         Zeroizing::new(serde_json::to_string_pretty(self).unwrap_or_default())
     }
+}
+
+/// The `kid` of the `index`th key, read without keeping any other field in memory.
+fn kid_at(bytes: &[u8], index: usize) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Kids {
+        keys: Vec<Kid>,
+    }
+    #[derive(Deserialize)]
+    struct Kid {
+        kid: Option<String>,
+    }
+    let kids: Kids = serde_json::from_slice(bytes).ok()?;
+    kids.keys.into_iter().nth(index)?.kid
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +82,22 @@ pub enum KeyState {
     Active,
     /// Published until every token it signed has expired.
     Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Pending => "pending",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+        }
+    }
+}
+
+impl fmt::Display for KeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,7 +148,20 @@ mod tests {
             .expect_err("HS256")
             .to_string();
         assert!(
-            err.contains("key k1: keys[0].alg") && err.contains("HS256"),
+            err.contains("key k1: keys[0].alg: must be RS256 or EdDSA"),
+            "{err}"
+        );
+        // A PEM where a name belongs is reported by place, never quoted.
+        let misplaced = doc.replace("\"HS256\"", "\"-----BEGIN PRIVATE KEY-----MIIEv\"");
+        let err = KeysetDocument::from_json(misplaced.as_bytes())
+            .expect_err("pem")
+            .to_string();
+        assert!(!err.contains("BEGIN") && !err.contains("MIIEv"), "{err}");
+        let err = KeysetDocument::from_json(br#"{"keys": [{"kid": "k2"}]}"#)
+            .expect_err("missing")
+            .to_string();
+        assert!(
+            err.contains("key k2") && err.contains("missing field `alg`"),
             "{err}"
         );
         let err = KeysetDocument::from_json(b"{\"keys\": [")

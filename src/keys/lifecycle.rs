@@ -30,18 +30,23 @@ impl Timing {
 }
 
 impl Timing {
-    /// When a key published (added) at `published_at` may start signing.
+    /// When a key published (added) at `published_at` may start signing. Saturates, so a
+    /// hand-edited date near the end of time cannot overflow.
     pub fn promotable_at(&self, published_at: OffsetDateTime) -> OffsetDateTime {
-        published_at + self.publication_period
+        published_at.saturating_add(signed(self.publication_period))
     }
 
     /// When a retired key may leave the JWKS; `None` for keys that are not retired.
     pub fn prunable_at(&self, key: &KeyRecord) -> Option<OffsetDateTime> {
         match key.state {
-            KeyState::Retired => key.retired_at.map(|t| t + self.retention),
+            KeyState::Retired => key.retired_at.map(|t| t.saturating_add(signed(self.retention))),
             KeyState::Pending | KeyState::Active => None,
         }
     }
+}
+
+fn signed(d: Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
 }
 
 /// One key changing state; `None` means absent from the keyset. Audit events are made of these.
@@ -109,13 +114,9 @@ impl fmt::Display for Transition {
     }
 }
 
-pub fn state_name(state: Option<KeyState>) -> &'static str {
-    match state {
-        None => "absent",
-        Some(KeyState::Pending) => "pending",
-        Some(KeyState::Active) => "active",
-        Some(KeyState::Retired) => "retired",
-    }
+/// A state for logs and output; `absent` when the key is not in the keyset.
+fn state_name(state: Option<KeyState>) -> &'static str {
+    state.map_or("absent", KeyState::as_str)
 }
 
 /// Adds a generated or imported key. When its algorithm has no active key it becomes active
@@ -126,7 +127,7 @@ pub fn add(
     now: OffsetDateTime,
 ) -> Result<Transition, KeyError> {
     if doc.keys.iter().any(|k| k.kid == record.kid) {
-        return Err(KeyError::DuplicateKid(record.kid));
+        return Err(KeyError::AlreadyPresent(record.kid));
     }
     let bootstrap = active_index(doc, record.alg).is_none();
     record.state = if bootstrap {
@@ -222,6 +223,20 @@ pub fn prune(
     (removed, kept)
 }
 
+/// The algorithm of the fresh key that revoking `kid` calls for: when it is the active key
+/// and no pending key of its algorithm can take over (the rule [`revoke`] follows).
+pub fn revocation_needs_new_key(doc: &KeysetDocument, kid: &str) -> Option<Alg> {
+    let revoked = doc
+        .keys
+        .iter()
+        .find(|k| k.kid == kid && k.state == KeyState::Active)?;
+    let standby = doc
+        .keys
+        .iter()
+        .any(|k| k.alg == revoked.alg && k.state == KeyState::Pending);
+    (!standby).then_some(revoked.alg)
+}
+
 /// Emergency removal of a (compromised) key: it leaves the keyset, and so the JWKS, at once.
 /// If it was active, the newest pending key of its algorithm takes over, or `replacement`
 /// (a fresh key of the same algorithm) does when there is none.
@@ -267,20 +282,22 @@ fn active_index(doc: &KeysetDocument, alg: Alg) -> Option<usize> {
         .position(|k| k.alg == alg && k.state == KeyState::Active)
 }
 
-/// A duration as `2d 3h`, `3h 12m`, `4m 10s` or `9s`, rounded up to the second.
+/// A duration as `2d 3h`, `3h 12m`, `4m 10s` or `9s`, rounded up to the smallest unit shown,
+/// so that waiting the time named is always enough.
 pub fn human(d: time::Duration) -> String {
-    let total = d.whole_seconds() + i64::from(d.subsec_nanoseconds() > 0);
-    let (days, hours, minutes, seconds) = (
-        total / 86_400,
-        total % 86_400 / 3600,
-        total % 3600 / 60,
-        total % 60,
-    );
-    match (days, hours, minutes) {
-        (0, 0, 0) => format!("{seconds}s"),
-        (0, 0, m) => format!("{m}m {seconds}s"),
-        (0, h, m) => format!("{h}h {m}m"),
-        (d, h, _) => format!("{d}d {h}h"),
+    let seconds = d.whole_seconds() + i64::from(d.subsec_nanoseconds() > 0);
+    let ceil = |unit: i64| (seconds + unit - 1) / unit;
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        s if s < 86_400 => {
+            let m = ceil(60);
+            format!("{}h {}m", m / 60, m % 60)
+        }
+        _ => {
+            let h = ceil(3600);
+            format!("{}d {}h", h / 24, h % 24)
+        }
     }
 }
 
@@ -323,7 +340,7 @@ mod tests {
             "one active key per algorithm"
         );
         let dup = doc.keys[0].clone();
-        assert!(matches!(add(&mut doc, dup, T0), Err(KeyError::DuplicateKid(_))));
+        assert!(matches!(add(&mut doc, dup, T0), Err(KeyError::AlreadyPresent(_))));
         KeySet::from_document(&doc).expect("a valid keyset");
     }
 
@@ -397,6 +414,11 @@ mod tests {
         add(&mut doc, key(Alg::EdDsa), T0 + hours(1)).expect("older pending");
         add(&mut doc, key(Alg::EdDsa), T0 + hours(2)).expect("newer pending");
         let (active, newest) = (doc.keys[0].kid.clone(), doc.keys[2].kid.clone());
+        assert_eq!(
+            revocation_needs_new_key(&doc, &active),
+            None,
+            "a pending key can take over"
+        );
         let unused = |_| -> Result<KeyRecord, KeyError> { panic!("a pending key exists") };
         let changes = revoke(&mut doc, &active, unused, T0 + hours(3)).expect("revoke");
         assert_eq!(changes[0].to, None);
@@ -449,10 +471,42 @@ mod tests {
     }
 
     #[test]
+    fn retention_covers_the_longest_token_cached_jwks_and_a_reload() {
+        let settings = Settings::from_values([
+            ("ISSUER_ACCESS_TOKEN_TTL", "10m"),
+            ("ISSUER_JWKS_MAX_AGE", "5m"),
+            ("ISSUER_KEY_RELOAD_INTERVAL", "1m"),
+            ("ISSUER_KEY_PUBLICATION_PERIOD", "6m"),
+        ])
+        .expect("settings");
+        let timing = Timing::from_settings(&settings);
+        assert_eq!(timing.publication_period, Duration::from_secs(360));
+        assert_eq!(timing.retention, Duration::from_secs(600 + 300 + 60));
+        let mut retired = key(Alg::EdDsa);
+        retired.state = KeyState::Retired;
+        retired.retired_at = Some(T0);
+        assert_eq!(
+            timing.prunable_at(&retired),
+            Some(T0 + time::Duration::seconds(960))
+        );
+        retired.retired_at = Some(OffsetDateTime::new_utc(
+            time::Date::from_calendar_date(9999, time::Month::December, 31).expect("date"),
+            time::Time::MIDNIGHT,
+        ));
+        assert!(
+            timing.prunable_at(&retired).is_some(),
+            "saturates instead of overflowing"
+        );
+    }
+
+    #[test]
     fn human_durations_round_up() {
         assert_eq!(human(time::Duration::milliseconds(500)), "1s");
         assert_eq!(human(time::Duration::seconds(250)), "4m 10s");
-        assert_eq!(human(time::Duration::seconds(3 * 3600 + 12 * 60 + 5)), "3h 12m");
+        assert_eq!(human(time::Duration::seconds(3 * 3600 + 12 * 60 + 5)), "3h 13m");
+        assert_eq!(human(time::Duration::seconds(3 * 3600 + 12 * 60)), "3h 12m");
+        assert_eq!(human(time::Duration::seconds(3600 * 24 - 1)), "24h 0m");
         assert_eq!(human(time::Duration::hours(51)), "2d 3h");
+        assert_eq!(human(time::Duration::seconds(51 * 3600 + 1)), "2d 4h");
     }
 }

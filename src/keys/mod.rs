@@ -78,6 +78,8 @@ pub enum KeyError {
     Document(String),
     #[error("key source {source_name}: {reason}")]
     Source { source_name: String, reason: String },
+    #[error("key {0} is already in the keyset")]
+    AlreadyPresent(String),
     #[error("no key {0} in the keyset")]
     UnknownKid(String),
     #[error(

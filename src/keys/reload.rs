@@ -38,7 +38,7 @@ impl Reloader {
     pub async fn start(source: KeySource, mode: Mode, alg: Alg) -> Result<Arc<Self>, KeyError> {
         let (set, loaded) = source.load_for_serving(mode, alg).await?;
         for key in &loaded.doc.keys {
-            tracing::info!(target: "audit", event = "key_loaded", kid = %key.kid, alg = %key.alg, state = ?key.state, source = %source.name());
+            tracing::info!(target: "audit", event = "key_loaded", kid = %key.kid, alg = %key.alg, state = %key.state, source = %source.name());
         }
         Ok(Arc::new(Self {
             source,
@@ -127,17 +127,7 @@ impl Reloader {
         if loaded.version.is_some() && loaded.version == current.version {
             return Ok(None);
         }
-        let doc = loaded.doc.clone();
-        // RSA keys take a few milliseconds each to parse and check.
-        let set = tokio::task::spawn_blocking(move || KeySet::from_document(&doc))
-            .await
-            .map_err(|e| KeyError::Document(e.to_string()))??;
-        if set.active(self.alg).is_none() {
-            return Err(KeyError::NoActiveKey {
-                alg: self.alg,
-                source_name: self.source.name(),
-            });
-        }
+        let set = self.source.serving_keyset(loaded.doc.clone(), self.alg).await?;
         Ok(Some((set, loaded)))
     }
 }

@@ -83,44 +83,79 @@ impl AwsSource {
     }
 
     /// Stores `value` as the new current version, provided the current version is still
-    /// `read_version` (`None`: the secret did not exist).
+    /// `read_version` (`None`: the secret had no current value).
     pub async fn write(&self, value: &str, read_version: Option<&str>) -> Result<(), WriteError> {
         // The same token on a retried request makes the same version, never a second one.
         let token = uuid::Uuid::new_v4().to_string();
-        let Some(read_version) = read_version else {
-            return self.create(value, &token).await;
-        };
+        match read_version {
+            Some(read_version) => {
+                let staged = self.stage(value, &token).await?;
+                self.make_current(&staged, Some(read_version)).await
+            }
+            None => self.create(value, &token).await,
+        }
+    }
+
+    /// Stores `value` as a version that is not current yet; returns its id.
+    async fn stage(&self, value: &str, token: &str) -> Result<String, WriteError> {
         let staged = self
             .client
             .put_secret_value()
             .secret_id(&self.secret_id)
             .secret_string(value)
-            .client_request_token(&token)
+            .client_request_token(token)
             .version_stages(STAGED)
             .send()
             .await
             .map_err(|e| WriteError::Failed(DisplayErrorContext(e).to_string()))?;
-        let new_version = staged.version_id().unwrap_or(&token).to_owned();
+        Ok(staged.version_id().unwrap_or(token).to_owned())
+    }
+
+    /// Moves `AWSCURRENT` to `version` from `from` — or, with `from` = `None`, only if no
+    /// version is current. Secrets Manager refuses the move when `AWSCURRENT` is elsewhere.
+    async fn make_current(&self, version: &str, from: Option<&str>) -> Result<(), WriteError> {
         let moved = self
             .client
             .update_secret_version_stage()
             .secret_id(&self.secret_id)
             .version_stage(CURRENT)
-            .move_to_version_id(&new_version)
-            .remove_from_version_id(read_version)
+            .move_to_version_id(version)
+            .set_remove_from_version_id(from.map(str::to_owned))
             .send()
             .await;
         let Err(e) = moved else { return Ok(()) };
         let failure = DisplayErrorContext(e).to_string();
-        // Tell a lost race from any other failure by looking at what is current now.
-        match self.read().await {
-            Ok(Some((_, current))) if current != read_version => Err(WriteError::Conflict(format!(
-                "version {read_version} was read, {current} is current now"
+        // Tell a lost race from a retried success or any other failure by what is current now.
+        match self.current_version().await {
+            Ok(Some(current)) if current == version => Ok(()),
+            Ok(current) if current.as_deref() != from => Err(WriteError::Conflict(format!(
+                "version {} was read, {} is current now",
+                from.unwrap_or("(none)"),
+                current.as_deref().unwrap_or("(none)")
             ))),
             _ => Err(WriteError::Failed(failure)),
         }
     }
 
+    /// The version `AWSCURRENT` is on, from the secret's metadata: no value is fetched.
+    async fn current_version(&self) -> Result<Option<String>, String> {
+        let described = self
+            .client
+            .describe_secret()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|e| DisplayErrorContext(e).to_string())?;
+        Ok(described.version_ids_to_stages().and_then(|versions| {
+            versions
+                .iter()
+                .find(|(_, stages)| stages.iter().any(|s| s == CURRENT))
+                .map(|(version, _)| version.clone())
+        }))
+    }
+
+    /// Creates the secret; if it exists without a current value (created empty, e.g. by
+    /// infrastructure code), gives it its first current version instead.
     async fn create(&self, value: &str, token: &str) -> Result<(), WriteError> {
         let result = self
             .client
@@ -137,9 +172,8 @@ impl AwsSource {
                 if e.as_service_error()
                     .is_some_and(|e| e.is_resource_exists_exception()) =>
             {
-                Err(WriteError::Conflict(
-                    "the secret was created by another writer".into(),
-                ))
+                let staged = self.stage(value, token).await?;
+                self.make_current(&staged, None).await
             }
             Err(e) => Err(WriteError::Failed(DisplayErrorContext(e).to_string())),
         }

@@ -2,7 +2,7 @@
 //! under a lock file so two `keys` commands cannot lose each other's change.
 
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 const KEYSET: &str = "keyset.json";
@@ -41,7 +41,7 @@ impl FileSource {
         let mode = file.metadata().map_err(fail)?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(format!(
-                "{} is readable by group or others (mode {mode:o}); run chmod 600 on it",
+                "{} is readable or writable by group or others (mode {mode:o}); run chmod 600 on it",
                 path.display()
             ));
         }
@@ -82,6 +82,17 @@ fn write_private_file(dir: &Path, name: &str, contents: &[u8]) -> std::io::Resul
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
+        // Replacing the file as another user would leave the servers a file they cannot read.
+        if let Ok(existing) = std::fs::metadata(dir.join(name)) {
+            let me = file.metadata()?.uid();
+            if existing.uid() != me {
+                return Err(std::io::Error::other(format!(
+                    "{name} belongs to uid {}, but this command runs as uid {me}; run it as the \
+                     owner (e.g. sudo -u token-issuer)",
+                    existing.uid()
+                )));
+            }
+        }
         file.write_all(contents)?;
         file.sync_all()?;
         std::fs::rename(&tmp, dir.join(name))?;

@@ -57,9 +57,9 @@ impl KeySource {
         let read = match self {
             Self::File(file) => {
                 let file = file.clone();
-                let bytes = tokio::task::spawn_blocking(move || file.read())
-                    .await
-                    .map_err(|e| self.error(e.to_string()))?
+                let bytes = self
+                    .blocking(move || file.read())
+                    .await?
                     .map_err(|reason| self.error(reason))?;
                 bytes.map(|b| {
                     let digest = B64.encode(Sha256::digest(&b));
@@ -95,9 +95,9 @@ impl KeySource {
         let _lock = match self {
             Self::File(file) => {
                 let file = file.clone();
-                let lock = tokio::task::spawn_blocking(move || file.lock())
-                    .await
-                    .map_err(|e| self.error(e.to_string()))?
+                let lock = self
+                    .blocking(move || file.lock())
+                    .await?
                     .map_err(|reason| self.error(reason))?;
                 Some(lock)
             }
@@ -110,16 +110,13 @@ impl KeySource {
             return Ok(outcome);
         }
         let check = doc.clone();
-        tokio::task::spawn_blocking(move || KeySet::from_document(&check))
-            .await
-            .map_err(|e| self.error(e.to_string()))??;
+        self.blocking(move || KeySet::from_document(&check)).await??;
         let json = doc.to_json();
         match self {
             Self::File(file) => {
                 let file = file.clone();
-                tokio::task::spawn_blocking(move || file.write(json.as_bytes()))
-                    .await
-                    .map_err(|e| self.error(e.to_string()))?
+                self.blocking(move || file.write(json.as_bytes()))
+                    .await?
                     .map_err(|reason| self.error(reason))?;
             }
             Self::Aws(aws) => aws
@@ -141,11 +138,9 @@ impl KeySource {
     pub async fn load_for_serving(&self, mode: Mode, alg: Alg) -> Result<(KeySet, Loaded), KeyError> {
         let mut loaded = self.load().await?;
         if loaded.doc.keys.is_empty() && mode == Mode::Development {
-            let record = tokio::task::spawn_blocking(move || {
-                generate_record(alg, 2048, KeyState::Active, OffsetDateTime::now_utc())
-            })
-            .await
-            .map_err(|e| KeyError::Generate(e.to_string()))??;
+            let record = self
+                .blocking(move || generate_record(alg, 2048, KeyState::Active, OffsetDateTime::now_utc()))
+                .await??;
             let change = self
                 .update(|doc| match doc.keys.is_empty() {
                     true => lifecycle::add(doc, record, OffsetDateTime::now_utc()).map(Some),
@@ -159,17 +154,31 @@ impl KeySource {
             }
             loaded = self.load().await?;
         }
-        let doc = loaded.doc.clone();
-        let set = tokio::task::spawn_blocking(move || KeySet::from_document(&doc))
-            .await
-            .map_err(|e| self.error(e.to_string()))??;
+        let set = self.serving_keyset(loaded.doc.clone(), alg).await?;
+        Ok((set, loaded))
+    }
+
+    /// Parses `doc` into signers and requires an active key of `alg`, as a serving instance
+    /// does. Off the runtime: RSA keys take milliseconds each to parse and check.
+    pub async fn serving_keyset(&self, doc: KeysetDocument, alg: Alg) -> Result<KeySet, KeyError> {
+        let set = self.blocking(move || KeySet::from_document(&doc)).await??;
         if set.active(alg).is_none() {
             return Err(KeyError::NoActiveKey {
                 alg,
                 source_name: self.name(),
             });
         }
-        Ok((set, loaded))
+        Ok(set)
+    }
+
+    /// Runs blocking file or CPU work on the blocking pool; a crashed task is a source error.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, KeyError> {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| self.error(e.to_string()))
     }
 }
 
@@ -237,7 +246,7 @@ mod tests {
         let path = dir.path().join("keyset.json");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let err = source.load().await.expect_err("must refuse");
-        assert!(err.to_string().contains("readable by group or others"), "{err}");
+        assert!(err.to_string().contains("by group or others"), "{err}");
     }
 
     #[tokio::test]
