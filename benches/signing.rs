@@ -96,6 +96,7 @@ fn main() {
             aud: "https://api.example.com".into(),
             client_id: "first-party".into(),
             scope: None,
+            ttl: None,
         };
         let token = runtime
             .block_on(tokens.issue(grant.clone()))
@@ -112,7 +113,7 @@ fn main() {
             rate(|| {
                 black_box(
                     tokens
-                        .verify(black_box(&token), "https://api.example.com")
+                        .verify(black_box(&token), Some("https://api.example.com"))
                         .expect("verify"),
                 );
             }),

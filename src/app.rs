@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 
 use crate::accounts::{AccountError, Accounts, Passwords, Sessions};
 use crate::config::{ConfigError, Settings};
 use crate::keys::source::KeySource;
 use crate::keys::{KeyError, KeySet, Reloader};
+use crate::oauth::discovery::Discovery;
+use crate::oauth::{Clients, OAuth};
 use crate::store::{Store, StoreError};
 use crate::tokens::{AccessTokens, RefreshTokens};
 
@@ -23,6 +24,8 @@ pub enum StartError {
     /// A `keys` command refused or failed; its message says why.
     #[error(transparent)]
     KeyCommand(KeyError),
+    #[error(transparent)]
+    Clients(#[from] crate::oauth::ClientError),
     #[error("accounts: {0}")]
     Accounts(#[from] AccountError),
     #[error("cannot listen on {addr}: {source}")]
@@ -40,8 +43,8 @@ pub struct AppState {
     pub reloader: Arc<Reloader>,
     pub accounts: Accounts,
     pub sessions: Sessions,
-    /// The discovery document, serialised once.
-    pub discovery: Bytes,
+    pub oauth: OAuth,
+    pub discovery: Discovery,
     /// `Cache-Control` of the JWKS, formatted once.
     pub jwks_cache_control: String,
 }
@@ -72,10 +75,21 @@ impl AppState {
             keys.clone(),
         );
         let refresh = RefreshTokens::new(store.clone(), settings.refresh_token_ttl);
+        let accounts = Accounts::new(store.clone(), passwords, settings.password_min_length);
+        let sessions = Sessions::new(access, refresh, settings.audience.clone());
+        let oauth = OAuth::new(
+            Clients::new(store.clone(), settings.access_token_ttl),
+            sessions.clone(),
+            accounts.clone(),
+            store.clone(),
+            settings.url.clone(),
+            settings.audience.clone(),
+        );
         Ok(Arc::new(Self {
-            accounts: Accounts::new(store.clone(), passwords, settings.password_min_length),
-            sessions: Sessions::new(access, refresh, settings.audience.clone()),
-            discovery: crate::oauth::discovery::document(&settings.url),
+            accounts,
+            sessions,
+            oauth,
+            discovery: Discovery::new(&settings.url),
             jwks_cache_control: format!("public, max-age={}", settings.jwks_max_age.as_secs()),
             keys,
             reloader,

@@ -109,3 +109,104 @@ fn the_example_configuration_is_valid() {
     assert!(ok, "{err}");
     assert!(out.contains("ISSUER_SIGNING_ALG = RS256"));
 }
+
+#[test]
+fn clients_cli_shows_a_secret_once_and_never_lists_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let create = [
+        "clients",
+        "create",
+        "--id",
+        "billing",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "read write",
+        "--audience",
+        "https://api.example.com",
+        "--access-token-ttl",
+        "5m",
+    ];
+    let (ok, out, err) = issuer(dir.path(), &create, NO_ENV);
+    assert!(ok, "{err}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret: "))
+        .expect("secret printed")
+        .to_owned();
+    assert_eq!(secret.len(), 43, "256 random bits");
+    assert!(
+        err.contains("client_created") && !err.contains(&secret),
+        "audit without the secret: {err}"
+    );
+    let (ok, _, err) = issuer(dir.path(), &create, NO_ENV);
+    assert!(!ok && err.contains("exists already"), "{err}");
+
+    for (ok_list, listing) in [
+        issuer(dir.path(), &["clients", "list"], NO_ENV),
+        issuer(dir.path(), &["clients", "list", "--json"], NO_ENV),
+    ]
+    .map(|(ok, out, _)| (ok, out))
+    {
+        assert!(
+            ok_list && listing.contains("billing") && !listing.contains(&secret),
+            "{listing}"
+        );
+    }
+    let (ok, out, _) = issuer(dir.path(), &["clients", "rotate-secret", "billing"], NO_ENV);
+    let rotated = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret: "))
+        .expect("new secret");
+    assert!(ok && rotated != secret);
+
+    for (args, reason) in [
+        (
+            vec![
+                "clients",
+                "create",
+                "--id",
+                "first-party",
+                "--grant",
+                "client_credentials",
+            ],
+            "client id",
+        ),
+        (
+            vec!["clients", "create", "--id", "x", "--grant", "password"],
+            "unknown grant type",
+        ),
+        (
+            vec![
+                "clients",
+                "create",
+                "--id",
+                "x",
+                "--grant",
+                "client_credentials",
+                "--access-token-ttl",
+                "2h",
+            ],
+            "ISSUER_ACCESS_TOKEN_TTL",
+        ),
+        (
+            vec![
+                "clients",
+                "create",
+                "--id",
+                "x",
+                "--grant",
+                "client_credentials",
+                "--audience",
+                "api",
+            ],
+            "invalid audience",
+        ),
+        (vec!["clients", "delete", "nobody"], "no client nobody"),
+    ] {
+        let (ok, _, err) = issuer(dir.path(), &args, NO_ENV);
+        assert!(!ok && err.contains(reason), "{args:?}: {err}");
+    }
+    let (ok, out, _) = issuer(dir.path(), &["clients", "delete", "billing"], NO_ENV);
+    assert!(ok && out.contains("deleted billing"));
+}

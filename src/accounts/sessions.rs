@@ -68,6 +68,7 @@ impl Sessions {
                 aud: self.audience.clone(),
                 client_id: client_id.to_owned(),
                 scope: scope.clone(),
+                ttl: None,
             })
             .await?;
         Ok(TokenResponse {
@@ -92,6 +93,9 @@ impl Sessions {
         &self.access
     }
 
+    pub fn refresh_tokens(&self) -> &RefreshTokens {
+        &self.refresh
+    }
     pub fn audience(&self) -> &str {
         &self.audience
     }

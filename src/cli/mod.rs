@@ -1,5 +1,6 @@
-//! The command line: `serve`, `migrate`, `check-config`, `keys`, `users`.
+//! The command line: `serve`, `migrate`, `check-config`, `keys`, `clients`, `users`.
 
+mod clients;
 mod keys;
 mod logging;
 
@@ -42,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Manage registered OAuth clients.
+    Clients {
+        #[command(subcommand)]
+        command: clients::ClientsCommand,
+    },
     /// Manage user accounts.
     Users {
         #[command(subcommand)]
@@ -82,6 +88,12 @@ pub fn main() -> ExitCode {
             Command::Keys { command } => keys::run(&settings, command)
                 .await
                 .map_err(StartError::KeyCommand),
+            Command::Clients { command } => {
+                let store = Store::connect(&settings.database_url).await?;
+                store.migrate().await?;
+                let clients = crate::oauth::Clients::new(store, settings.access_token_ttl);
+                clients::run(&clients, command).await.map_err(StartError::from)
+            }
             Command::Users { command } => users(settings, command).await,
         }
     });

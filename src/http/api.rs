@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -55,11 +55,7 @@ pub struct TokenReply(pub TokenResponse);
 
 impl IntoResponse for TokenReply {
     fn into_response(self) -> Response {
-        let mut response = Json(self.0).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        response
+        super::no_store(Json(self.0).into_response())
     }
 }
 

@@ -171,9 +171,8 @@ impl IntoResponse for OAuthError {
         if status.is_server_error() {
             body["request_id"] = json!(current_request_id());
         }
-        let mut response = (status, Json(body)).into_response();
+        let mut response = super::no_store((status, Json(body)).into_response());
         let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,

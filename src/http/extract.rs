@@ -126,13 +126,18 @@ where
             .ok_or_else(|| ApiError::bearer(false))?;
         let app = Arc::<AppState>::from_ref(state);
         let sessions = &app.sessions;
-        sessions
+        let claims = sessions
             .access_tokens()
-            .verify(token, sessions.audience())
-            .map(Bearer)
+            .verify(token, Some(sessions.audience()))
             .map_err(|e| {
                 tracing::info!(reason = %e, "bearer token refused");
                 ApiError::bearer(true)
-            })
+            })?;
+        // Revoked at /oauth2/revoke: this issuer's own endpoints honour it.
+        if app.store.access_token_revoked(&claims.jti).await? {
+            tracing::info!("bearer token refused: revoked");
+            return Err(ApiError::bearer(true));
+        }
+        Ok(Bearer(claims))
     }
 }

@@ -35,6 +35,8 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/healthz", get(wellknown::healthz))
         .route("/readyz", get(wellknown::readyz))
         .route("/oauth2/token", post(oauth::token))
+        .route("/oauth2/introspect", post(oauth::introspect))
+        .route("/oauth2/revoke", post(oauth::revoke))
         .route("/oauth2/userinfo", get(oauth::userinfo).post(oauth::userinfo))
         .route("/api/v1/auth/register", post(api::register))
         .route("/api/v1/auth/login", post(api::login))
@@ -64,6 +66,15 @@ pub fn router(app: Arc<AppState>) -> Router {
             middleware::timeout,
         ));
     routes.layer(layers).with_state(app)
+}
+
+/// Responses that carry or describe tokens are never cached (RFC 6749 §5.1, RFC 7662 §2.2).
+pub(crate) fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// A bound listener with the application behind it.

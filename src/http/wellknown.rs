@@ -47,7 +47,7 @@ pub async fn discovery(State(app): State<Arc<AppState>>) -> Response {
                 HeaderValue::from_static("public, max-age=3600"),
             ),
         ],
-        app.discovery.clone(),
+        app.discovery.body(&app.oauth.clients).await,
     )
         .into_response()
 }

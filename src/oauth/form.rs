@@ -7,15 +7,24 @@ use base64::Engine as _;
 
 use super::OAuthError;
 
-/// Request parameters; RFC 6749 §3.2: none may repeat, empty ones count as absent.
+/// Request parameters; RFC 6749 §3.2: none may repeat — except RFC 8707's `resource` —
+/// and empty ones count as absent.
 #[derive(Debug, Default)]
-pub struct FormParams(HashMap<String, String>);
+pub struct FormParams {
+    params: HashMap<String, String>,
+    resources: Vec<String>,
+}
 
+const REPEATABLE: &str = "resource";
 impl FormParams {
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
-        let mut params = HashMap::new();
+        let (mut params, mut resources) = (HashMap::new(), Vec::new());
         for (name, value) in form_urlencoded::parse(body) {
             if value.is_empty() {
+                continue;
+            }
+            if name == REPEATABLE {
+                resources.push(value.into_owned());
                 continue;
             }
             if params.insert(name.to_string(), value.into_owned()).is_some() {
@@ -24,13 +33,20 @@ impl FormParams {
                 )));
             }
         }
-        Ok(Self(params))
+        Ok(Self { params, resources })
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        self.params.get(name).map(String::as_str)
     }
 
+    /// Every value of the one repeatable parameter, `resource`.
+    pub fn get_all(&self, name: &str) -> Vec<&str> {
+        match name {
+            REPEATABLE => self.resources.iter().map(String::as_str).collect(),
+            _ => self.get(name).into_iter().collect(),
+        }
+    }
     pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
         self.get(name)
             .ok_or_else(|| OAuthError::InvalidRequest(format!("missing parameter {name}")))

@@ -1,16 +1,58 @@
-//! OAuth 2.0 endpoints' rules: the token endpoint (RFC 6749) and discovery (RFC 8414).
+//! OAuth 2.0 for clients and services: registered clients and their authentication, the
+//! token endpoint (RFC 6749), introspection (RFC 7662), revocation (RFC 7009), discovery
+//! (RFC 8414).
 
+mod client_auth;
+pub mod clients;
 pub mod discovery;
 mod form;
+mod introspection;
+mod revocation;
 mod token_endpoint;
 
+pub use client_auth::JWT_BEARER_ASSERTION;
+pub use clients::{ClientError, Clients};
 pub use form::{parse_basic_credentials, BasicCredentials, FormParams};
-pub use token_endpoint::token;
 
-use crate::accounts::SessionError;
-use crate::store::StoreError;
+use crate::accounts::{Accounts, SessionError, Sessions};
+use crate::store::{Store, StoreError};
 use crate::tokens::{RefreshError, TokenError};
 
+/// The OAuth endpoints' shared parts.
+#[derive(Clone)]
+pub struct OAuth {
+    pub clients: Clients,
+    sessions: Sessions,
+    accounts: Accounts,
+    store: Store,
+    issuer: String,
+    /// `aud` of a client_credentials token for a client without registered audiences.
+    default_audience: String,
+}
+
+impl OAuth {
+    pub fn new(
+        clients: Clients,
+        sessions: Sessions,
+        accounts: Accounts,
+        store: Store,
+        issuer: String,
+        default_audience: String,
+    ) -> Self {
+        Self {
+            clients,
+            sessions,
+            accounts,
+            store,
+            issuer,
+            default_audience,
+        }
+    }
+
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+}
 /// RFC 6749 §5.2 errors, plus the server-side failures a token endpoint can meet.
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
@@ -26,6 +68,9 @@ pub enum OAuthError {
     UnsupportedGrantType(String),
     #[error("invalid_scope: {0}")]
     InvalidScope(String),
+    /// RFC 8707: a `resource` the client may not have a token for.
+    #[error("invalid_target: {0}")]
+    InvalidTarget(String),
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
     #[error("server error: {0}")]
@@ -48,6 +93,15 @@ impl From<SessionError> for OAuthError {
     }
 }
 
+impl From<ClientError> for OAuthError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Store(StoreError::Unavailable(e)) => OAuthError::Unavailable(e.to_string()),
+            other => OAuthError::Server(other.to_string()),
+        }
+    }
+}
+
 impl OAuthError {
     pub fn code(&self) -> &'static str {
         match self {
@@ -57,6 +111,7 @@ impl OAuthError {
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
+            Self::InvalidTarget(_) => "invalid_target",
             Self::Unavailable(_) => "temporarily_unavailable",
             Self::Server(_) => "server_error",
         }
@@ -72,7 +127,8 @@ impl OAuthError {
             | Self::InvalidGrant(d)
             | Self::UnauthorizedClient(d)
             | Self::UnsupportedGrantType(d)
-            | Self::InvalidScope(d) => d,
+            | Self::InvalidScope(d)
+            | Self::InvalidTarget(d) => d,
         }
     }
 }

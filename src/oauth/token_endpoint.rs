@@ -1,47 +1,125 @@
-//! `POST /oauth2/token`: grant dispatch and client identification.
+//! `POST /oauth2/token`: `refresh_token` (any client its tokens belong to) and
+//! `client_credentials` (registered clients: scope within theirs, audience among theirs).
 
-use super::{BasicCredentials, FormParams, OAuthError};
-use crate::accounts::Sessions;
-use crate::tokens::{TokenResponse, FIRST_PARTY_CLIENT};
+use super::client_auth::{authenticate, Audiences, Caller};
+use super::clients::{is_absolute_uri, Client, GrantType};
+use super::{BasicCredentials, FormParams, OAuth, OAuthError};
+use crate::tokens::{AccessGrant, TokenResponse};
 
-pub async fn token(
-    sessions: &Sessions,
-    params: &FormParams,
-    basic: Option<BasicCredentials>,
-) -> Result<TokenResponse, OAuthError> {
-    match params.require("grant_type")? {
-        "refresh_token" => {
-            let client_id = public_client(params, basic)?;
-            let refresh_token = params.require("refresh_token")?;
-            if params.get("scope").is_some() {
-                return Err(OAuthError::InvalidScope(
-                    "the first-party client has no scopes to narrow".into(),
-                ));
+impl OAuth {
+    pub async fn token(
+        &self,
+        params: &FormParams,
+        basic: Option<BasicCredentials>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let grant_type = params.require("grant_type")?;
+        let endpoint = self.endpoint("/oauth2/token");
+        let audiences = Audiences {
+            issuer: &self.issuer,
+            endpoint: &endpoint,
+        };
+        let caller = authenticate(&self.clients, audiences, params, basic).await?;
+        match grant_type {
+            "refresh_token" => {
+                if let Caller::Client(client) = &caller {
+                    require_grant(client, GrantType::RefreshToken)?;
+                }
+                let refresh_token = params.require("refresh_token")?;
+                if params.get("scope").is_some() {
+                    return Err(OAuthError::InvalidScope(
+                        "a refresh keeps the scope of the session; it cannot be narrowed".into(),
+                    ));
+                }
+                Ok(self.sessions.refresh(refresh_token, caller.client_id()).await?)
             }
-            Ok(sessions.refresh(refresh_token, client_id).await?)
+            "client_credentials" => {
+                let Caller::Client(client) = caller else {
+                    return Err(OAuthError::UnauthorizedClient(
+                        "the public client cannot use client_credentials".into(),
+                    ));
+                };
+                require_grant(&client, GrantType::ClientCredentials)?;
+                let scope = granted_scope(&client, params.get("scope"))?;
+                let aud = audience(&client, params, &self.default_audience)?;
+                let issued = self
+                    .sessions
+                    .access_tokens()
+                    .issue(AccessGrant {
+                        sub: client.id.clone(),
+                        aud,
+                        client_id: client.id.clone(),
+                        scope: scope.clone(),
+                        ttl: client.access_token_ttl,
+                    })
+                    .await
+                    .map_err(|e| OAuthError::from(crate::accounts::SessionError::Token(e)))?;
+                tracing::info!(target: "audit", event = "token_issued", grant = "client_credentials", client_id = %client.id);
+                // RFC 6749 §4.4.3: no refresh token for this grant.
+                Ok(TokenResponse {
+                    access_token: issued.token,
+                    token_type: "Bearer",
+                    expires_in: issued.expires_in,
+                    refresh_token: None,
+                    scope,
+                })
+            }
+            other => Err(OAuthError::UnsupportedGrantType(format!(
+                "grant_type {other} is not supported"
+            ))),
         }
-        other => Err(OAuthError::UnsupportedGrantType(format!(
-            "grant_type {other} is not supported"
+    }
+}
+
+fn require_grant(client: &Client, grant: GrantType) -> Result<(), OAuthError> {
+    match client.allows(grant) {
+        true => Ok(()),
+        false => Err(OAuthError::UnauthorizedClient(format!(
+            "client {} may not use {}",
+            client.id,
+            grant.as_str()
         ))),
     }
 }
 
-/// The public client `first-party` identifies itself by `client_id` alone, or not at all
-/// (RFC 6749 §3.2.1). Registered confidential clients do not exist yet.
-fn public_client(params: &FormParams, basic: Option<BasicCredentials>) -> Result<&'static str, OAuthError> {
-    let refused = || OAuthError::InvalidClient("unknown client or wrong secret".into());
-    if params.get("client_secret").is_some() {
-        return Err(refused());
-    }
-    // Some client libraries send a public client as `Basic base64(client_id:)`.
-    let basic_id = match basic {
-        Some(b) if b.client_secret.is_empty() => Some(b.client_id),
-        Some(_) => return Err(refused()),
-        None => None,
+/// The requested scope, which must lie within the client's; all of the client's when absent.
+fn granted_scope(client: &Client, requested: Option<&str>) -> Result<Option<String>, OAuthError> {
+    let Some(requested) = requested else {
+        return Ok((!client.scopes.is_empty()).then(|| client.scopes.join(" ")));
     };
-    match (basic_id.as_deref(), params.get("client_id")) {
-        (Some(a), Some(b)) if a != b => Err(OAuthError::InvalidRequest("two different client ids".into())),
-        (Some(FIRST_PARTY_CLIENT) | None, None | Some(FIRST_PARTY_CLIENT)) => Ok(FIRST_PARTY_CLIENT),
-        _ => Err(refused()),
+    let mut granted: Vec<&str> = Vec::new();
+    for scope in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !client.scopes.iter().any(|s| s == scope) {
+            return Err(OAuthError::InvalidScope(format!(
+                "scope {scope} is not granted to this client"
+            )));
+        }
+        if !granted.contains(&scope) {
+            granted.push(scope);
+        }
+    }
+    Ok((!granted.is_empty()).then(|| granted.join(" ")))
+}
+
+/// RFC 8707: `resource` (or the common `audience`) names one of the client's registered
+/// audiences; without one, the client's first (or the issuer's default when it has none).
+fn audience(client: &Client, params: &FormParams, default: &str) -> Result<String, OAuthError> {
+    let mut asked: Vec<&str> = params.get_all("resource");
+    asked.extend(params.get("audience"));
+    asked.sort_unstable();
+    asked.dedup();
+    match asked.as_slice() {
+        [] => Ok(client
+            .audiences
+            .first()
+            .map_or(default, String::as_str)
+            .to_owned()),
+        [one] if !is_absolute_uri(one) => Err(OAuthError::InvalidTarget(format!(
+            "resource {one} is not an absolute URI"
+        ))),
+        [one] if client.audiences.iter().any(|a| a == one) => Ok((*one).to_owned()),
+        [one] => Err(OAuthError::InvalidTarget(format!(
+            "resource {one} is not allowed for this client"
+        ))),
+        _ => Err(OAuthError::InvalidTarget("ask for one resource per token".into())),
     }
 }

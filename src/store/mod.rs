@@ -1,9 +1,11 @@
 //! Storage: one implementation over sqlx's `Any` driver, so SQLite and PostgreSQL run the
 //! same queries (`$N` placeholders work on both) and the same migrations.
 
+mod clients;
 mod sessions;
 mod users;
 
+pub use clients::ClientRecord;
 pub use sessions::{NewFamily, RefreshRecord};
 pub use users::{NewUser, UserRecord};
 

@@ -11,6 +11,7 @@ pub struct RefreshRecord {
     pub user_id: String,
     pub client_id: String,
     pub scope: Option<String>,
+    pub issued_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
     pub family_revoked_at: Option<i64>,
@@ -52,7 +53,7 @@ impl Store {
     pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT t.family_id, f.user_id, f.client_id, f.scope, t.expires_at, t.used_at, \
-                    f.revoked_at, u.disabled_at \
+                    f.revoked_at, u.disabled_at, t.issued_at \
              FROM refresh_tokens t \
              JOIN refresh_families f ON f.id = t.family_id \
              JOIN users u ON u.id = f.user_id \
@@ -71,6 +72,7 @@ impl Store {
             used_at: row.try_get(5)?,
             family_revoked_at: row.try_get(6)?,
             user_disabled_at: row.try_get(7)?,
+            issued_at: row.try_get(8)?,
         }))
     }
 

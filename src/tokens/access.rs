@@ -37,6 +37,8 @@ pub struct AccessGrant {
     pub aud: String,
     pub client_id: String,
     pub scope: Option<String>,
+    /// Shorter than the configured lifetime for this token; never longer.
+    pub ttl: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -71,7 +73,7 @@ impl AccessTokens {
             .cloned()
             .ok_or(TokenError::NoSigningKey(self.alg))?;
         let iat = OffsetDateTime::now_utc().unix_timestamp();
-        let expires_in = self.ttl.as_secs();
+        let expires_in = grant.ttl.map_or(self.ttl, |t| t.min(self.ttl)).as_secs();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: grant.sub,
@@ -95,8 +97,9 @@ impl AccessTokens {
         Ok(IssuedAccessToken { token, expires_in })
     }
 
-    /// Checks signature, `typ`, `iss`, `aud`, `exp` and `iat` of a presented access token.
-    pub fn verify(&self, token: &str, audience: &str) -> Result<AccessClaims, TokenError> {
+    /// Checks signature, `typ`, `iss`, `aud`, `exp` and `iat` of a presented access token;
+    /// `audience: None` accepts any (introspection and revocation speak for every audience).
+    pub fn verify(&self, token: &str, audience: Option<&str>) -> Result<AccessClaims, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Invalid("token too large"));
         }
@@ -123,7 +126,10 @@ impl AccessTokens {
         let mut validation = Validation::new(alg);
         validation.leeway = 0;
         validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[audience]);
+        match audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         let claims = jsonwebtoken::decode::<AccessClaims>(token, key.decoding_key(), &validation)
             .map_err(|e| {

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::store::{NewFamily, Store, StoreError};
+use crate::store::{NewFamily, RefreshRecord, Store, StoreError};
 
 /// A refresh token in plain text, as handed to the client once. Never printed.
 #[derive(Clone, Serialize)]
@@ -167,15 +167,35 @@ impl RefreshTokens {
     /// Ends the session a refresh token belongs to, if it belongs to `user_id` (any user when
     /// `None`). Unknown tokens are ignored: the caller learns nothing about them.
     pub async fn revoke(&self, presented: &str, user_id: Option<&str>) -> Result<bool, StoreError> {
-        let Some(record) = self.store.refresh_token(&token_hash(presented)).await? else {
+        let Some(record) = self.lookup(presented).await? else {
             return Ok(false);
         };
         if user_id.is_some_and(|u| u != record.user_id) {
             return Ok(false);
         }
-        self.store.revoke_family(&record.family_id, now()).await
+        self.end_session(&record.family_id).await
     }
 
+    /// The stored record of a presented token, live or not.
+    pub async fn lookup(&self, presented: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        self.store.refresh_token(&token_hash(presented)).await
+    }
+
+    /// The record of a token that would refresh now: unused, unexpired, its session and user
+    /// active. What introspection calls active.
+    pub async fn live(&self, presented: &str) -> Result<Option<RefreshRecord>, StoreError> {
+        let now = now();
+        Ok(self.lookup(presented).await?.filter(|r| {
+            r.used_at.is_none()
+                && r.family_revoked_at.is_none()
+                && r.user_disabled_at.is_none()
+                && r.expires_at > now
+        }))
+    }
+
+    pub async fn end_session(&self, family_id: &str) -> Result<bool, StoreError> {
+        self.store.revoke_family(family_id, now()).await
+    }
     /// Ends every session of a user.
     pub async fn revoke_all(&self, user_id: &str) -> Result<u64, StoreError> {
         self.store.revoke_user_families(user_id, now()).await

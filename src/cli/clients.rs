@@ -1,0 +1,152 @@
+//! `token-issuer clients …`: registered OAuth clients. Secrets are printed once, when made.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Subcommand;
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::oauth::clients::NewClient;
+use crate::oauth::{ClientError, Clients};
+use crate::store::ClientRecord;
+
+#[derive(Subcommand)]
+pub enum ClientsCommand {
+    /// Register a client. Prints its secret once — or, with --jwk, registers its public key
+    /// for private_key_jwt and makes no secret.
+    Create {
+        #[arg(long)]
+        id: String,
+        /// client_credentials and/or refresh_token; repeat for several.
+        #[arg(long = "grant", required = true)]
+        grants: Vec<String>,
+        /// Space-separated scopes the client may ask for; repeatable.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// An audience (RFC 8707 resource) the client may ask for; the first is the default.
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// Lifetime of its access tokens (e.g. 5m), at most ISSUER_ACCESS_TOKEN_TTL.
+        #[arg(long, value_parser = crate::config::parse_duration)]
+        access_token_ttl: Option<Duration>,
+        /// The client's public key as a JWK (RSA, EC P-256 or Ed25519).
+        #[arg(long, value_name = "FILE")]
+        jwk: Option<PathBuf>,
+    },
+    /// Show the registered clients (never a secret).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a client: its credentials stop working at once.
+    Delete { id: String },
+    /// Make a new secret and print it once; the old one stops working at once.
+    RotateSecret { id: String },
+}
+
+pub async fn run(clients: &Clients, command: ClientsCommand) -> Result<(), ClientError> {
+    match command {
+        ClientsCommand::Create {
+            id,
+            grants,
+            scopes,
+            audiences,
+            access_token_ttl,
+            jwk,
+        } => {
+            let jwk = jwk
+                .map(|path| {
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| ClientError::InvalidJwk(format!("{}: {e}", path.display())))
+                })
+                .transpose()?;
+            let new = NewClient {
+                id,
+                grants,
+                scopes,
+                audiences,
+                access_token_ttl,
+                jwk,
+            };
+            let (record, secret) = clients.create(new).await?;
+            tracing::info!(target: "audit", event = "client_created", client_id = %record.id, grants = %record.grant_types);
+            println!("client_id: {}", record.id);
+            match secret {
+                Some(secret) => {
+                    println!("client_secret: {}", secret.expose());
+                    println!("(the secret is shown only now; it is stored as a hash)");
+                }
+                None => println!("authentication: private_key_jwt with the registered key"),
+            }
+            Ok(())
+        }
+        ClientsCommand::List { json } => {
+            let all = clients.list().await?;
+            if json {
+                let rows: Vec<_> = all.iter().map(view).collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else if all.is_empty() {
+                println!("no clients");
+            } else {
+                println!(
+                    "{:<24}  {:<17}  {:<32}  {:<24}  SCOPES",
+                    "ID", "AUTH", "GRANTS", "AUDIENCES"
+                );
+                for c in &all {
+                    println!(
+                        "{:<24}  {:<17}  {:<32}  {:<24}  {}",
+                        c.id,
+                        auth_method(c),
+                        c.grant_types,
+                        c.audiences,
+                        c.scopes
+                    );
+                }
+            }
+            Ok(())
+        }
+        ClientsCommand::Delete { id } => {
+            clients.delete(&id).await?;
+            tracing::info!(target: "audit", event = "client_deleted", client_id = %id);
+            println!("deleted {id}");
+            Ok(())
+        }
+        ClientsCommand::RotateSecret { id } => {
+            let secret = clients.rotate_secret(&id).await?;
+            tracing::info!(target: "audit", event = "client_secret_rotated", client_id = %id);
+            println!("client_id: {id}");
+            println!("client_secret: {}", secret.expose());
+            println!("(the old secret no longer works; the new one is shown only now)");
+            Ok(())
+        }
+    }
+}
+
+fn auth_method(c: &ClientRecord) -> &'static str {
+    if c.public_jwk.is_some() {
+        "private_key_jwt"
+    } else {
+        "client_secret"
+    }
+}
+
+fn view(c: &ClientRecord) -> serde_json::Value {
+    let time = |t: i64| {
+        OffsetDateTime::from_unix_timestamp(t)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+    };
+    let list = |s: &str| s.split_ascii_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    json!({
+        "id": c.id,
+        "auth": auth_method(c),
+        "grant_types": list(&c.grant_types),
+        "scopes": list(&c.scopes),
+        "audiences": list(&c.audiences),
+        "access_token_ttl": c.access_token_ttl,
+        "created_at": time(c.created_at),
+        "secret_rotated_at": c.secret_rotated_at.and_then(time),
+    })
+}

@@ -1,0 +1,470 @@
+//! Registered clients: what each may ask for, and how it proves who it is — a random secret
+//! (stored as SHA-256) or a public JWK for `private_key_jwt` (RFC 7523).
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+use rand::RngCore as _;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::store::{ClientRecord, Store, StoreError};
+use crate::tokens::FIRST_PARTY_CLIENT;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("client id must be 1–128 characters of A–Z, a–z, 0–9, '.', '_', '~', '-', and not {FIRST_PARTY_CLIENT}")]
+    InvalidId,
+    #[error("invalid scope {0:?}: scopes are printable ASCII without spaces, quotes or backslashes")]
+    InvalidScope(String),
+    #[error("invalid audience {0:?}: an absolute https:// or http:// URI without a fragment")]
+    InvalidAudience(String),
+    #[error("unknown grant type {0:?} (client_credentials, refresh_token)")]
+    InvalidGrant(String),
+    #[error("the client needs at least one grant type")]
+    NoGrant,
+    #[error("invalid JWK: {0}")]
+    InvalidJwk(String),
+    #[error("access-token lifetime must be between 1 second and ISSUER_ACCESS_TOKEN_TTL ({0} s)")]
+    InvalidTtl(u64),
+    #[error("a client with id {0} exists already")]
+    Exists(String),
+    #[error("no client {0}")]
+    NotFound(String),
+    #[error("client {0} authenticates with a key (private_key_jwt), not a secret")]
+    NotASecretClient(String),
+    #[error("stored client {0} is invalid: {1}")]
+    Corrupt(String, String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    ClientCredentials,
+    RefreshToken,
+}
+
+impl GrantType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::RefreshToken => "refresh_token",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, ClientError> {
+        match s {
+            "client_credentials" => Ok(GrantType::ClientCredentials),
+            "refresh_token" => Ok(GrantType::RefreshToken),
+            other => Err(ClientError::InvalidGrant(other.to_owned())),
+        }
+    }
+}
+
+/// A client secret in plain text: shown once at creation or rotation, never stored or printed.
+pub struct ClientSecret(Zeroizing<String>);
+
+impl ClientSecret {
+    fn generate() -> Self {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(bytes.as_mut());
+        Self(Zeroizing::new(B64.encode(bytes.as_ref())))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientSecret(***)")
+    }
+}
+
+/// 256 random bits need no salt or stretching: SHA-256 keeps `client_credentials` fast.
+fn secret_hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// How a client proves who it is.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Secret([u8; 32]),
+    Key(Box<ClientKey>),
+}
+
+/// A client's registered public key and the one algorithm its assertions may use.
+#[derive(Debug, Clone)]
+pub struct ClientKey {
+    pub jwk: Jwk,
+    pub alg: jsonwebtoken::Algorithm,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub credential: Credential,
+    pub grants: Vec<GrantType>,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    pub access_token_ttl: Option<Duration>,
+}
+
+impl Client {
+    fn from_record(record: ClientRecord) -> Result<Self, ClientError> {
+        let corrupt = |why: String| ClientError::Corrupt(record.id.clone(), why);
+        let credential = match (&record.secret_hash, &record.public_jwk) {
+            (Some(hash), None) => {
+                let bytes = B64.decode(hash).map_err(|e| corrupt(e.to_string()))?;
+                Credential::Secret(
+                    bytes
+                        .try_into()
+                        .map_err(|_| corrupt("secret hash length".into()))?,
+                )
+            }
+            (None, Some(jwk)) => {
+                Credential::Key(Box::new(client_key(jwk).map_err(|e| corrupt(e.to_string()))?))
+            }
+            _ => return Err(corrupt("needs exactly one of a secret and a key".into())),
+        };
+        Ok(Self {
+            credential,
+            grants: words(&record.grant_types)
+                .map(GrantType::parse)
+                .collect::<Result<_, _>>()?,
+            scopes: words(&record.scopes).map(str::to_owned).collect(),
+            audiences: words(&record.audiences).map(str::to_owned).collect(),
+            access_token_ttl: record
+                .access_token_ttl
+                .map(|s| Duration::from_secs(s.unsigned_abs())),
+            id: record.id,
+        })
+    }
+
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.grants.contains(&grant)
+    }
+
+    /// Checks a presented secret in constant time.
+    pub fn secret_matches(&self, secret: &str) -> bool {
+        match &self.credential {
+            Credential::Secret(hash) => bool::from(hash.ct_eq(&secret_hash(secret))),
+            Credential::Key(_) => false,
+        }
+    }
+
+    pub fn auth_method(&self) -> &'static str {
+        match self.credential {
+            Credential::Secret(_) => "client_secret_basic client_secret_post",
+            Credential::Key(_) => "private_key_jwt",
+        }
+    }
+}
+
+/// Spends the same time on an unknown client id as on a wrong secret.
+pub fn compare_with_dummy_secret(secret: &str) {
+    let dummy = [0u8; 32];
+    let _ = bool::from(dummy.ct_eq(&secret_hash(secret)));
+}
+
+fn words(list: &str) -> impl Iterator<Item = &str> {
+    list.split_ascii_whitespace()
+}
+
+/// Parses a stored or registered public JWK and decides its algorithm: the JWK's `alg` if
+/// given, else the one its key type implies. Private members and weak keys are refused.
+pub fn client_key(json: &str) -> Result<ClientKey, ClientError> {
+    use jsonwebtoken::Algorithm;
+    let invalid = |why: &str| ClientError::InvalidJwk(why.to_owned());
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|_| invalid("not JSON"))?;
+    if ["d", "p", "q", "dp", "dq", "qi", "k"]
+        .iter()
+        .any(|m| value.get(m).is_some())
+    {
+        return Err(invalid(
+            "it holds private key material; register the public key only",
+        ));
+    }
+    let jwk: Jwk = serde_json::from_value(value).map_err(|e| ClientError::InvalidJwk(e.to_string()))?;
+    let implied = match &jwk.algorithm {
+        AlgorithmParameters::RSA(rsa) => {
+            let n = B64.decode(&rsa.n).map_err(|_| invalid("n is not base64url"))?;
+            let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
+            if bits < 2048 {
+                return Err(invalid("RSA keys must have at least 2048 bits"));
+            }
+            vec![Algorithm::RS256, Algorithm::PS256]
+        }
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => vec![Algorithm::ES256],
+        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
+            vec![Algorithm::EdDSA]
+        }
+        _ => {
+            return Err(invalid(
+                "supported keys: RSA (RS256, PS256), EC P-256 (ES256), Ed25519 (EdDSA)",
+            ))
+        }
+    };
+    let declared = jwk
+        .common
+        .key_algorithm
+        .map(|a| a.to_string().parse::<Algorithm>())
+        .transpose()
+        .map_err(|_| invalid("alg is not a signing algorithm"))?;
+    let alg = match declared {
+        Some(alg) if implied.contains(&alg) => alg,
+        Some(_) => return Err(invalid("alg does not match the key type")),
+        None => implied[0],
+    };
+    jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|e| ClientError::InvalidJwk(e.to_string()))?;
+    Ok(ClientKey { jwk, alg })
+}
+
+/// What `clients create` asks for.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub id: String,
+    pub grants: Vec<String>,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    pub access_token_ttl: Option<Duration>,
+    /// A public JWK: the client authenticates with `private_key_jwt` and has no secret.
+    pub jwk: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Clients {
+    store: Store,
+    /// The longest access token any client may get: key retention is computed from it.
+    max_ttl: Duration,
+}
+
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl Clients {
+    pub fn new(store: Store, max_ttl: Duration) -> Self {
+        Self { store, max_ttl }
+    }
+
+    /// Registers a client; the secret (for a secret client) is returned once.
+    pub async fn create(&self, new: NewClient) -> Result<(ClientRecord, Option<ClientSecret>), ClientError> {
+        let id_ok = (1..=128).contains(&new.id.len())
+            && new.id != FIRST_PARTY_CLIENT
+            && new
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b));
+        if !id_ok {
+            return Err(ClientError::InvalidId);
+        }
+        let mut grants = Vec::new();
+        for grant in &new.grants {
+            let grant = GrantType::parse(grant)?;
+            if !grants.contains(&grant) {
+                grants.push(grant);
+            }
+        }
+        if grants.is_empty() {
+            return Err(ClientError::NoGrant);
+        }
+        // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+        let scopes: Vec<&str> = new.scopes.iter().flat_map(|s| words(s)).collect();
+        if let Some(bad) = scopes.iter().find(|s| {
+            !s.bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+        }) {
+            return Err(ClientError::InvalidScope((*bad).to_owned()));
+        }
+        if let Some(bad) = new.audiences.iter().find(|a| !is_absolute_uri(a)) {
+            return Err(ClientError::InvalidAudience(bad.clone()));
+        }
+        if let Some(ttl) = new.access_token_ttl {
+            if ttl.is_zero() || ttl > self.max_ttl {
+                return Err(ClientError::InvalidTtl(self.max_ttl.as_secs()));
+            }
+        }
+        let (secret, secret_hash, public_jwk) = match &new.jwk {
+            Some(jwk) => {
+                let key = client_key(jwk)?;
+                // Stored as parsed: public members only.
+                let public =
+                    serde_json::to_string(&key.jwk).map_err(|e| ClientError::InvalidJwk(e.to_string()))?;
+                (None, None, Some(public))
+            }
+            None => {
+                let secret = ClientSecret::generate();
+                let hash = B64.encode(secret_hash(secret.expose()));
+                (Some(secret), Some(hash), None)
+            }
+        };
+        let record = ClientRecord {
+            id: new.id.clone(),
+            secret_hash,
+            public_jwk,
+            grant_types: grants.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "),
+            scopes: dedup(&scopes).join(" "),
+            audiences: dedup(&new.audiences.iter().map(String::as_str).collect::<Vec<_>>()).join(" "),
+            access_token_ttl: new.access_token_ttl.map(|d| d.as_secs() as i64),
+            created_at: now(),
+            secret_rotated_at: None,
+        };
+        match self.store.insert_client(&record).await {
+            Err(StoreError::Conflict) => Err(ClientError::Exists(new.id)),
+            other => other.map_err(ClientError::from),
+        }?;
+        Ok((record, secret))
+    }
+
+    pub async fn find(&self, id: &str) -> Result<Option<Client>, ClientError> {
+        match self.store.client(id).await? {
+            Some(record) => Client::from_record(record).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn list(&self) -> Result<Vec<ClientRecord>, ClientError> {
+        Ok(self.store.clients().await?)
+    }
+
+    /// Every scope some client may ask for, sorted.
+    pub async fn scopes(&self) -> Result<Vec<String>, ClientError> {
+        let mut scopes: Vec<String> = self
+            .list()
+            .await?
+            .iter()
+            .flat_map(|c| words(&c.scopes).map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        Ok(scopes)
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<(), ClientError> {
+        match self.store.delete_client(id).await? {
+            true => Ok(()),
+            false => Err(ClientError::NotFound(id.to_owned())),
+        }
+    }
+
+    /// Remembers an accepted assertion's jti until it expires; `Conflict` on a replay.
+    pub async fn record_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.store.record_assertion(client_id, jti, expires_at, now).await
+    }
+
+    /// A new secret, returned once; the old one stops working at once.
+    pub async fn rotate_secret(&self, id: &str) -> Result<ClientSecret, ClientError> {
+        let secret = ClientSecret::generate();
+        let hash = B64.encode(secret_hash(secret.expose()));
+        if self.store.set_client_secret(id, &hash, now()).await? {
+            return Ok(secret);
+        }
+        match self.store.client(id).await? {
+            Some(_) => Err(ClientError::NotASecretClient(id.to_owned())),
+            None => Err(ClientError::NotFound(id.to_owned())),
+        }
+    }
+}
+
+fn dedup<'a>(items: &[&'a str]) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for item in items {
+        if !out.contains(item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// RFC 8707: a resource is an absolute URI without a fragment. Only http(s) makes sense here.
+pub fn is_absolute_uri(uri: &str) -> bool {
+    let rest = uri
+        .strip_prefix("https://")
+        .or_else(|| uri.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+        && !uri.contains('#')
+        && !uri
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_by_hash_and_never_print() {
+        let secret = ClientSecret::generate();
+        assert_eq!(secret.expose().len(), 43, "256 bits, base64url");
+        let client = Client {
+            id: "svc".into(),
+            credential: Credential::Secret(secret_hash(secret.expose())),
+            grants: vec![GrantType::ClientCredentials],
+            scopes: vec![],
+            audiences: vec![],
+            access_token_ttl: None,
+        };
+        assert!(client.secret_matches(secret.expose()));
+        assert!(!client.secret_matches(&secret.expose()[1..]));
+        assert!(!client.secret_matches(""));
+        assert_eq!(format!("{secret:?}"), "ClientSecret(***)");
+    }
+
+    #[test]
+    fn registered_jwks_must_be_public_strong_and_consistent() {
+        let rsa = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).expect("rsa");
+        use rsa::traits::PublicKeyParts as _;
+        let n = B64.encode(rsa.n().to_bytes_be());
+        let public = format!(r#"{{"kty":"RSA","n":"{n}","e":"AQAB"}}"#);
+        assert_eq!(
+            client_key(&public).expect("valid").alg,
+            jsonwebtoken::Algorithm::RS256
+        );
+        let ps = format!(r#"{{"kty":"RSA","n":"{n}","e":"AQAB","alg":"PS256"}}"#);
+        assert_eq!(
+            client_key(&ps).expect("valid").alg,
+            jsonwebtoken::Algorithm::PS256
+        );
+        let wrong = format!(r#"{{"kty":"RSA","n":"{n}","e":"AQAB","alg":"ES256"}}"#);
+        assert!(client_key(&wrong).is_err());
+        let private = format!(r#"{{"kty":"RSA","n":"{n}","e":"AQAB","d":"AQAB"}}"#);
+        assert!(client_key(&private)
+            .expect_err("private")
+            .to_string()
+            .contains("private"));
+        let weak = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 1024).expect("rsa");
+        let weak = format!(
+            r#"{{"kty":"RSA","n":"{}","e":"AQAB"}}"#,
+            B64.encode(weak.n().to_bytes_be())
+        );
+        assert!(client_key(&weak).expect_err("weak").to_string().contains("2048"));
+        let hmac = r#"{"kty":"oct","k":"c2VjcmV0"}"#;
+        assert!(client_key(hmac).is_err());
+    }
+
+    #[test]
+    fn resources_are_absolute_uris_without_fragments() {
+        assert!(is_absolute_uri("https://api.example.com"));
+        assert!(is_absolute_uri("https://api.example.com/v1?x=1"));
+        assert!(!is_absolute_uri("api.example.com"));
+        assert!(!is_absolute_uri("https://api.example.com/#frag"));
+        assert!(!is_absolute_uri("https:///path"));
+        assert!(!is_absolute_uri("urn:example"));
+    }
+}

@@ -1,0 +1,148 @@
+//! Registered clients, the jti of accepted client assertions, and revoked access tokens.
+
+use sqlx::any::AnyRow;
+use sqlx::Row as _;
+
+use super::{Store, StoreError};
+
+/// A client as stored. Lists are space-separated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub id: String,
+    pub secret_hash: Option<String>,
+    pub public_jwk: Option<String>,
+    pub grant_types: String,
+    pub scopes: String,
+    pub audiences: String,
+    pub access_token_ttl: Option<i64>,
+    pub created_at: i64,
+    pub secret_rotated_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, secret_hash, public_jwk, grant_types, scopes, audiences, access_token_ttl, \
+                       created_at, secret_rotated_at";
+
+fn client_from(row: &AnyRow) -> Result<ClientRecord, StoreError> {
+    Ok(ClientRecord {
+        id: row.try_get(0)?,
+        secret_hash: row.try_get(1)?,
+        public_jwk: row.try_get(2)?,
+        grant_types: row.try_get(3)?,
+        scopes: row.try_get(4)?,
+        audiences: row.try_get(5)?,
+        access_token_ttl: row.try_get(6)?,
+        created_at: row.try_get(7)?,
+        secret_rotated_at: row.try_get(8)?,
+    })
+}
+
+impl Store {
+    /// Stores a new client; `Conflict` if the id is taken.
+    pub async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(&client.id)
+        .bind(&client.secret_hash)
+        .bind(&client.public_jwk)
+        .bind(&client.grant_types)
+        .bind(&client.scopes)
+        .bind(&client.audiences)
+        .bind(client.access_token_ttl)
+        .bind(client.created_at)
+        .bind(client.secret_rotated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The one read the token endpoint makes per request.
+    pub async fn client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        sqlx::query(&format!("SELECT {COLUMNS} FROM clients WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(client_from)
+            .transpose()
+    }
+
+    pub async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        sqlx::query(&format!("SELECT {COLUMNS} FROM clients ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(client_from)
+            .collect()
+    }
+
+    /// Returns false if there was no such client.
+    pub async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM clients WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Replaces a secret client's secret hash; false if there is no such secret client.
+    pub async fn set_client_secret(&self, id: &str, secret_hash: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE clients SET secret_hash = $1, secret_rotated_at = $2 WHERE id = $3 AND secret_hash IS NOT NULL",
+        )
+        .bind(secret_hash)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records an accepted assertion's jti; `Conflict` if it was seen before (a replay).
+    /// Expired entries of the client go first, so the table stays small.
+    pub async fn record_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM client_assertions WHERE client_id = $1 AND expires_at < $2")
+            .bind(client_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3)")
+            .bind(client_id)
+            .bind(jti)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a revoked access token until it expires anyway. Revoking twice is fine.
+    pub async fn revoke_access_token(&self, jti: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM revoked_access_tokens WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        let inserted = sqlx::query("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2)")
+            .bind(jti)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await;
+        match inserted.map_err(StoreError::from) {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM revoked_access_tokens WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+}

@@ -1,0 +1,716 @@
+//! Registered clients against the OAuth endpoints: the `oauth2` crate (oauth2-rs) as a real
+//! client library, every RFC 6749 §5.2 error path, private_key_jwt (RFC 7523), introspection
+//! (RFC 7662) and revocation (RFC 7009) — on SQLite, and on PostgreSQL when
+//! TEST_DATABASE_URL is set.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{segment, TestServer};
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthType, ClientId, ClientSecret, IntrospectionUrl, RefreshToken, RevocationUrl, Scope,
+    StandardRevocableToken, TokenIntrospectionResponse as _, TokenResponse as _, TokenUrl,
+};
+use serde_json::{json, Value};
+use token_issuer::oauth::clients::NewClient;
+
+const API: &str = "https://api.example.com";
+const OTHER_API: &str = "https://other.example.com";
+
+/// Registers a client directly (the CLI does the same); returns its secret, if it has one.
+async fn register(
+    server: &TestServer,
+    id: &str,
+    grants: &[&str],
+    scopes: &str,
+    jwk: Option<String>,
+) -> Option<String> {
+    let (_, secret) = server
+        .app
+        .oauth
+        .clients
+        .create(NewClient {
+            id: id.into(),
+            grants: grants.iter().map(|g| g.to_string()).collect(),
+            scopes: vec![scopes.into()],
+            audiences: vec![API.into(), OTHER_API.into()],
+            access_token_ttl: Some(Duration::from_secs(300)),
+            jwk,
+        })
+        .await
+        .expect("register client");
+    secret.map(|s| s.expose().to_owned())
+}
+
+/// oauth2-rs refuses a revocation URL that is not https (RFC 7009 §2). TLS is not what these
+/// tests are about, so the library is given https URLs and this transport carries its
+/// requests, unchanged, as plain HTTP to the loopback server.
+async fn loopback(request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, oauth2::reqwest::Error> {
+    let client = oauth2::reqwest::Client::builder()
+        .redirect(oauth2::reqwest::redirect::Policy::none())
+        .build()?;
+    let (parts, body) = request.into_parts();
+    let url = parts.uri.to_string().replacen("https://", "http://", 1);
+    let response = client
+        .request(parts.method, url)
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await?;
+    let mut builder = oauth2::http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        builder = builder.header(name, value);
+    }
+    Ok(builder.body(response.bytes().await?.to_vec()).expect("response"))
+}
+
+/// The https form of a test server URL, for oauth2-rs (see [`loopback`]).
+fn https(server: &TestServer, path: &str) -> String {
+    server.url(path).replacen("http://", "https://", 1)
+}
+
+#[tokio::test]
+async fn oauth2_rs_gets_introspects_and_revokes_tokens_with_both_secret_methods() {
+    let server = common::start().await;
+    let secret = register(&server, "billing", &["client_credentials"], "read write", None)
+        .await
+        .expect("secret");
+    let http = |request| loopback(request);
+    let client = |auth: AuthType| {
+        BasicClient::new(ClientId::new("billing".into()))
+            .set_client_secret(ClientSecret::new(secret.clone()))
+            .set_auth_type(auth)
+            .set_token_uri(TokenUrl::new(https(&server, "/oauth2/token")).expect("url"))
+            .set_introspection_url(IntrospectionUrl::new(https(&server, "/oauth2/introspect")).expect("url"))
+            .set_revocation_url(RevocationUrl::new(https(&server, "/oauth2/revoke")).expect("url"))
+    };
+
+    // client_secret_basic, default audience (the client's first), narrowed scope.
+    let basic = client(AuthType::BasicAuth);
+    let token = basic
+        .exchange_client_credentials()
+        .add_scope(Scope::new("read".into()))
+        .request_async(&http)
+        .await
+        .expect("client_credentials with Basic");
+    assert!(
+        token.refresh_token().is_none(),
+        "no refresh token for client_credentials"
+    );
+    assert_eq!(
+        token.expires_in(),
+        Some(Duration::from_secs(300)),
+        "the client's own lifetime"
+    );
+    assert_eq!(token.scopes().map(|s| s.len()), Some(1));
+    let claims = segment(token.access_token().secret(), 1);
+    assert_eq!(claims["sub"], "billing");
+    assert_eq!(claims["client_id"], "billing");
+    assert_eq!(claims["aud"], API);
+    assert_eq!(claims["scope"], "read");
+
+    // client_secret_post, an RFC 8707 resource, every scope by default.
+    let post = client(AuthType::RequestBody);
+    let other = post
+        .exchange_client_credentials()
+        .add_extra_param("resource", OTHER_API)
+        .request_async(&http)
+        .await
+        .expect("client_credentials with the secret in the body");
+    let claims = segment(other.access_token().secret(), 1);
+    assert_eq!(claims["aud"], OTHER_API);
+    assert_eq!(claims["scope"], "read write");
+
+    let info = basic
+        .introspect(token.access_token())
+        .request_async(&http)
+        .await
+        .expect("introspect");
+    assert!(info.active());
+    assert_eq!(info.client_id().map(|c| c.as_str()), Some("billing"));
+    assert_eq!(info.sub(), Some("billing"));
+    assert_eq!(info.iss(), Some(server.base.as_str()));
+    assert_eq!(info.aud(), Some(&vec![API.to_owned()]));
+    assert!(info.exp().is_some() && info.iat().is_some() && info.jti().is_some());
+
+    post.revoke_token(StandardRevocableToken::AccessToken(token.access_token().clone()))
+        .expect("revocation url")
+        .request_async(&http)
+        .await
+        .expect("revoke");
+    let info = basic
+        .introspect(token.access_token())
+        .request_async(&http)
+        .await
+        .expect("introspect");
+    assert!(!info.active(), "revoked");
+    let still = basic
+        .introspect(other.access_token())
+        .request_async(&http)
+        .await
+        .expect("introspect");
+    assert!(still.active(), "only the revoked token is inactive");
+}
+
+#[tokio::test]
+async fn oauth2_rs_refreshes_and_revokes_as_the_public_first_party_client() {
+    let server = common::start().await;
+    let (_, refresh) = server.user_session("pat@example.com").await;
+    let http = |request| loopback(request);
+    let public = BasicClient::new(ClientId::new("first-party".into()))
+        .set_auth_type(AuthType::RequestBody)
+        .set_token_uri(TokenUrl::new(https(&server, "/oauth2/token")).expect("url"))
+        .set_revocation_url(RevocationUrl::new(https(&server, "/oauth2/revoke")).expect("url"));
+    let refreshed = public
+        .exchange_refresh_token(&RefreshToken::new(refresh.clone()))
+        .request_async(&http)
+        .await
+        .expect("refresh");
+    let next = refreshed.refresh_token().expect("rotated").clone();
+    assert_ne!(next.secret(), &refresh);
+    assert!(
+        public
+            .exchange_refresh_token(&RefreshToken::new(refresh))
+            .request_async(&http)
+            .await
+            .is_err(),
+        "a spent refresh token is refused"
+    );
+
+    // Reuse ended that session; a new one is revoked through oauth2-rs.
+    let fresh = server.login("pat@example.com").await["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
+    public
+        .revoke_token(StandardRevocableToken::RefreshToken(RefreshToken::new(
+            fresh.clone(),
+        )))
+        .expect("revocation url")
+        .request_async(&http)
+        .await
+        .expect("revoke");
+    assert!(public
+        .exchange_refresh_token(&RefreshToken::new(fresh))
+        .request_async(&http)
+        .await
+        .is_err());
+}
+
+/// POSTs a form with optional Basic credentials; returns status and JSON body.
+async fn form(
+    server: &TestServer,
+    path: &str,
+    basic: Option<(&str, &str)>,
+    params: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut req = server.client.post(server.url(path)).form(params);
+    if let Some((id, secret)) = basic {
+        req = req.basic_auth(id, Some(secret));
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_token_endpoint_answers_every_error_as_rfc_6749_says() {
+    let server = common::start().await;
+    let secret = register(&server, "svc", &["client_credentials"], "read", None)
+        .await
+        .expect("secret");
+    let refresher = register(&server, "refresher", &["refresh_token"], "read", None)
+        .await
+        .expect("secret");
+    let cc = [("grant_type", "client_credentials")];
+    let ok = Some(("svc", secret.as_str()));
+
+    // (Basic credentials, form, expected status, expected error)
+    type Case<'a> = (Option<(&'a str, &'a str)>, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            ok,
+            vec![("grant_type", "password")],
+            400,
+            "unsupported_grant_type",
+        ),
+        (ok, vec![], 400, "invalid_request"),
+        (Some(("svc", "wrong")), cc.to_vec(), 401, "invalid_client"),
+        (Some(("nobody", "x")), cc.to_vec(), 401, "invalid_client"),
+        (
+            None,
+            vec![("grant_type", "client_credentials"), ("client_id", "svc")],
+            401,
+            "invalid_client",
+        ),
+        (
+            Some(("refresher", refresher.as_str())),
+            cc.to_vec(),
+            400,
+            "unauthorized_client",
+        ),
+        (None, cc.to_vec(), 400, "unauthorized_client"),
+        (
+            ok,
+            vec![("grant_type", "client_credentials"), ("scope", "read admin")],
+            400,
+            "invalid_scope",
+        ),
+        (
+            ok,
+            vec![
+                ("grant_type", "client_credentials"),
+                ("resource", "https://evil.example.com"),
+            ],
+            400,
+            "invalid_target",
+        ),
+        (
+            ok,
+            vec![("grant_type", "client_credentials"), ("resource", "not-a-uri")],
+            400,
+            "invalid_target",
+        ),
+        (
+            ok,
+            vec![
+                ("grant_type", "client_credentials"),
+                ("resource", API),
+                ("resource", OTHER_API),
+            ],
+            400,
+            "invalid_target",
+        ),
+        (
+            ok,
+            vec![
+                ("grant_type", "client_credentials"),
+                ("grant_type", "client_credentials"),
+            ],
+            400,
+            "invalid_request",
+        ),
+        (
+            ok,
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_secret", secret.as_str()),
+                ("client_id", "svc"),
+            ],
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (basic, params, status, error) in cases {
+        let (got, body) = form(&server, "/oauth2/token", basic, &params).await;
+        assert_eq!(
+            (got, body["error"].as_str()),
+            (status, Some(error)),
+            "{params:?}: {body}"
+        );
+    }
+
+    // 401 carries the Basic challenge; the wrong content type is an invalid request.
+    let resp = server
+        .client
+        .post(server.url("/oauth2/token"))
+        .basic_auth("svc", Some("wrong"))
+        .form(&cc)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.headers()["www-authenticate"], "Basic realm=\"token-issuer\"");
+    let resp = server
+        .client
+        .post(server.url("/oauth2/token"))
+        .basic_auth("svc", Some(&secret))
+        .json(&json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        resp.json::<Value>().await.expect("json")["error"],
+        "invalid_request"
+    );
+
+    // The same request, well-formed, succeeds: the cases above failed for their one reason.
+    let (status, body) = form(
+        &server,
+        "/oauth2/token",
+        ok,
+        &[("grant_type", "client_credentials"), ("resource", API)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+}
+
+/// An Ed25519 key pair: the private PEM to sign assertions, the public JWK to register.
+fn client_key_pair() -> (jsonwebtoken::EncodingKey, String) {
+    use token_issuer::keys::{generate_record, Alg, KeyState, SigningKey};
+    let record =
+        generate_record(Alg::EdDsa, 0, KeyState::Active, time::OffsetDateTime::now_utc()).expect("key");
+    let jwk = SigningKey::from_record(&record)
+        .expect("parse")
+        .public_jwk()
+        .to_string();
+    let encoding =
+        jsonwebtoken::EncodingKey::from_ed_pem(record.private_key_pem.expose().as_bytes()).expect("pem");
+    (encoding, jwk)
+}
+
+fn assertion(key: &jsonwebtoken::EncodingKey, claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
+        &claims,
+        key,
+    )
+    .expect("sign")
+}
+
+#[tokio::test]
+async fn private_key_jwt_accepts_one_valid_assertion_once() {
+    let server = common::start().await;
+    let (key, jwk) = client_key_pair();
+    assert!(
+        register(&server, "signer", &["client_credentials"], "read", Some(jwk))
+            .await
+            .is_none()
+    );
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = |aud: &str, exp: i64, jti: Option<&str>| {
+        let mut c = json!({"iss": "signer", "sub": "signer", "aud": aud, "exp": exp, "iat": now});
+        if let Some(jti) = jti {
+            c["jti"] = json!(jti);
+        }
+        c
+    };
+    let token_url = server.url("/oauth2/token");
+    let present = |assertion: String| {
+        let server = &server;
+        async move {
+            form(
+                server,
+                "/oauth2/token",
+                None,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_assertion_type", token_issuer::oauth::JWT_BEARER_ASSERTION),
+                    ("client_assertion", &assertion),
+                ],
+            )
+            .await
+        }
+    };
+
+    let valid = assertion(&key, claims(&token_url, now + 60, Some("a-1")));
+    let (status, body) = present(valid.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        segment(body["access_token"].as_str().expect("token"), 1)["sub"],
+        "signer"
+    );
+    let (status, body) = present(valid).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    assert!(
+        body["error_description"]
+            .as_str()
+            .expect("why")
+            .contains("replayed"),
+        "{body}"
+    );
+    // The issuer identifier is an accepted audience too.
+    let (status, _) = present(assertion(&key, claims(&server.base, now + 60, Some("a-2")))).await;
+    assert_eq!(status, 200);
+
+    let (other_key, _) = client_key_pair();
+    for (why, bad) in [
+        (
+            "wrong audience",
+            assertion(
+                &key,
+                claims("https://elsewhere.example.com", now + 60, Some("b-1")),
+            ),
+        ),
+        (
+            "expired",
+            assertion(&key, claims(&token_url, now - 120, Some("b-2"))),
+        ),
+        ("no jti", assertion(&key, claims(&token_url, now + 60, None))),
+        (
+            "lives too long",
+            assertion(&key, claims(&token_url, now + 7200, Some("b-3"))),
+        ),
+        (
+            "unregistered key",
+            assertion(&other_key, claims(&token_url, now + 60, Some("b-4"))),
+        ),
+        ("not a JWT", "x.y.z".to_owned()),
+    ] {
+        let (status, body) = present(bad).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{why}: {body}"
+        );
+    }
+    let (status, body) = form(
+        &server,
+        "/oauth2/token",
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", "urn:example:unknown"),
+            ("client_assertion", "x"),
+        ],
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+
+    // It authenticates introspection the same way, addressed to that endpoint.
+    let introspect_url = server.url("/oauth2/introspect");
+    let (status, body) = form(
+        &server,
+        "/oauth2/introspect",
+        None,
+        &[
+            ("token", "garbage"),
+            ("client_assertion_type", token_issuer::oauth::JWT_BEARER_ASSERTION),
+            (
+                "client_assertion",
+                &assertion(&key, claims(&introspect_url, now + 60, Some("c-1"))),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!((status, body), (200, json!({"active": false})));
+}
+
+#[tokio::test]
+async fn introspection_reports_only_live_tokens_to_registered_clients() {
+    let server = common::start().await;
+    let rs = register(&server, "resource-server", &["client_credentials"], "read", None)
+        .await
+        .expect("secret");
+    let auth = Some(("resource-server", rs.as_str()));
+    let (access, refresh) = server.user_session("ivy@example.com").await;
+
+    // Only registered clients may ask.
+    let (status, body) = form(&server, "/oauth2/introspect", None, &[("token", &access)]).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    let (status, _) = form(
+        &server,
+        "/oauth2/introspect",
+        None,
+        &[("token", &access), ("client_id", "first-party")],
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, body) = form(&server, "/oauth2/introspect", auth, &[]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+
+    let (_, info) = form(&server, "/oauth2/introspect", auth, &[("token", &access)]).await;
+    assert_eq!(info["active"], true);
+    assert_eq!(info["client_id"], "first-party");
+    assert_eq!(info["token_type"], "Bearer");
+    let user_id = info["sub"].as_str().expect("sub").to_owned();
+    let (_, info) = form(
+        &server,
+        "/oauth2/introspect",
+        auth,
+        &[("token", &refresh), ("token_type_hint", "refresh_token")],
+    )
+    .await;
+    assert_eq!(info["active"], true);
+    assert_eq!(info["token_type"], "refresh_token");
+    assert_eq!(info["sub"], user_id.as_str());
+    assert!(info["exp"].as_i64().expect("exp") > info["iat"].as_i64().expect("iat"));
+    // A wrong hint only changes the order of the search.
+    let (_, info) = form(
+        &server,
+        "/oauth2/introspect",
+        auth,
+        &[("token", &refresh), ("token_type_hint", "access_token")],
+    )
+    .await;
+    assert_eq!(info["active"], true);
+
+    // Spent, forged, garbage: inactive, and nothing else is said.
+    let resp = server
+        .post_form(
+            "/oauth2/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let mut forged = access.clone();
+    forged.pop();
+    forged.push(if access.ends_with('A') { 'B' } else { 'A' });
+    for token in [refresh.as_str(), forged.as_str(), "garbage", ""] {
+        let (status, info) = form(&server, "/oauth2/introspect", auth, &[("token", token)]).await;
+        if token.is_empty() {
+            assert_eq!(status, 400, "an empty token is a missing parameter");
+        } else {
+            assert_eq!(info, json!({"active": false}), "{token}");
+        }
+    }
+
+    // A disabled user's tokens are inactive; a deleted client's too.
+    let (access, refresh) = server.user_session("disabled@example.com").await;
+    assert!(server
+        .app
+        .accounts
+        .set_disabled("disabled@example.com", true)
+        .await
+        .expect("disable"));
+    for token in [&access, &refresh] {
+        let (_, info) = form(&server, "/oauth2/introspect", auth, &[("token", token)]).await;
+        assert_eq!(info, json!({"active": false}));
+    }
+    let svc = register(&server, "short-lived", &["client_credentials"], "read", None)
+        .await
+        .expect("secret");
+    let (_, token) = form(
+        &server,
+        "/oauth2/token",
+        Some(("short-lived", &svc)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let token = token["access_token"].as_str().expect("token").to_owned();
+    let (_, info) = form(&server, "/oauth2/introspect", auth, &[("token", &token)]).await;
+    assert_eq!(info["active"], true);
+    server
+        .app
+        .oauth
+        .clients
+        .delete("short-lived")
+        .await
+        .expect("delete");
+    let (_, info) = form(&server, "/oauth2/introspect", auth, &[("token", &token)]).await;
+    assert_eq!(info, json!({"active": false}), "the client is gone");
+}
+
+#[tokio::test]
+async fn revocation_ends_only_the_callers_own_tokens() {
+    let server = common::start().await;
+    let a = register(&server, "svc-a", &["client_credentials"], "read", None)
+        .await
+        .expect("secret");
+    let b = register(&server, "svc-b", &["client_credentials"], "read", None)
+        .await
+        .expect("secret");
+    let (auth_a, auth_b) = (Some(("svc-a", a.as_str())), Some(("svc-b", b.as_str())));
+    let (_, token) = form(
+        &server,
+        "/oauth2/token",
+        auth_a,
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let token = token["access_token"].as_str().expect("token").to_owned();
+
+    let (status, body) = form(&server, "/oauth2/revoke", auth_b, &[("token", &token)]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
+    let (_, info) = form(&server, "/oauth2/introspect", auth_b, &[("token", &token)]).await;
+    assert_eq!(info["active"], true, "another client's attempt changed nothing");
+    let (status, _) = form(&server, "/oauth2/revoke", auth_a, &[("token", &token)]).await;
+    assert_eq!(status, 200);
+    let (_, info) = form(&server, "/oauth2/introspect", auth_b, &[("token", &token)]).await;
+    assert_eq!(info, json!({"active": false}));
+    for unknown in ["garbage", "a.b.c"] {
+        let (status, _) = form(&server, "/oauth2/revoke", auth_a, &[("token", unknown)]).await;
+        assert_eq!(status, 200, "unknown tokens: 200, nothing to do");
+    }
+    let (status, body) = form(
+        &server,
+        "/oauth2/revoke",
+        Some(("svc-a", "wrong")),
+        &[("token", &token)],
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+
+    // The public client: client_id=first-party and no secret, or no identification at all.
+    let (access, refresh) = server.user_session("rev@example.com").await;
+    let (status, body) = form(&server, "/oauth2/revoke", auth_a, &[("token", &refresh)]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
+    let (status, _) = form(
+        &server,
+        "/oauth2/revoke",
+        None,
+        &[("token", &access), ("client_id", "first-party")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        server.get_bearer("/oauth2/userinfo", &access).await.status(),
+        401,
+        "the issuer's own endpoints honour a revoked access token"
+    );
+    let (status, _) = form(&server, "/oauth2/revoke", None, &[("token", &refresh)]).await;
+    assert_eq!(status, 200);
+    let resp = server
+        .post_form(
+            "/oauth2/token",
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await;
+    assert_eq!(resp.status(), 400, "the session ended");
+}
+
+#[tokio::test]
+async fn discovery_lists_what_clients_can_use() {
+    let server = common::start().await;
+    register(
+        &server,
+        "reports",
+        &["client_credentials"],
+        "reports:read audit",
+        None,
+    )
+    .await;
+    let doc: Value = server
+        .client
+        .get(server.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(doc["introspection_endpoint"], server.url("/oauth2/introspect"));
+    assert_eq!(doc["revocation_endpoint"], server.url("/oauth2/revoke"));
+    assert_eq!(
+        doc["grant_types_supported"],
+        json!(["client_credentials", "refresh_token"])
+    );
+    assert_eq!(
+        doc["token_endpoint_auth_methods_supported"],
+        json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "none"
+        ])
+    );
+    assert_eq!(
+        doc["introspection_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
+    );
+    assert_eq!(doc["scopes_supported"], json!(["audit", "reports:read"]));
+    assert!(
+        doc.get("code_challenge_methods_supported").is_none(),
+        "no authorization endpoint, no PKCE"
+    );
+}
