@@ -173,6 +173,17 @@ fn clients_cli_shows_a_secret_once_and_never_lists_it() {
             "client id",
         ),
         (
+            vec![
+                "clients",
+                "create",
+                "--id",
+                "6f1c9a52-8c41-4c1e-9a55-0d1f0b7f5a10",
+                "--grant",
+                "client_credentials",
+            ],
+            "nor a UUID",
+        ),
+        (
             vec!["clients", "create", "--id", "x", "--grant", "password"],
             "unknown grant type",
         ),

@@ -337,6 +337,17 @@ async fn the_token_endpoint_answers_every_error_as_rfc_6749_says() {
         "invalid_request"
     );
 
+    // A registered client cannot spend a first-party refresh token.
+    let (_, refresh) = server.user_session("someone@example.com").await;
+    let (status, body) = form(
+        &server,
+        "/oauth2/token",
+        Some(("refresher", refresher.as_str())),
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+
     // The same request, well-formed, succeeds: the cases above failed for their one reason.
     let (status, body) = form(
         &server,
@@ -361,6 +372,11 @@ fn client_key_pair() -> (jsonwebtoken::EncodingKey, String) {
     let encoding =
         jsonwebtoken::EncodingKey::from_ed_pem(record.private_key_pem.expose().as_bytes()).expect("pem");
     (encoding, jwk)
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn assertion(key: &jsonwebtoken::EncodingKey, claims: Value) -> String {
@@ -458,6 +474,64 @@ async fn private_key_jwt_accepts_one_valid_assertion_once() {
             "{why}: {body}"
         );
     }
+    // Algorithm confusion: none, HS256 keyed with the registered public key, another alg.
+    let header_claims = claims(&token_url, now + 60, Some("d-1"));
+    let unsigned = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"JWT"}"#),
+        b64(header_claims.to_string().as_bytes())
+    );
+    let public_jwk = server
+        .app
+        .oauth
+        .clients
+        .find("signer")
+        .await
+        .expect("find")
+        .expect("client");
+    let token_issuer::oauth::clients::Credential::Key(registered) = &public_jwk.credential else {
+        panic!("a key client")
+    };
+    let x = match &registered.jwk.algorithm {
+        jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(okp) => okp.x.clone(),
+        _ => panic!("Ed25519"),
+    };
+    let hmac_with_public = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &header_claims,
+        &jsonwebtoken::EncodingKey::from_secret(x.as_bytes()),
+    )
+    .expect("hs256");
+    for (why, forged) in [
+        ("alg none", unsigned),
+        ("HS256 keyed with the public key", hmac_with_public),
+    ] {
+        let (status, body) = present(forged).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{why}: {body}"
+        );
+        // alg none does not even parse as a JWT here; HS256 gets the generic refusal.
+        if why.starts_with("HS256") {
+            assert_eq!(body["error_description"], "client authentication failed");
+        }
+    }
+
+    // Accepted until exp plus 30 s of leeway, and remembered that long: no replay after exp.
+    let short = assertion(&key, claims(&token_url, now + 1, Some("e-1")));
+    assert_eq!(present(short.clone()).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, body) = present(short).await;
+    assert_eq!(status, 401, "replayed after exp, within the leeway: {body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .expect("why")
+            .contains("replayed"),
+        "{body}"
+    );
+
     let (status, body) = form(
         &server,
         "/oauth2/token",
@@ -547,9 +621,11 @@ async fn introspection_reports_only_live_tokens_to_registered_clients() {
         )
         .await;
     assert_eq!(resp.status(), 200);
-    let mut forged = access.clone();
-    forged.pop();
-    forged.push(if access.ends_with('A') { 'B' } else { 'A' });
+    // Flip a character in the middle of the signature: still base64url, no longer valid.
+    let mut forged = access.clone().into_bytes();
+    let middle = access.rfind('.').expect("signature") + 20;
+    forged[middle] = if forged[middle] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).expect("ascii");
     for token in [refresh.as_str(), forged.as_str(), "garbage", ""] {
         let (status, info) = form(&server, "/oauth2/introspect", auth, &[("token", token)]).await;
         if token.is_empty() {
@@ -584,6 +660,8 @@ async fn introspection_reports_only_live_tokens_to_registered_clients() {
     let token = token["access_token"].as_str().expect("token").to_owned();
     let (_, info) = form(&server, "/oauth2/introspect", auth, &[("token", &token)]).await;
     assert_eq!(info["active"], true);
+    // A service's token is not a user's: the issuer's user endpoints refuse it.
+    assert_eq!(server.get_bearer("/api/v1/users/me", &token).await.status(), 401);
     server
         .app
         .oauth
@@ -593,6 +671,15 @@ async fn introspection_reports_only_live_tokens_to_registered_clients() {
         .expect("delete");
     let (_, info) = form(&server, "/oauth2/introspect", auth, &[("token", &token)]).await;
     assert_eq!(info, json!({"active": false}), "the client is gone");
+    // Registered again under the same id, it is another client: old tokens stay dead.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    register(&server, "short-lived", &["client_credentials"], "read", None).await;
+    let (_, info) = form(&server, "/oauth2/introspect", auth, &[("token", &token)]).await;
+    assert_eq!(
+        info,
+        json!({"active": false}),
+        "a namesake does not revive old tokens"
+    );
 }
 
 #[tokio::test]

@@ -133,6 +133,11 @@ where
                 tracing::info!(reason = %e, "bearer token refused");
                 ApiError::bearer(true)
             })?;
+        // These endpoints act for a user: a service's own token (client_credentials) is no user.
+        if claims.client_id != crate::tokens::FIRST_PARTY_CLIENT {
+            tracing::info!(client_id = %claims.client_id, "bearer token refused: not a user's token");
+            return Err(ApiError::bearer(true));
+        }
         // Revoked at /oauth2/revoke: this issuer's own endpoints honour it.
         if app.store.access_token_revoked(&claims.jti).await? {
             tracing::info!("bearer token refused: revoked");

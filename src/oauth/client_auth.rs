@@ -44,6 +44,7 @@ fn refused(why: &str) -> OAuthError {
 }
 
 const WRONG_SECRET: &str = "unknown client or wrong secret";
+const UNPROVEN: &str = "client authentication failed";
 
 /// Identifies and authenticates the caller. More than one method at once is refused
 /// (RFC 6749 §2.3).
@@ -69,7 +70,7 @@ pub async fn authenticate(
         }
         // Some libraries send a public client as `Basic base64(client_id:)`.
         if basic.client_secret.is_empty() {
-            return public(clients, Some(&basic.client_id)).await;
+            return public(Some(&basic.client_id)).await;
         }
         return with_secret(clients, &basic.client_id, &basic.client_secret).await;
     }
@@ -86,20 +87,18 @@ pub async fn authenticate(
         }
         return with_assertion(clients, audiences, assertion, form_id).await;
     }
-    public(clients, form_id).await
+    public(form_id).await
 }
 
 async fn find(clients: &Clients, id: &str) -> Result<Option<Client>, OAuthError> {
     clients.find(id).await.map_err(OAuthError::from)
 }
 
-async fn public(clients: &Clients, id: Option<&str>) -> Result<Caller, OAuthError> {
+async fn public(id: Option<&str>) -> Result<Caller, OAuthError> {
     match id {
         None | Some(FIRST_PARTY_CLIENT) => Ok(Caller::FirstParty),
-        Some(id) => match find(clients, id).await? {
-            Some(_) => Err(refused("client authentication is required for this client")),
-            None => Err(refused(WRONG_SECRET)),
-        },
+        // Registered or not, the same answer: client ids cannot be probed.
+        Some(_) => Err(refused(WRONG_SECRET)),
     }
 }
 
@@ -151,19 +150,23 @@ async fn with_assertion(
     if form_id.is_some_and(|f| f != id) {
         return Err(refused("client_id differs from the assertion's iss"));
     }
+    // Until the signature verifies, every failure reads the same: client ids cannot be probed.
+    let unproven = |why: &str| {
+        tracing::info!(client_id = %id, reason = why, "client assertion refused");
+        refused(UNPROVEN)
+    };
     let client = find(clients, &id)
         .await?
-        .ok_or_else(|| refused("unknown client"))?;
+        .ok_or_else(|| unproven("unknown client"))?;
     let Credential::Key(key) = &client.credential else {
-        return Err(refused("this client authenticates with a secret"));
+        return Err(unproven("the client authenticates with a secret"));
     };
+    // The algorithm is the registered one, never the header's choice (no alg confusion).
     if header.alg != key.alg {
-        return Err(refused(
-            "client assertion is not signed with the registered algorithm",
-        ));
+        return Err(unproven("not signed with the registered algorithm"));
     }
     let decoding =
-        jsonwebtoken::DecodingKey::from_jwk(&key.jwk).map_err(|_| refused("registered key unusable"))?;
+        jsonwebtoken::DecodingKey::from_jwk(&key.jwk).map_err(|_| unproven("registered key unusable"))?;
     let mut validation = jsonwebtoken::Validation::new(key.alg);
     validation.leeway = ASSERTION_LEEWAY_SECS;
     validation.validate_nbf = true;
@@ -174,15 +177,17 @@ async fn with_assertion(
     let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &decoding, &validation)
         .map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
-            refused(match e.kind() {
-                ErrorKind::ExpiredSignature => "client assertion has expired",
-                ErrorKind::ImmatureSignature => "client assertion is not valid yet",
-                ErrorKind::InvalidAudience => "client assertion is not addressed to this server",
-                ErrorKind::InvalidSignature => {
-                    "client assertion signature does not verify with the registered key"
+            // jsonwebtoken checks the signature before the claims: past it, the caller holds
+            // the key and may learn what else is wrong.
+            match e.kind() {
+                ErrorKind::ExpiredSignature => refused("client assertion has expired"),
+                ErrorKind::ImmatureSignature => refused("client assertion is not valid yet"),
+                ErrorKind::InvalidAudience => refused("client assertion is not addressed to this server"),
+                ErrorKind::InvalidIssuer | ErrorKind::MissingRequiredClaim(_) => {
+                    refused("client assertion lacks a required claim or names another issuer")
                 }
-                _ => "client assertion is invalid",
-            })
+                _ => unproven("signature does not verify with the registered key"),
+            }
         })?
         .claims;
     if claims.sub != id {
@@ -196,7 +201,9 @@ async fn with_assertion(
         .jti
         .filter(|j| !j.is_empty() && j.len() <= 256)
         .ok_or_else(|| refused("client assertion needs a jti"))?;
-    match clients.record_assertion(&id, &jti, claims.exp, now).await {
+    // Remembered as long as it could still be accepted: until exp plus the leeway.
+    let remember_until = claims.exp + ASSERTION_LEEWAY_SECS as i64;
+    match clients.record_assertion(&id, &jti, remember_until, now).await {
         Ok(()) => Ok(Caller::Client(Box::new(client))),
         Err(StoreError::Conflict) => Err(refused("client assertion was used before (jti replayed)")),
         Err(e) => Err(OAuthError::from(super::clients::ClientError::Store(e))),

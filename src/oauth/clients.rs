@@ -19,7 +19,7 @@ use crate::tokens::FIRST_PARTY_CLIENT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("client id must be 1–128 characters of A–Z, a–z, 0–9, '.', '_', '~', '-', and not {FIRST_PARTY_CLIENT}")]
+    #[error("client id must be 1–128 characters of A–Z, a–z, 0–9, '.', '_', '~', '-', neither {FIRST_PARTY_CLIENT} nor a UUID")]
     InvalidId,
     #[error("invalid scope {0:?}: scopes are printable ASCII without spaces, quotes or backslashes")]
     InvalidScope(String),
@@ -117,6 +117,8 @@ pub struct Client {
     pub scopes: Vec<String>,
     pub audiences: Vec<String>,
     pub access_token_ttl: Option<Duration>,
+    /// Unix seconds; tokens issued before it belong to an earlier client of the same id.
+    pub created_at: i64,
 }
 
 impl Client {
@@ -146,6 +148,7 @@ impl Client {
             access_token_ttl: record
                 .access_token_ttl
                 .map(|s| Duration::from_secs(s.unsigned_abs())),
+            created_at: record.created_at,
             id: record.id,
         })
     }
@@ -173,7 +176,7 @@ impl Client {
 /// Spends the same time on an unknown client id as on a wrong secret.
 pub fn compare_with_dummy_secret(secret: &str) {
     let dummy = [0u8; 32];
-    let _ = bool::from(dummy.ct_eq(&secret_hash(secret)));
+    std::hint::black_box(bool::from(dummy.ct_eq(&secret_hash(secret))));
 }
 
 fn words(list: &str) -> impl Iterator<Item = &str> {
@@ -259,8 +262,10 @@ impl Clients {
 
     /// Registers a client; the secret (for a secret client) is returned once.
     pub async fn create(&self, new: NewClient) -> Result<(ClientRecord, Option<ClientSecret>), ClientError> {
+        // Never shaped like a user id (a UUID): a client's `sub` must not pass for a user's.
         let id_ok = (1..=128).contains(&new.id.len())
             && new.id != FIRST_PARTY_CLIENT
+            && uuid::Uuid::parse_str(&new.id).is_err()
             && new
                 .id
                 .bytes()
@@ -419,6 +424,7 @@ mod tests {
             scopes: vec![],
             audiences: vec![],
             access_token_ttl: None,
+            created_at: 0,
         };
         assert!(client.secret_matches(secret.expose()));
         assert!(!client.secret_matches(&secret.expose()[1..]));

@@ -9,13 +9,20 @@ use super::OAuthError;
 
 /// Request parameters; RFC 6749 §3.2: none may repeat — except RFC 8707's `resource` —
 /// and empty ones count as absent.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct FormParams {
     params: HashMap<String, String>,
     resources: Vec<String>,
 }
 
 const REPEATABLE: &str = "resource";
+
+/// Names only: values include secrets, assertions and tokens.
+impl std::fmt::Debug for FormParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.params.keys()).finish()
+    }
+}
 impl FormParams {
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let (mut params, mut resources) = (HashMap::new(), Vec::new());
@@ -54,10 +61,18 @@ impl FormParams {
 }
 
 /// Client id and secret from `Authorization: Basic`, each form-decoded (RFC 6749 §2.3.1).
-#[derive(Debug)]
 pub struct BasicCredentials {
     pub client_id: String,
     pub client_secret: String,
+}
+
+impl std::fmt::Debug for BasicCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicCredentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"***")
+            .finish()
+    }
 }
 
 pub fn parse_basic_credentials(header: &str) -> Result<BasicCredentials, OAuthError> {

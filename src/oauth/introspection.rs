@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::client_auth::{authenticate, Audiences, Caller};
+use super::client_auth::Caller;
 use super::{BasicCredentials, FormParams, OAuth, OAuthError};
 use crate::accounts::AccountError;
 use crate::tokens::{AccessClaims, FIRST_PARTY_CLIENT};
@@ -15,12 +15,7 @@ impl OAuth {
         params: &FormParams,
         basic: Option<BasicCredentials>,
     ) -> Result<Value, OAuthError> {
-        let endpoint = self.endpoint("/oauth2/introspect");
-        let audiences = Audiences {
-            issuer: &self.issuer,
-            endpoint: &endpoint,
-        };
-        if let Caller::FirstParty = authenticate(&self.clients, audiences, params, basic).await? {
+        if let Caller::FirstParty = self.caller("/oauth2/introspect", params, basic).await? {
             return Err(OAuthError::InvalidClient(
                 "introspection needs a registered client's credentials".into(),
             ));
@@ -62,7 +57,11 @@ impl OAuth {
                 Err(e) => return Err(OAuthError::Server(e.to_string())),
             }
         } else {
-            self.clients.find(&claims.client_id).await?.is_some()
+            // A client deleted and registered again under the same id is not the same client.
+            self.clients
+                .find(&claims.client_id)
+                .await?
+                .is_some_and(|c| claims.iat >= c.created_at)
         };
         Ok(subject_live.then_some(claims))
     }
@@ -99,7 +98,8 @@ impl OAuth {
                 "active": true,
                 "token_type": "refresh_token",
                 "client_id": r.client_id,
-                "sub": r.user_id,
+                                "sub": r.user_id,
+                "aud": self.sessions.audience(),
                 "iss": self.issuer,
                 "exp": r.expires_at,
                 "iat": r.issued_at,

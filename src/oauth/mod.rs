@@ -49,8 +49,19 @@ impl OAuth {
         }
     }
 
-    fn endpoint(&self, path: &str) -> String {
-        format!("{}{path}", self.issuer)
+    /// Authenticates the caller of the endpoint at `path` (its URL is an accepted audience
+    /// of client assertions, beside the issuer and the token endpoint).
+    async fn caller(
+        &self,
+        path: &str,
+        params: &FormParams,
+        basic: Option<BasicCredentials>,
+    ) -> Result<client_auth::Caller, OAuthError> {
+        let audiences = client_auth::Audiences {
+            issuer: &self.issuer,
+            endpoint: &format!("{}{path}", self.issuer),
+        };
+        client_auth::authenticate(&self.clients, audiences, params, basic).await
     }
 }
 /// RFC 6749 §5.2 errors, plus the server-side failures a token endpoint can meet.

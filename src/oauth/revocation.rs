@@ -5,7 +5,6 @@
 
 use time::OffsetDateTime;
 
-use super::client_auth::{authenticate, Audiences};
 use super::introspection::store_error;
 use super::{BasicCredentials, FormParams, OAuth, OAuthError};
 
@@ -15,12 +14,7 @@ impl OAuth {
         params: &FormParams,
         basic: Option<BasicCredentials>,
     ) -> Result<(), OAuthError> {
-        let endpoint = self.endpoint("/oauth2/revoke");
-        let audiences = Audiences {
-            issuer: &self.issuer,
-            endpoint: &endpoint,
-        };
-        let caller = authenticate(&self.clients, audiences, params, basic).await?;
+        let caller = self.caller("/oauth2/revoke", params, basic).await?;
         let token = params.require("token")?;
         let not_yours = || OAuthError::UnauthorizedClient("the token was not issued to this client".into());
         let refresh = self.sessions.refresh_tokens();

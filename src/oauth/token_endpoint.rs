@@ -1,7 +1,7 @@
 //! `POST /oauth2/token`: `refresh_token` (any client its tokens belong to) and
 //! `client_credentials` (registered clients: scope within theirs, audience among theirs).
 
-use super::client_auth::{authenticate, Audiences, Caller};
+use super::client_auth::Caller;
 use super::clients::{is_absolute_uri, Client, GrantType};
 use super::{BasicCredentials, FormParams, OAuth, OAuthError};
 use crate::tokens::{AccessGrant, TokenResponse};
@@ -13,12 +13,7 @@ impl OAuth {
         basic: Option<BasicCredentials>,
     ) -> Result<TokenResponse, OAuthError> {
         let grant_type = params.require("grant_type")?;
-        let endpoint = self.endpoint("/oauth2/token");
-        let audiences = Audiences {
-            issuer: &self.issuer,
-            endpoint: &endpoint,
-        };
-        let caller = authenticate(&self.clients, audiences, params, basic).await?;
+        let caller = self.caller("/oauth2/token", params, basic).await?;
         match grant_type {
             "refresh_token" => {
                 if let Caller::Client(client) = &caller {

@@ -18,6 +18,13 @@ pub struct RefreshRecord {
     pub user_disabled_at: Option<i64>,
 }
 
+impl RefreshRecord {
+    /// Unexpired, its session not ended, its user not disabled (whether used or not).
+    pub fn session_live(&self, now: i64) -> bool {
+        self.family_revoked_at.is_none() && self.user_disabled_at.is_none() && self.expires_at > now
+    }
+}
+
 pub struct NewFamily<'a> {
     pub id: &'a str,
     pub user_id: &'a str,

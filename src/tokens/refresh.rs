@@ -113,11 +113,8 @@ impl RefreshTokens {
             .await?
             .ok_or(RefreshError::Invalid)?;
         let now = now();
-        if record.client_id != client_id
-            || record.family_revoked_at.is_some()
-            || record.user_disabled_at.is_some()
-            || record.expires_at <= now
-        {
+        // A used token is not refused here: it is reuse, handled below.
+        if record.client_id != client_id || !record.session_live(now) {
             return Err(RefreshError::Invalid);
         }
         let secret = RefreshSecret::generate();
@@ -185,12 +182,10 @@ impl RefreshTokens {
     /// active. What introspection calls active.
     pub async fn live(&self, presented: &str) -> Result<Option<RefreshRecord>, StoreError> {
         let now = now();
-        Ok(self.lookup(presented).await?.filter(|r| {
-            r.used_at.is_none()
-                && r.family_revoked_at.is_none()
-                && r.user_disabled_at.is_none()
-                && r.expires_at > now
-        }))
+        Ok(self
+            .lookup(presented)
+            .await?
+            .filter(|r| r.used_at.is_none() && r.session_live(now)))
     }
 
     pub async fn end_session(&self, family_id: &str) -> Result<bool, StoreError> {
