@@ -62,6 +62,7 @@ impl AppState {
         settings: Settings,
         source: KeySource,
     ) -> Result<Arc<Self>, StartError> {
+        crate::metrics::handle();
         let store = Store::connect(&settings.database_url).await?;
         store.migrate().await?;
         let reloader = Reloader::start(source, settings.mode, settings.signing_alg).await?;

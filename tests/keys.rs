@@ -477,6 +477,22 @@ async fn a_broken_key_file_keeps_the_last_good_keyset() {
         assert!(server.app.reloader.status().last_error.is_some());
         still_serving(&server, &good_kid, "faults@example.com").await;
     }
+    // Prometheus sees it too.
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("issuer_keyset_reloads_total{result=\"failed\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("issuer_keyset_reload_failing 1"), "{metrics}");
+    assert!(metrics.contains("issuer_keyset_age_seconds"), "{metrics}");
     std::fs::remove_dir_all(keys.dir.path().join("keys")).expect("rm");
     server.app.reloader.reload().await.expect_err("source gone");
     still_serving(&server, &good_kid, "faults@example.com").await;

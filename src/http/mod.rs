@@ -34,6 +34,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         )
         .route("/healthz", get(wellknown::healthz))
         .route("/readyz", get(wellknown::readyz))
+        .route("/metrics", get(wellknown::metrics))
         .route("/oauth2/token", post(oauth::token))
         .route("/oauth2/introspect", post(oauth::introspect))
         .route("/oauth2/revoke", post(oauth::revoke))

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use super::error::ApiError;
 use crate::app::AppState;
 
 pub async fn jwks(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -91,4 +92,31 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
         },
     });
     (status, Json(body)).into_response()
+}
+
+/// Prometheus text format. Gauges that describe the present are set just before rendering.
+pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    let keyset = app.reloader.status();
+    let age = (time::OffsetDateTime::now_utc() - keyset.confirmed_at)
+        .whole_seconds()
+        .max(0);
+    metrics::gauge!("issuer_keyset_age_seconds").set(age as f64);
+    metrics::gauge!("issuer_keyset_reload_failing").set(if keyset.last_error.is_some() { 1.0 } else { 0.0 });
+    metrics::gauge!("issuer_keys_published").set(app.keys.load().key_count() as f64);
+    match crate::metrics::handle() {
+        Some(handle) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            )],
+            handle.render(),
+        )
+            .into_response(),
+        None => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "metrics are recorded elsewhere",
+        )
+        .into_response(),
+    }
 }

@@ -100,6 +100,7 @@ impl Reloader {
                 self.keys.store(Arc::new(set));
                 *current = loaded;
                 tracing::info!(source = %self.source.name(), "keyset reloaded");
+                metrics::counter!("issuer_keyset_reloads_total", "result" => "changed").increment(1);
                 (
                     KeysetStatus {
                         confirmed_at: OffsetDateTime::now_utc(),
@@ -110,6 +111,7 @@ impl Reloader {
             }
             Err(e) => {
                 tracing::error!(source = %self.source.name(), error = %e, "keyset reload failed; keeping the last good keyset");
+                metrics::counter!("issuer_keyset_reloads_total", "result" => "failed").increment(1);
                 let status = KeysetStatus {
                     confirmed_at: self.status().confirmed_at,
                     last_error: Some(e.to_string()),
