@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::accounts::throttle::LoginThrottle;
 use crate::accounts::{AccountError, Accounts, Passwords, Sessions};
 use crate::config::{ConfigError, Settings};
 use crate::keys::source::KeySource;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub accounts: Accounts,
     pub sessions: Sessions,
     pub oauth: OAuth,
+    /// Failed-login limits per client IP and per account.
+    pub login_throttle: LoginThrottle,
     pub discovery: Discovery,
     /// `Cache-Control` of the JWKS, formatted once.
     pub jwks_cache_control: String,
@@ -87,6 +90,7 @@ impl AppState {
             settings.audience.clone(),
         );
         Ok(Arc::new(Self {
+            login_throttle: LoginThrottle::new(settings.login_max_failures, settings.login_failure_window),
             accounts,
             sessions,
             oauth,

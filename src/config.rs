@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -49,6 +49,9 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("ISSUER_ARGON2_PARALLELISM", "1"),
     ("ISSUER_MAX_BODY_BYTES", "65536"),
     ("ISSUER_REQUEST_TIMEOUT", "10s"),
+    ("ISSUER_TRUSTED_PROXIES", "none"),
+    ("ISSUER_LOGIN_MAX_FAILURES", "5"),
+    ("ISSUER_LOGIN_FAILURE_WINDOW", "15m"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +108,11 @@ pub struct Settings {
     pub argon2: Argon2Settings,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// Peers whose X-Forwarded-For / Forwarded headers name the client.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Failed logins per client IP per `login_failure_window` before 429.
+    pub login_max_failures: u32,
+    pub login_failure_window: Duration,
 }
 
 impl Settings {
@@ -277,6 +285,33 @@ impl Settings {
             ));
         }
 
+        let trusted_proxies = take("ISSUER_TRUSTED_PROXIES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<Cidr>()
+                    .map_err(|e| invalid("ISSUER_TRUSTED_PROXIES", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let login_max_failures: u32 = parse_or(
+            "ISSUER_LOGIN_MAX_FAILURES",
+            take("ISSUER_LOGIN_MAX_FAILURES"),
+            "5",
+        )?;
+        if !(1..=1000).contains(&login_max_failures) {
+            return Err(invalid("ISSUER_LOGIN_MAX_FAILURES", "must be between 1 and 1000"));
+        }
+        let login_failure_window = duration(
+            "ISSUER_LOGIN_FAILURE_WINDOW",
+            take("ISSUER_LOGIN_FAILURE_WINDOW"),
+            "15m",
+        )?;
+        if login_failure_window.is_zero() {
+            return Err(invalid("ISSUER_LOGIN_FAILURE_WINDOW", "must be longer than zero"));
+        }
+
         Ok(Self {
             mode,
             bind,
@@ -296,6 +331,9 @@ impl Settings {
             argon2,
             max_body_bytes,
             request_timeout,
+            trusted_proxies,
+            login_max_failures,
+            login_failure_window,
         })
     }
 
@@ -330,6 +368,16 @@ impl Settings {
             ("ISSUER_ARGON2_PARALLELISM", self.argon2.parallelism.to_string()),
             ("ISSUER_MAX_BODY_BYTES", self.max_body_bytes.to_string()),
             ("ISSUER_REQUEST_TIMEOUT", secs(self.request_timeout)),
+            (
+                "ISSUER_TRUSTED_PROXIES",
+                self.trusted_proxies
+                    .iter()
+                    .map(Cidr::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("ISSUER_LOGIN_MAX_FAILURES", self.login_max_failures.to_string()),
+            ("ISSUER_LOGIN_FAILURE_WINDOW", secs(self.login_failure_window)),
         ]
     }
 }
@@ -657,5 +705,67 @@ mod tests {
             .collect::<Vec<_>>()
             .join(" ");
         assert!(!shown.contains("pw@"));
+    }
+}
+
+/// An address range in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`; a bare address is one host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
+        let network: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?} has a bad prefix length"))?,
+        };
+        Ok(Self { network, prefix })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |ip: IpAddr| -> Option<u128> {
+            match (self.network, ip) {
+                (IpAddr::V4(_), IpAddr::V4(v4)) => Some(u128::from(u32::from(v4)) << 96),
+                (IpAddr::V6(_), IpAddr::V6(v6)) => Some(u128::from(v6)),
+                // An IPv4 peer seen as ::ffff:a.b.c.d matches IPv4 ranges.
+                (IpAddr::V4(_), IpAddr::V6(v6)) => {
+                    v6.to_ipv4_mapped().map(|v4| u128::from(u32::from(v4)) << 96)
+                }
+                (IpAddr::V6(_), IpAddr::V4(_)) => None,
+            }
+        };
+        // IPv4 sits in the top 32 bits, so the prefix counts from the top either way.
+        let prefix = u32::from(self.prefix);
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - prefix)
+        };
+        match (bits(self.network), bits(ip)) {
+            (Some(net), Some(ip)) => net & mask == ip & mask,
+            _ => false,
+        }
     }
 }

@@ -4,6 +4,7 @@ mod email;
 pub mod password;
 mod policy;
 mod sessions;
+pub mod throttle;
 
 pub use email::{normalize_email, EmailProblem};
 pub use password::{Password, Passwords};

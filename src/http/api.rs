@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 
 use super::error::ApiError;
-use super::extract::{ApiJson, Bearer};
-use crate::accounts::{AccountError, User};
+use super::extract::{ApiJson, Bearer, ClientIp};
+use crate::accounts::{throttle, AccountError, User};
 use crate::app::AppState;
 use crate::tokens::{TokenResponse, FIRST_PARTY_CLIENT};
 
@@ -68,18 +68,31 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(UserView::from(user))))
 }
 
-pub async fn login(State(app): App, ApiJson(body): ApiJson<Credentials>) -> Result<TokenReply, ApiError> {
+pub async fn login(
+    State(app): App,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<TokenReply, ApiError> {
+    // Throttled by a keyed hash of the email: the address itself is never kept or logged.
+    let account = throttle::account_key(&body.email);
+    let now = std::time::Instant::now();
+    if let Err(wait) = app.login_throttle.check(ip, &account, now) {
+        tracing::warn!(target: "audit", event = "login_rate_limited", client_ip = %ip, account = %account);
+        return Err(ApiError::too_many_requests(throttle::retry_after_secs(wait)));
+    }
     let user = match app.accounts.authenticate(&body.email, &body.password).await {
         Ok(user) => user,
         Err(e) => {
             if matches!(e, AccountError::InvalidCredentials | AccountError::Disabled) {
-                tracing::info!(target: "audit", event = "login_failed", reason = %e);
+                app.login_throttle.failed(ip, &account, now);
+                tracing::info!(target: "audit", event = "login_failed", reason = %e, client_ip = %ip, account = %account);
             }
             return Err(e.into());
         }
     };
+    app.login_throttle.succeeded(&account);
     let tokens = app.sessions.open(&user.id).await?;
-    tracing::info!(target: "audit", event = "login_succeeded", user_id = %user.id);
+    tracing::info!(target: "audit", event = "login_succeeded", user_id = %user.id, client_ip = %ip);
     Ok(TokenReply(tokens))
 }
 

@@ -24,6 +24,8 @@ pub struct ApiError {
     message: Cow<'static, str>,
     field: Option<String>,
     challenge: Option<String>,
+    /// Seconds, for 429.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -34,6 +36,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -72,6 +75,18 @@ impl ApiError {
         }
     }
 
+    /// 429 with `Retry-After`.
+    pub fn too_many_requests(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many failed attempts; retry later",
+            )
+        }
+    }
+
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(
@@ -103,6 +118,11 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(body)).into_response();
         if let Some(value) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

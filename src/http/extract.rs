@@ -103,6 +103,30 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     }
 }
 
+/// The client's IP address, as `ISSUER_TRUSTED_PROXIES` allows it to be known.
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp
+where
+    Arc<AppState>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let app = Arc::<AppState>::from_ref(state);
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+            .ok_or_else(|| ApiError::internal(&"no peer address on the connection"))?;
+        Ok(ClientIp(super::client_ip::client_ip(
+            peer,
+            &parts.headers,
+            &app.settings.trusted_proxies,
+        )))
+    }
+}
+
 /// The verified claims of the request's bearer access token (RFC 6750 §2.1).
 pub struct Bearer(pub AccessClaims);
 

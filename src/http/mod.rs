@@ -1,6 +1,7 @@
 //! HTTP: the router, its middleware, extractors, and the one place errors become responses.
 
 mod api;
+mod client_ip;
 mod error;
 mod extract;
 mod middleware;

@@ -1,0 +1,116 @@
+//! Brute-force defence at `/api/v1/auth/login`, over real HTTP: per client IP (as trusted
+//! proxies report it), per account across IPs, and what resets each.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, PASSWORD};
+use serde_json::json;
+
+/// Logs in as `email` from `ip` (named by X-Forwarded-For; the test's loopback peer is a
+/// trusted proxy); returns the status and Retry-After.
+async fn login(server: &TestServer, ip: &str, email: &str, password: &str) -> (u16, Option<u64>) {
+    let resp = server
+        .client
+        .post(server.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", ip)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("login");
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (resp.status().as_u16(), retry_after)
+}
+
+const BEHIND_PROXY: [(&str, &str); 1] = [("ISSUER_TRUSTED_PROXIES", "127.0.0.1/32,::1/128")];
+
+#[tokio::test]
+async fn the_sixth_failed_login_from_one_ip_waits_and_other_ips_do_not() {
+    let server = common::start_with(&BEHIND_PROXY).await;
+    server.register("target@example.com").await;
+    for i in 0..5 {
+        let (status, _) = login(
+            &server,
+            "198.51.100.1",
+            &format!("guess{i}@example.com"),
+            "wrong password",
+        )
+        .await;
+        assert_eq!(status, 401, "failure {i}");
+    }
+    let (status, retry_after) = login(&server, "198.51.100.1", "target@example.com", PASSWORD).await;
+    assert_eq!(status, 429, "even the right password waits: nothing is checked");
+    assert_eq!(retry_after, Some(180), "15 minutes / 5 failures");
+    let (status, _) = login(&server, "198.51.100.2", "target@example.com", PASSWORD).await;
+    assert_eq!(status, 200, "another client IP is unaffected");
+}
+
+#[tokio::test]
+async fn forwarded_addresses_from_untrusted_peers_are_ignored() {
+    let server = common::start().await;
+    for i in 0..5 {
+        // A client inventing a new address each time is still one client.
+        let (status, _) = login(&server, &format!("203.0.113.{i}"), "nobody@example.com", "wrong").await;
+        assert_eq!(status, 401);
+    }
+    let (status, retry_after) = login(&server, "203.0.113.99", "nobody@example.com", "wrong").await;
+    assert_eq!(status, 429);
+    assert!(retry_after.is_some());
+}
+
+#[tokio::test]
+async fn an_account_under_attack_from_many_ips_backs_off_and_its_owner_gets_back_in() {
+    let settings = [
+        BEHIND_PROXY[0],
+        ("ISSUER_LOGIN_MAX_FAILURES", "3"),
+        ("ISSUER_LOGIN_FAILURE_WINDOW", "30s"),
+    ];
+    let server = common::start_with(&settings).await;
+    server.register("victim@example.com").await;
+    for i in 0..3 {
+        let (status, _) = login(&server, &format!("192.0.2.{i}"), "Victim@Example.com", "wrong").await;
+        assert_eq!(status, 401, "credential stuffing, attempt {i}");
+    }
+    // A fourth address is fresh, but the account now backs off: 1 s, then 2 s, …
+    let (status, retry_after) = login(&server, "192.0.2.50", "victim@example.com", PASSWORD).await;
+    assert_eq!((status, retry_after), (429, Some(1)));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The owner, after the short wait, logs in — and that clears the account's failures.
+    let (status, _) = login(&server, "192.0.2.60", "victim@example.com", PASSWORD).await;
+    assert_eq!(status, 200);
+    let (status, _) = login(&server, "192.0.2.61", "victim@example.com", "wrong").await;
+    assert_eq!(status, 401, "counting starts again from zero");
+}
+
+#[tokio::test]
+async fn the_ip_budget_refills_with_time() {
+    let settings = [
+        BEHIND_PROXY[0],
+        ("ISSUER_LOGIN_MAX_FAILURES", "2"),
+        ("ISSUER_LOGIN_FAILURE_WINDOW", "2s"),
+    ];
+    let server = common::start_with(&settings).await;
+    server.register("patient@example.com").await;
+    for email in ["a@example.com", "b@example.com"] {
+        assert_eq!(login(&server, "198.51.100.9", email, "wrong").await.0, 401);
+    }
+    assert_eq!(
+        login(&server, "198.51.100.9", "patient@example.com", PASSWORD)
+            .await
+            .0,
+        429
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        login(&server, "198.51.100.9", "patient@example.com", PASSWORD)
+            .await
+            .0,
+        200,
+        "one failure's worth refilled after window / max"
+    );
+}
