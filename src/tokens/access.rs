@@ -125,6 +125,8 @@ impl AccessTokens {
         }
         let mut validation = Validation::new(alg);
         validation.leeway = 0;
+        // This issuer never sets nbf; a token that does is refused until then, like any JWT.
+        validation.validate_nbf = true;
         validation.set_issuer(&[&self.issuer]);
         match audience {
             Some(audience) => validation.set_audience(&[audience]),
