@@ -416,15 +416,7 @@ async fn revocation_on_secrets_manager() {
 async fn still_serving(server: &TestServer, kid: &str, email: &str) {
     let tokens = server.login(email).await;
     assert_eq!(kid_of(tokens["access_token"].as_str().expect("token")), kid);
-    let ready: Value = server
-        .client
-        .get(server.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("json");
+    let ready = server.get_json("/readyz").await;
     assert_eq!(ready["status"], "ready", "{ready}");
     assert_eq!(ready["keyset"]["reload"], "failing", "{ready}");
 }
@@ -503,15 +495,7 @@ async fn a_broken_key_file_keeps_the_last_good_keyset() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     server.app.reloader.reload().await.expect("recovered");
     assert!(server.app.reloader.status().last_error.is_none());
-    let ready: Value = server
-        .client
-        .get(server.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("json");
+    let ready = server.get_json("/readyz").await;
     assert_eq!(ready["keyset"]["reload"], "ok");
     assert_eq!(
         ready["keyset"]["age_seconds"], 0,
@@ -538,15 +522,7 @@ async fn an_unreachable_secrets_manager_keeps_the_last_good_keyset() {
     assert!(err.to_string().contains("aws-secretsmanager:"), "{err}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     still_serving(&server, &good_kid, "outage@example.com").await;
-    let ready: Value = server
-        .client
-        .get(server.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("json");
+    let ready = server.get_json("/readyz").await;
     assert!(
         ready["keyset"]["age_seconds"].as_i64().expect("age") >= 1,
         "{ready}"

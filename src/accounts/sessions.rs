@@ -71,13 +71,7 @@ impl Sessions {
                 ttl: None,
             })
             .await?;
-        Ok(TokenResponse {
-            access_token: issued.token,
-            token_type: "Bearer",
-            expires_in: issued.expires_in,
-            refresh_token: None,
-            scope,
-        })
+        Ok(TokenResponse::bearer(issued, scope))
     }
 
     /// Ends the session of `refresh_token` if it is this user's.

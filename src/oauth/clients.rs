@@ -1,21 +1,17 @@
 //! Registered clients: what each may ask for, and how it proves who it is — a random secret
 //! (stored as SHA-256) or a public JWK for `private_key_jwt` (RFC 7523).
 
-use std::fmt;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
-use rand::RngCore as _;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 use time::OffsetDateTime;
-use zeroize::Zeroizing;
 
 use crate::store::{ClientRecord, Store, StoreError};
-use crate::tokens::FIRST_PARTY_CLIENT;
+use crate::tokens::{Secret, FIRST_PARTY_CLIENT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -69,31 +65,8 @@ impl GrantType {
     }
 }
 
-/// A client secret in plain text: shown once at creation or rotation, never stored or printed.
-pub struct ClientSecret(Zeroizing<String>);
-
-impl ClientSecret {
-    fn generate() -> Self {
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(bytes.as_mut());
-        Self(Zeroizing::new(B64.encode(bytes.as_ref())))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ClientSecret(***)")
-    }
-}
-
-/// 256 random bits need no salt or stretching: SHA-256 keeps `client_credentials` fast.
-fn secret_hash(secret: &str) -> [u8; 32] {
-    Sha256::digest(secret.as_bytes()).into()
-}
+/// A client secret in plain text: shown once at creation or rotation, never stored.
+pub type ClientSecret = Secret;
 
 /// How a client proves who it is.
 #[derive(Debug, Clone)]
@@ -160,7 +133,7 @@ impl Client {
     /// Checks a presented secret in constant time.
     pub fn secret_matches(&self, secret: &str) -> bool {
         match &self.credential {
-            Credential::Secret(hash) => bool::from(hash.ct_eq(&secret_hash(secret))),
+            Credential::Secret(hash) => bool::from(hash.ct_eq(&Secret::digest(secret))),
             Credential::Key(_) => false,
         }
     }
@@ -176,7 +149,7 @@ impl Client {
 /// Spends the same time on an unknown client id as on a wrong secret.
 pub fn compare_with_dummy_secret(secret: &str) {
     let dummy = [0u8; 32];
-    std::hint::black_box(bool::from(dummy.ct_eq(&secret_hash(secret))));
+    std::hint::black_box(bool::from(dummy.ct_eq(&Secret::digest(secret))));
 }
 
 fn words(list: &str) -> impl Iterator<Item = &str> {
@@ -308,8 +281,8 @@ impl Clients {
                 (None, None, Some(public))
             }
             None => {
-                let secret = ClientSecret::generate();
-                let hash = B64.encode(secret_hash(secret.expose()));
+                let secret = Secret::generate();
+                let hash = B64.encode(Secret::digest(secret.expose()));
                 (Some(secret), Some(hash), None)
             }
         };
@@ -375,8 +348,8 @@ impl Clients {
 
     /// A new secret, returned once; the old one stops working at once.
     pub async fn rotate_secret(&self, id: &str) -> Result<ClientSecret, ClientError> {
-        let secret = ClientSecret::generate();
-        let hash = B64.encode(secret_hash(secret.expose()));
+        let secret = Secret::generate();
+        let hash = B64.encode(Secret::digest(secret.expose()));
         if self.store.set_client_secret(id, &hash, now()).await? {
             return Ok(secret);
         }
@@ -415,11 +388,11 @@ mod tests {
 
     #[test]
     fn secrets_compare_by_hash_and_never_print() {
-        let secret = ClientSecret::generate();
+        let secret = Secret::generate();
         assert_eq!(secret.expose().len(), 43, "256 bits, base64url");
         let client = Client {
             id: "svc".into(),
-            credential: Credential::Secret(secret_hash(secret.expose())),
+            credential: Credential::Secret(Secret::digest(secret.expose())),
             grants: vec![GrantType::ClientCredentials],
             scopes: vec![],
             audiences: vec![],
@@ -429,7 +402,6 @@ mod tests {
         assert!(client.secret_matches(secret.expose()));
         assert!(!client.secret_matches(&secret.expose()[1..]));
         assert!(!client.secret_matches(""));
-        assert_eq!(format!("{secret:?}"), "ClientSecret(***)");
     }
 
     #[test]

@@ -50,13 +50,7 @@ impl OAuth {
                     .map_err(|e| OAuthError::from(crate::accounts::SessionError::Token(e)))?;
                 tracing::info!(target: "audit", event = "token_issued", grant = "client_credentials", client_id = %client.id);
                 // RFC 6749 §4.4.3: no refresh token for this grant.
-                Ok(TokenResponse {
-                    access_token: issued.token,
-                    token_type: "Bearer",
-                    expires_in: issued.expires_in,
-                    refresh_token: None,
-                    scope,
-                })
+                Ok(TokenResponse::bearer(issued, scope))
             }
             other => Err(OAuthError::UnsupportedGrantType(format!(
                 "grant_type {other} is not supported"

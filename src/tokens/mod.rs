@@ -2,9 +2,11 @@
 
 mod access;
 mod refresh;
+mod secret;
 
 pub use access::{AccessClaims, AccessGrant, AccessTokens, IssuedAccessToken};
 pub use refresh::{RefreshError, RefreshSecret, RefreshTokens, Rotated};
+pub use secret::Secret;
 
 use serde::Serialize;
 
@@ -32,4 +34,17 @@ pub struct TokenResponse {
     pub refresh_token: Option<RefreshSecret>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+}
+
+impl TokenResponse {
+    /// A bearer access token and its scope; the caller adds a refresh token if there is one.
+    pub fn bearer(issued: IssuedAccessToken, scope: Option<String>) -> Self {
+        Self {
+            access_token: issued.token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            refresh_token: None,
+            scope,
+        }
+    }
 }

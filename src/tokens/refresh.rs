@@ -1,45 +1,21 @@
 //! Refresh tokens: 256 random bits, stored only as SHA-256 hashes, grouped in families (one
 //! per login). Every use rotates the token; a second use of a used token ends its family.
 
-use std::fmt;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
-use rand::RngCore as _;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use zeroize::Zeroizing;
 
+use super::Secret;
 use crate::store::{NewFamily, RefreshRecord, Store, StoreError};
 
-/// A refresh token in plain text, as handed to the client once. Never printed.
-#[derive(Clone, Serialize)]
-#[serde(transparent)]
-pub struct RefreshSecret(Zeroizing<String>);
-
-impl RefreshSecret {
-    fn generate() -> Self {
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(bytes.as_mut());
-        Self(Zeroizing::new(B64.encode(bytes.as_ref())))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for RefreshSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RefreshSecret(***)")
-    }
-}
+/// A refresh token in plain text, as handed to the client once.
+pub type RefreshSecret = Secret;
 
 /// The stored form of a refresh token. A hash of 256 random bits needs no salt or stretching.
 fn token_hash(token: &str) -> String {
-    B64.encode(Sha256::digest(token.as_bytes()))
+    B64.encode(Secret::digest(token))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,21 +170,5 @@ impl RefreshTokens {
     /// Ends every session of a user.
     pub async fn revoke_all(&self, user_id: &str) -> Result<u64, StoreError> {
         self.store.revoke_user_families(user_id, now()).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_carry_256_bits_and_hash_deterministically() {
-        let a = RefreshSecret::generate();
-        let b = RefreshSecret::generate();
-        assert_eq!(B64.decode(a.expose()).expect("base64url").len(), 32);
-        assert_ne!(a.expose(), b.expose());
-        assert_eq!(token_hash(a.expose()), token_hash(a.expose()));
-        assert_ne!(token_hash(a.expose()), a.expose());
-        assert_eq!(format!("{a:?}"), "RefreshSecret(***)");
     }
 }

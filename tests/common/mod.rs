@@ -181,6 +181,18 @@ impl TestServer {
         )
     }
 
+    /// GETs `path` and returns its JSON body, whatever the status.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json")
+    }
+
     pub async fn jwks(&self) -> Value {
         self.client
             .get(self.url("/.well-known/jwks.json"))
