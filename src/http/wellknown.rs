@@ -73,9 +73,7 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     };
     // The last good keyset keeps serving while reloads fail; say how old it is.
     let keyset = app.reloader.status();
-    let age = (time::OffsetDateTime::now_utc() - keyset.confirmed_at)
-        .whole_seconds()
-        .max(0);
+    let age = keyset.age_seconds();
     let ready = database == "ok" && signing_key == "ok";
     let status = if ready {
         StatusCode::OK
@@ -97,9 +95,7 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
 /// Prometheus text format. Gauges that describe the present are set just before rendering.
 pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     let keyset = app.reloader.status();
-    let age = (time::OffsetDateTime::now_utc() - keyset.confirmed_at)
-        .whole_seconds()
-        .max(0);
+    let age = keyset.age_seconds();
     metrics::gauge!("issuer_keyset_age_seconds").set(age as f64);
     metrics::gauge!("issuer_keyset_reload_failing").set(if keyset.last_error.is_some() { 1.0 } else { 0.0 });
     metrics::gauge!("issuer_keys_published").set(app.keys.load().key_count() as f64);

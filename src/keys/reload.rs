@@ -14,13 +14,22 @@ use super::source::{KeySource, Loaded};
 use super::{Alg, KeyError, KeySet};
 use crate::config::Mode;
 
-/// What `/readyz` reports about the keyset.
+/// What `/readyz` and `/metrics` report about the keyset.
 #[derive(Debug, Clone)]
 pub struct KeysetStatus {
     /// When the source last answered with a valid keyset (changed or not).
     pub confirmed_at: OffsetDateTime,
     /// Why the latest reload failed; `None` once one succeeds.
     pub last_error: Option<String>,
+}
+
+impl KeysetStatus {
+    /// Seconds since the source last confirmed the keyset.
+    pub fn age_seconds(&self) -> i64 {
+        (OffsetDateTime::now_utc() - self.confirmed_at)
+            .whole_seconds()
+            .max(0)
+    }
 }
 
 pub struct Reloader {

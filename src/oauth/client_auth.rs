@@ -206,6 +206,6 @@ async fn with_assertion(
     match clients.record_assertion(&id, &jti, remember_until, now).await {
         Ok(()) => Ok(Caller::Client(Box::new(client))),
         Err(StoreError::Conflict) => Err(refused("client assertion was used before (jti replayed)")),
-        Err(e) => Err(OAuthError::from(super::clients::ClientError::Store(e))),
+        Err(e) => Err(e.into()),
     }
 }

@@ -42,12 +42,7 @@ impl OAuth {
         let Ok(claims) = self.sessions.access_tokens().verify(token, None) else {
             return Ok(None);
         };
-        if self
-            .store
-            .access_token_revoked(&claims.jti)
-            .await
-            .map_err(store_error)?
-        {
+        if self.store.access_token_revoked(&claims.jti).await? {
             return Ok(None);
         }
         let subject_live = if claims.client_id == FIRST_PARTY_CLIENT {
@@ -87,12 +82,7 @@ impl OAuth {
     }
 
     async fn refresh_token_info(&self, token: &str) -> Result<Option<Value>, OAuthError> {
-        let record = self
-            .sessions
-            .refresh_tokens()
-            .live(token)
-            .await
-            .map_err(store_error)?;
+        let record = self.sessions.refresh_tokens().live(token).await?;
         Ok(record.map(|r| {
             let mut info = json!({
                 "active": true,
@@ -110,8 +100,4 @@ impl OAuth {
             info
         }))
     }
-}
-
-pub(super) fn store_error(e: crate::store::StoreError) -> OAuthError {
-    OAuthError::from(super::clients::ClientError::Store(e))
 }

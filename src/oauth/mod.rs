@@ -94,8 +94,7 @@ impl From<SessionError> for OAuthError {
             SessionError::Refresh(RefreshError::Invalid | RefreshError::Reused { .. }) => {
                 OAuthError::InvalidGrant("refresh token is invalid, expired or revoked".into())
             }
-            SessionError::Refresh(RefreshError::Store(StoreError::Unavailable(e)))
-            | SessionError::Store(StoreError::Unavailable(e)) => OAuthError::Unavailable(e.to_string()),
+            SessionError::Refresh(RefreshError::Store(e)) | SessionError::Store(e) => e.into(),
             SessionError::Token(TokenError::NoSigningKey(alg)) => {
                 OAuthError::Unavailable(format!("no active {alg} signing key"))
             }
@@ -107,7 +106,16 @@ impl From<SessionError> for OAuthError {
 impl From<ClientError> for OAuthError {
     fn from(e: ClientError) -> Self {
         match e {
-            ClientError::Store(StoreError::Unavailable(e)) => OAuthError::Unavailable(e.to_string()),
+            ClientError::Store(e) => e.into(),
+            other => OAuthError::Server(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(e) => OAuthError::Unavailable(e.to_string()),
             other => OAuthError::Server(other.to_string()),
         }
     }

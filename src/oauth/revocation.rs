@@ -5,7 +5,6 @@
 
 use time::OffsetDateTime;
 
-use super::introspection::store_error;
 use super::{BasicCredentials, FormParams, OAuth, OAuthError};
 
 impl OAuth {
@@ -18,14 +17,11 @@ impl OAuth {
         let token = params.require("token")?;
         let not_yours = || OAuthError::UnauthorizedClient("the token was not issued to this client".into());
         let refresh = self.sessions.refresh_tokens();
-        if let Some(record) = refresh.lookup(token).await.map_err(store_error)? {
+        if let Some(record) = refresh.lookup(token).await? {
             if record.client_id != caller.client_id() {
                 return Err(not_yours());
             }
-            refresh
-                .end_session(&record.family_id)
-                .await
-                .map_err(store_error)?;
+            refresh.end_session(&record.family_id).await?;
             tracing::info!(target: "audit", event = "token_revoked", token_type = "refresh_token",
                 client_id = %record.client_id, user_id = %record.user_id, family_id = %record.family_id);
             return Ok(());
@@ -37,8 +33,7 @@ impl OAuth {
             let now = OffsetDateTime::now_utc().unix_timestamp();
             self.store
                 .revoke_access_token(&claims.jti, claims.exp, now)
-                .await
-                .map_err(store_error)?;
+                .await?;
             tracing::info!(target: "audit", event = "token_revoked", token_type = "access_token",
                 client_id = %claims.client_id, jti = %claims.jti);
         }

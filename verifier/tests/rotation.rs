@@ -20,6 +20,17 @@ fn new_key() -> token_issuer::keys::KeyRecord {
     generate_record(Alg::EdDsa, 0, KeyState::Pending, OffsetDateTime::now_utc()).expect("generate")
 }
 
+async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> Value {
+    http.post(url)
+        .json(body)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
 fn kid_of(token: &str) -> String {
     use base64::Engine as _;
     let header = token.split('.').next().expect("header");
@@ -95,15 +106,7 @@ async fn verifies_every_token_across_a_real_rotation_without_an_unknown_kid() {
         .await
         .expect("register");
     assert_eq!(reg.status(), 201);
-    let tokens: Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&creds)
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
+    let tokens = post_json(&http, &format!("{base}/api/v1/auth/login"), &creds).await;
     let old_kid = kid_of(tokens["access_token"].as_str().expect("access"));
 
     // Refresh and verify continuously until told to stop.
@@ -114,15 +117,8 @@ async fn verifies_every_token_across_a_real_rotation_without_an_unknown_kid() {
         tokio::spawn(async move {
             let (mut seen, mut failures) = (HashMap::<String, usize>::new(), Vec::new());
             loop {
-                let tokens: Value = http
-                    .post(format!("{base}/api/v1/auth/refresh"))
-                    .json(&json!({ "refresh_token": refresh }))
-                    .send()
-                    .await
-                    .expect("refresh")
-                    .json()
-                    .await
-                    .expect("json");
+                let url = format!("{base}/api/v1/auth/refresh");
+                let tokens = post_json(&http, &url, &json!({ "refresh_token": refresh })).await;
                 refresh = tokens["refresh_token"].as_str().expect("refresh").to_owned();
                 let access = tokens["access_token"].as_str().expect("access");
                 match verifier.verify::<Value>(access).await {
@@ -146,15 +142,7 @@ async fn verifies_every_token_across_a_real_rotation_without_an_unknown_kid() {
         .expect("pending key");
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let login = || async {
-        let tokens: Value = http
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&creds)
-            .send()
-            .await
-            .expect("login")
-            .json()
-            .await
-            .expect("json");
+        let tokens = post_json(&http, &format!("{base}/api/v1/auth/login"), &creds).await;
         tokens["access_token"].as_str().expect("access").to_owned()
     };
     let before_rotation = login().await;
