@@ -6,11 +6,13 @@ use arc_swap::ArcSwap;
 
 use crate::accounts::throttle::LoginThrottle;
 use crate::accounts::{AccountError, Accounts, Passwords, Sessions};
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, RateLimitStore, Settings};
+use crate::http::tls::Tls;
 use crate::keys::source::KeySource;
 use crate::keys::{KeyError, KeySet, Reloader};
 use crate::oauth::discovery::Discovery;
 use crate::oauth::{Clients, OAuth};
+use crate::ratelimit::{Counters, RateLimits};
 use crate::store::{Store, StoreError};
 use crate::tokens::{AccessTokens, RefreshTokens};
 
@@ -27,8 +29,12 @@ pub enum StartError {
     KeyCommand(KeyError),
     #[error(transparent)]
     Clients(#[from] crate::oauth::ClientError),
+    #[error("ISSUER_RATE_LIMIT_STORE: {0}")]
+    RateLimitStore(#[from] crate::ratelimit::CounterError),
     #[error("accounts: {0}")]
     Accounts(#[from] AccountError),
+    #[error("ISSUER_TLS_CERT: {0}")]
+    Tls(#[from] crate::http::tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -47,7 +53,11 @@ pub struct AppState {
     pub oauth: OAuth,
     /// Failed-login limits per client IP and per account.
     pub login_throttle: LoginThrottle,
+    /// Request budgets of register, refresh and the token endpoint.
+    pub rate_limits: Arc<RateLimits>,
     pub discovery: Discovery,
+    /// The HTTPS certificate, when the issuer terminates TLS itself.
+    pub tls: Option<Arc<Tls>>,
     /// `Cache-Control` of the JWKS, formatted once.
     pub jwks_cache_control: String,
 }
@@ -66,6 +76,14 @@ impl AppState {
         source: KeySource,
     ) -> Result<Arc<Self>, StartError> {
         crate::metrics::handle();
+        let tls = match &settings.tls {
+            Some(files) => {
+                let tls = Tls::load(&files.cert, &files.key)?;
+                tls.spawn_watch();
+                Some(tls)
+            }
+            None => None,
+        };
         let store = Store::connect(&settings.database_url).await?;
         store.migrate().await?;
         let reloader = Reloader::start(source, settings.mode, settings.signing_alg).await?;
@@ -81,6 +99,17 @@ impl AppState {
         let refresh = RefreshTokens::new(store.clone(), settings.refresh_token_ttl);
         let accounts = Accounts::new(store.clone(), passwords, settings.password_min_length);
         let sessions = Sessions::new(access, refresh, settings.audience.clone());
+        let counters = match &settings.rate_limit_store {
+            RateLimitStore::Memory => Counters::memory(),
+            RateLimitStore::Database => Counters::database(store.clone()),
+            RateLimitStore::Redis(url) => Counters::redis(url)?,
+        };
+        let rate_limits = Arc::new(RateLimits::new(
+            counters.clone(),
+            settings.register_rate_limit,
+            settings.refresh_rate_limit,
+            settings.token_rate_limit,
+        ));
         let oauth = OAuth::new(
             Clients::new(store.clone(), settings.access_token_ttl),
             sessions.clone(),
@@ -88,9 +117,16 @@ impl AppState {
             store.clone(),
             settings.url.clone(),
             settings.audience.clone(),
+            rate_limits.clone(),
         );
         Ok(Arc::new(Self {
-            login_throttle: LoginThrottle::new(settings.login_max_failures, settings.login_failure_window),
+            login_throttle: LoginThrottle::new(
+                counters,
+                settings.login_max_failures,
+                settings.login_failure_window,
+            ),
+            rate_limits,
+            tls,
             accounts,
             sessions,
             oauth,

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::keys::Alg;
+use crate::ratelimit::Rate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -52,6 +53,15 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("ISSUER_TRUSTED_PROXIES", "none"),
     ("ISSUER_LOGIN_MAX_FAILURES", "5"),
     ("ISSUER_LOGIN_FAILURE_WINDOW", "15m"),
+    ("ISSUER_REGISTER_RATE_LIMIT", "10/1h"),
+    ("ISSUER_REFRESH_RATE_LIMIT", "60/1m"),
+    ("ISSUER_TOKEN_RATE_LIMIT", "600/1m"),
+    ("ISSUER_RATE_LIMIT_STORE", "database on PostgreSQL, else memory"),
+    ("ISSUER_TLS_CERT", "none"),
+    ("ISSUER_TLS_KEY", "none"),
+    ("ISSUER_BEHIND_TLS_PROXY", "false"),
+    ("ISSUER_ADMIN_BIND", "none"),
+    ("ISSUER_MAX_CONCURRENT_REQUESTS", "1024"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +87,24 @@ impl fmt::Display for KeySourceSpec {
         match self {
             Self::File(dir) => write!(f, "file:{}", dir.display()),
             Self::AwsSecretsManager(id) => write!(f, "aws-secretsmanager:{id}"),
+        }
+    }
+}
+
+/// Where rate-limit counters live; instances share budgets only through a shared store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateLimitStore {
+    Memory,
+    Database,
+    Redis(String),
+}
+
+impl fmt::Display for RateLimitStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory"),
+            Self::Database => f.write_str("database"),
+            Self::Redis(url) => f.write_str(&mask_url_password(url)),
         }
     }
 }
@@ -113,6 +141,27 @@ pub struct Settings {
     /// Failed logins per client IP per `login_failure_window` before 429.
     pub login_max_failures: u32,
     pub login_failure_window: Duration,
+    /// Registrations per client IP.
+    pub register_rate_limit: Rate,
+    /// Refreshes per client IP.
+    pub refresh_rate_limit: Rate,
+    /// Token requests per registered client.
+    pub token_rate_limit: Rate,
+    pub rate_limit_store: RateLimitStore,
+    /// PEM certificate chain and private key: the issuer serves HTTPS itself.
+    pub tls: Option<TlsFiles>,
+    /// A proxy in front terminates TLS: production may then listen on plain HTTP.
+    pub behind_tls_proxy: bool,
+    /// Where `/metrics` is served instead of the main listener.
+    pub admin_bind: Option<SocketAddr>,
+    /// Requests served at once; more are answered 503 at once instead of queueing.
+    pub max_concurrent_requests: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Settings {
@@ -311,6 +360,62 @@ impl Settings {
         if login_failure_window.is_zero() {
             return Err(invalid("ISSUER_LOGIN_FAILURE_WINDOW", "must be longer than zero"));
         }
+        let mut rate = |name: &'static str, default: &str| {
+            take(name)
+                .as_deref()
+                .unwrap_or(default)
+                .parse::<Rate>()
+                .map_err(|e| invalid(name, e))
+        };
+        let register_rate_limit = rate("ISSUER_REGISTER_RATE_LIMIT", "10/1h")?;
+        let refresh_rate_limit = rate("ISSUER_REFRESH_RATE_LIMIT", "60/1m")?;
+        let token_rate_limit = rate("ISSUER_TOKEN_RATE_LIMIT", "600/1m")?;
+        let rate_limit_store = match take("ISSUER_RATE_LIMIT_STORE").as_deref().map(str::trim) {
+            None if database_url.starts_with("sqlite:") => RateLimitStore::Memory,
+            None | Some("database") => RateLimitStore::Database,
+            Some("memory") => RateLimitStore::Memory,
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                RateLimitStore::Redis(url.to_owned())
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "ISSUER_RATE_LIMIT_STORE",
+                    "must be memory, database, or a redis:// or rediss:// URL",
+                ))
+            }
+        };
+        let tls = match (take("ISSUER_TLS_CERT"), take("ISSUER_TLS_KEY")) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            (Some(_), None) => return Err(invalid("ISSUER_TLS_KEY", "must be set with ISSUER_TLS_CERT")),
+            (None, Some(_)) => return Err(invalid("ISSUER_TLS_CERT", "must be set with ISSUER_TLS_KEY")),
+        };
+        let behind_tls_proxy: bool = parse_or(
+            "ISSUER_BEHIND_TLS_PROXY",
+            take("ISSUER_BEHIND_TLS_PROXY"),
+            "false",
+        )?;
+        if production && tls.is_none() && !behind_tls_proxy {
+            return Err(invalid(
+                "ISSUER_TLS_CERT",
+                "production serves HTTPS: set ISSUER_TLS_CERT and ISSUER_TLS_KEY, or \
+                 ISSUER_BEHIND_TLS_PROXY=true when a proxy in front terminates TLS",
+            ));
+        }
+        let admin_bind = take("ISSUER_ADMIN_BIND")
+            .map(|a| parse_or("ISSUER_ADMIN_BIND", Some(a), ""))
+            .transpose()?;
+        let max_concurrent_requests: usize = parse_or(
+            "ISSUER_MAX_CONCURRENT_REQUESTS",
+            take("ISSUER_MAX_CONCURRENT_REQUESTS"),
+            "1024",
+        )?;
+        if max_concurrent_requests == 0 {
+            return Err(invalid("ISSUER_MAX_CONCURRENT_REQUESTS", "must be at least 1"));
+        }
 
         Ok(Self {
             mode,
@@ -334,6 +439,14 @@ impl Settings {
             trusted_proxies,
             login_max_failures,
             login_failure_window,
+            register_rate_limit,
+            refresh_rate_limit,
+            token_rate_limit,
+            rate_limit_store,
+            tls,
+            behind_tls_proxy,
+            admin_bind,
+            max_concurrent_requests,
         })
     }
 
@@ -378,6 +491,31 @@ impl Settings {
             ),
             ("ISSUER_LOGIN_MAX_FAILURES", self.login_max_failures.to_string()),
             ("ISSUER_LOGIN_FAILURE_WINDOW", secs(self.login_failure_window)),
+            ("ISSUER_REGISTER_RATE_LIMIT", self.register_rate_limit.to_string()),
+            ("ISSUER_REFRESH_RATE_LIMIT", self.refresh_rate_limit.to_string()),
+            ("ISSUER_TOKEN_RATE_LIMIT", self.token_rate_limit.to_string()),
+            ("ISSUER_RATE_LIMIT_STORE", self.rate_limit_store.to_string()),
+            (
+                "ISSUER_TLS_CERT",
+                self.tls
+                    .as_ref()
+                    .map_or_else(String::new, |t| t.cert.display().to_string()),
+            ),
+            (
+                "ISSUER_TLS_KEY",
+                self.tls
+                    .as_ref()
+                    .map_or_else(String::new, |t| t.key.display().to_string()),
+            ),
+            ("ISSUER_BEHIND_TLS_PROXY", self.behind_tls_proxy.to_string()),
+            (
+                "ISSUER_ADMIN_BIND",
+                self.admin_bind.map_or_else(String::new, |a| a.to_string()),
+            ),
+            (
+                "ISSUER_MAX_CONCURRENT_REQUESTS",
+                self.max_concurrent_requests.to_string(),
+            ),
         ]
     }
 }
@@ -549,6 +687,7 @@ mod tests {
             ("ISSUER_DATABASE_URL", "postgres://issuer:pw@db/issuer"),
             ("ISSUER_KEY_SOURCE", "aws-secretsmanager:issuer/keys"),
             ("ISSUER_CORS_ORIGINS", "https://app.example.com"),
+            ("ISSUER_BEHIND_TLS_PROXY", "true"),
         ]
     }
 
@@ -602,6 +741,22 @@ mod tests {
             assert!(msg.starts_with(missing), "{msg}");
             assert!(!msg.contains('\n'));
         }
+        // Plain HTTP only behind a TLS-terminating proxy; with certificate files it is HTTPS.
+        let plain = prod()
+            .into_iter()
+            .filter(|(k, _)| *k != "ISSUER_BEHIND_TLS_PROXY")
+            .collect();
+        assert!(refusal(plain).starts_with("ISSUER_TLS_CERT:"));
+        let mut tls: Vec<_> = prod()
+            .into_iter()
+            .filter(|(k, _)| *k != "ISSUER_BEHIND_TLS_PROXY")
+            .collect();
+        tls.extend([
+            ("ISSUER_TLS_CERT", "/etc/tls/chain.pem"),
+            ("ISSUER_TLS_KEY", "/etc/tls/key.pem"),
+        ]);
+        assert!(Settings::from_values(tls).is_ok());
+        assert!(refusal(vec![("ISSUER_TLS_CERT", "chain.pem")]).starts_with("ISSUER_TLS_KEY:"));
     }
 
     #[test]
@@ -681,6 +836,23 @@ mod tests {
         let s = Settings::from_values(values).expect("valid");
         assert_eq!(s.access_token_ttl, Duration::from_secs(300));
         assert_eq!(s.cors_origins, ["https://a.example", "https://b.example"]);
+    }
+
+    #[test]
+    fn rate_limit_counters_are_shared_through_the_database_unless_it_is_sqlite() {
+        let store = |values: Vec<(&'static str, &'static str)>| {
+            Settings::from_values(values).expect("valid").rate_limit_store
+        };
+        assert_eq!(store(vec![]), RateLimitStore::Memory);
+        assert_eq!(store(prod()), RateLimitStore::Database);
+        let mut redis = prod();
+        redis.push(("ISSUER_RATE_LIMIT_STORE", "redis://:hunter2@cache:6379/0"));
+        let redis = Settings::from_values(redis).expect("valid");
+        assert!(matches!(redis.rate_limit_store, RateLimitStore::Redis(_)));
+        assert_eq!(redis.rate_limit_store.to_string(), "redis://:***@cache:6379/0");
+        assert!(refusal(vec![("ISSUER_RATE_LIMIT_STORE", "memcached://x")])
+            .starts_with("ISSUER_RATE_LIMIT_STORE:"));
+        assert!(refusal(vec![("ISSUER_TOKEN_RATE_LIMIT", "lots")]).starts_with("ISSUER_TOKEN_RATE_LIMIT:"));
     }
 
     #[test]

@@ -10,5 +10,6 @@ pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod oauth;
+pub mod ratelimit;
 pub mod store;
 pub mod tokens;

@@ -1,126 +1,200 @@
-//! Brute-force defence for logins, in this instance's memory (shared stores are to come):
-//! - per client IP, at most `max_failures` failed logins per `window` — a GCRA budget that
-//!   refills steadily — then 429 with `Retry-After`, before any password is checked;
+//! Brute-force defence for logins. The counters live in the rate-limit store (memory, the
+//! database or Redis), so instances sharing a store share the budgets:
+//! - per client IP (an IPv6 client: its /64), at most `max_failures` failed logins per
+//!   `window` — a GCRA budget that refills steadily — then 429 with `Retry-After`, before any
+//!   password is checked;
 //! - per account, progressive back-off once `max_failures` attempts failed, from any IPs
 //!   (credential stuffing): a wait that doubles with each further failure up to a cap, so an
 //!   attacker slows to a crawl but can never lock the owner out for long. A successful login
 //!   clears the account's failures.
+//!
+//! When the store cannot be reached, login is refused (503): this defence fails closed.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use base64::Engine as _;
+use tokio::sync::OnceCell;
+
+use crate::ratelimit::{self, CounterError, Counters, Denied, Gcra, Write};
 
 /// The longest an account waits between attempts, however many failed.
 const MAX_ACCOUNT_BACKOFF: Duration = Duration::from_secs(60);
-/// Above this many tracked keys, expired entries are swept (bounded memory under a flood).
-const SWEEP_ABOVE: usize = 10_000;
+/// The store key of the account-hash key, shared by every instance on the store.
+const HASH_KEY: &str = "login-account-hash-key";
 
 pub struct LoginThrottle {
-    /// GCRA: a failure every `interval` on average, `tolerance` of burst.
-    interval: Duration,
-    tolerance: Duration,
+    counters: Counters,
+    ip: Gcra,
     max_failures: u32,
-    ips: Mutex<HashMap<IpAddr, Instant>>,
-    accounts: Mutex<HashMap<String, AccountFailures>>,
+    window_ms: i64,
+    hash_key: OnceCell<[u8; 32]>,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// An account's recent failures, stored as `count:last:next_allowed` (Unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct AccountFailures {
     count: u32,
-    last: Instant,
-    next_allowed: Instant,
+    last: i64,
+    next_allowed: i64,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+impl AccountFailures {
+    fn parse(value: &str) -> Option<Self> {
+        let mut parts = value.split(':');
+        let failures = Self {
+            count: parts.next()?.parse().ok()?,
+            last: parts.next()?.parse().ok()?,
+            next_allowed: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(failures)
+    }
+
+    fn value(&self) -> String {
+        format!("{}:{}:{}", self.count, self.last, self.next_allowed)
+    }
 }
 
 impl LoginThrottle {
-    pub fn new(max_failures: u32, window: Duration) -> Self {
-        let max_failures = max_failures.max(1);
-        let interval = window / max_failures;
+    pub fn new(counters: Counters, max_failures: u32, window: Duration) -> Self {
         Self {
-            interval,
-            tolerance: interval * (max_failures - 1),
-            max_failures,
-            ips: Mutex::new(HashMap::new()),
-            accounts: Mutex::new(HashMap::new()),
+            counters,
+            ip: Gcra::new(max_failures, window),
+            max_failures: max_failures.max(1),
+            window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
+            hash_key: OnceCell::new(),
         }
     }
 
-    /// Before checking a password: `Err(retry_after)` when this IP or this account must wait.
-    pub fn check(&self, ip: IpAddr, account: &str, now: Instant) -> Result<(), Duration> {
-        if let Some(tat) = lock(&self.ips).get(&ip) {
-            // GCRA: conforming when now ≥ TAT − tolerance.
-            let allowed_at = tat.checked_sub(self.tolerance).unwrap_or(*tat);
-            if allowed_at > now {
-                return Err(allowed_at - now);
-            }
+    /// What an email's failures are counted (and logged) under: a keyed hash of its
+    /// lower-cased form, so neither the store nor the logs hold the address or anything a
+    /// dictionary could turn back into it, and case variants count as one. The key is random
+    /// and kept in the store, so every instance on it hashes alike.
+    pub async fn account_key(&self, email: &str) -> Result<String, Denied> {
+        use sha2::Digest as _;
+        let key = self
+            .hash_key
+            .get_or_try_init(|| self.load_hash_key())
+            .await
+            .map_err(fail_closed)?;
+        let digest = sha2::Sha256::new()
+            .chain_update(key)
+            .chain_update(email.trim().to_lowercase().as_bytes())
+            .finalize();
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16]))
+    }
+
+    async fn load_hash_key(&self) -> Result<[u8; 32], CounterError> {
+        use rand::RngCore as _;
+        let mut fresh = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut fresh);
+        let b64 = base64::engine::general_purpose::STANDARD;
+        self.counters
+            .update(HASH_KEY, |current| {
+                match current
+                    .and_then(|v| b64.decode(v).ok())
+                    .and_then(|k| <[u8; 32]>::try_from(k).ok())
+                {
+                    Some(stored) => (Write::Keep, stored),
+                    None => (Write::Put(b64.encode(fresh), None), fresh),
+                }
+            })
+            .await
+    }
+
+    /// Before checking a password: `Wait` when this IP or this account must wait.
+    pub async fn check(&self, ip: IpAddr, account: &str, now: i64) -> Result<(), Denied> {
+        let (ip_key, account_key) = (ip_key(ip), account_key(account));
+        let (ip_state, account_state) =
+            tokio::join!(self.counters.get(&ip_key), self.counters.get(&account_key));
+        let tat = ip_state.map_err(fail_closed)?.and_then(|v| v.parse().ok());
+        let wait = self.ip.wait(tat, now);
+        if !wait.is_zero() {
+            ratelimit::rejected("login_ip", &ratelimit::ip_subject(ip));
+            return Err(Denied::Wait(wait));
         }
-        match lock(&self.accounts).get(account) {
-            Some(a) if a.next_allowed > now => Err(a.next_allowed - now),
+        let failures = account_state.map_err(fail_closed)?;
+        match failures.as_deref().and_then(AccountFailures::parse) {
+            Some(a) if a.next_allowed > now => {
+                ratelimit::rejected("login_account", account);
+                Err(Denied::Wait(ms(a.next_allowed - now)))
+            }
             _ => Ok(()),
         }
     }
 
     /// Records a failed login of `account` from `ip`.
-    pub fn failed(&self, ip: IpAddr, account: &str, now: Instant) {
-        {
-            let mut ips = lock(&self.ips);
-            if ips.len() > SWEEP_ABOVE {
-                ips.retain(|_, tat| *tat > now);
-            }
-            let tat = ips.entry(ip).or_insert(now);
-            *tat = (*tat).max(now) + self.interval;
-        }
-        let mut accounts = lock(&self.accounts);
-        if accounts.len() > SWEEP_ABOVE {
-            let window = self.interval * self.max_failures;
-            accounts.retain(|_, a| now.duration_since(a.last) < window);
-        }
-        let entry = accounts.entry(account.to_owned()).or_insert(AccountFailures {
-            count: 0,
-            last: now,
-            next_allowed: now,
-        });
+    pub async fn failed(&self, ip: IpAddr, account: &str, now: i64) -> Result<(), CounterError> {
+        let gcra = self.ip;
+        self.counters
+            .update(&ip_key(ip), |current| {
+                (
+                    ratelimit::record(gcra, current.and_then(|v| v.parse().ok()), now),
+                    (),
+                )
+            })
+            .await?;
+        self.counters
+            .update(&account_key(account), |current| {
+                let failures = self.after_failure(current.and_then(AccountFailures::parse), now);
+                (Write::Put(failures.value(), Some(ms(self.window_ms))), ())
+            })
+            .await
+    }
+
+    fn after_failure(&self, before: Option<AccountFailures>, now: i64) -> AccountFailures {
         // Failures older than a whole window are forgotten.
-        if now.duration_since(entry.last) >= self.interval * self.max_failures {
-            entry.count = 0;
-        }
-        entry.count += 1;
-        entry.last = now;
-        if entry.count >= self.max_failures {
-            let doublings = (entry.count - self.max_failures).min(16);
-            entry.next_allowed = now + Duration::from_secs(1 << doublings).min(MAX_ACCOUNT_BACKOFF);
+        let count = match before {
+            Some(b) if now.saturating_sub(b.last) < self.window_ms => b.count,
+            _ => 0,
+        } + 1;
+        let next_allowed = if count >= self.max_failures {
+            let doublings = (count - self.max_failures).min(16);
+            let wait = Duration::from_secs(1 << doublings).min(MAX_ACCOUNT_BACKOFF);
+            now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
+        } else {
+            now
+        };
+        AccountFailures {
+            count,
+            last: now,
+            next_allowed,
         }
     }
 
     /// A successful login clears the account's failures (not the IP's: an attacker who owns
     /// one account must not reset its budget for guessing others).
-    pub fn succeeded(&self, account: &str) {
-        lock(&self.accounts).remove(account);
+    pub async fn succeeded(&self, account: &str) -> Result<(), CounterError> {
+        self.counters
+            .update(&account_key(account), |current| {
+                (
+                    if current.is_some() {
+                        Write::Delete
+                    } else {
+                        Write::Keep
+                    },
+                    (),
+                )
+            })
+            .await
     }
 }
 
-/// What failures are counted under for an email: a keyed hash of its lower-cased form (the
-/// key is random per process), so neither memory nor logs hold the address or anything a
-/// dictionary could turn back into it, and case variants count as one.
-pub fn account_key(email: &str) -> String {
-    use base64::Engine as _;
-    use rand::RngCore as _;
-    use sha2::Digest as _;
-    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
-    let key = KEY.get_or_init(|| {
-        let mut key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut key);
-        key
-    });
-    let digest = sha2::Sha256::new()
-        .chain_update(key)
-        .chain_update(email.trim().to_lowercase().as_bytes())
-        .finalize();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+fn ip_key(ip: IpAddr) -> String {
+    format!("login-ip:{}", ratelimit::ip_subject(ip))
+}
+
+fn account_key(account: &str) -> String {
+    format!("login-account:{account}")
+}
+
+fn ms(millis: i64) -> Duration {
+    Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+}
+
+fn fail_closed(e: CounterError) -> Denied {
+    tracing::error!(error = %e, "rate-limit store unavailable: refusing logins until it is back (fails closed)");
+    Denied::Unavailable(e)
 }
 
 /// Retry-After in whole seconds, rounded up, at least 1.
@@ -135,64 +209,112 @@ mod tests {
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
 
-    #[test]
-    fn five_failures_per_window_per_ip_then_a_wait_then_the_budget_refills() {
-        let throttle = LoginThrottle::new(5, Duration::from_secs(15 * 60));
-        let t0 = Instant::now();
+    fn wait_of(result: Result<(), Denied>) -> Option<Duration> {
+        match result {
+            Ok(()) => None,
+            Err(Denied::Wait(wait)) => Some(wait),
+            Err(Denied::Unavailable(e)) => panic!("memory is always available: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn five_failures_per_window_per_ip_then_a_wait_then_the_budget_refills() {
+        let throttle = LoginThrottle::new(Counters::memory(), 5, Duration::from_secs(15 * 60));
+        let t0 = 1_000_000;
         for i in 0..5 {
+            let user = format!("user{i}");
             assert_eq!(
-                throttle.check(A, &format!("user{i}"), t0),
-                Ok(()),
+                wait_of(throttle.check(A, &user, t0).await),
+                None,
                 "failure {i} is allowed"
             );
-            throttle.failed(A, &format!("user{i}"), t0);
+            throttle.failed(A, &user, t0).await.expect("recorded");
         }
-        let wait = throttle
-            .check(A, "someone-else", t0)
-            .expect_err("the sixth waits");
+        let wait = wait_of(throttle.check(A, "someone-else", t0).await).expect("the sixth waits");
         assert_eq!(
             wait,
             Duration::from_secs(180),
             "one failure refills every 15 min / 5"
         );
         assert_eq!(
-            throttle.check(B, "someone-else", t0),
-            Ok(()),
-            "another IP is unaffected"
+            wait_of(throttle.check(B, "someone-else", t0).await),
+            None,
+            "another IP"
         );
-        assert_eq!(throttle.check(A, "someone-else", t0 + wait), Ok(()));
-        assert!(throttle.check(A, "x", t0 + Duration::from_secs(15 * 60)).is_ok());
+        assert_eq!(
+            wait_of(throttle.check(A, "someone-else", t0 + 180_000).await),
+            None
+        );
     }
 
-    #[test]
-    fn an_account_backs_off_progressively_from_any_ip_and_success_clears_it() {
-        let throttle = LoginThrottle::new(3, Duration::from_secs(60));
-        let t0 = Instant::now();
-        let ips: Vec<IpAddr> = (1..=10u8)
-            .map(|i| IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, i)))
-            .collect();
-        throttle.failed(ips[0], "victim", t0);
-        throttle.failed(ips[1], "victim", t0);
-        assert_eq!(throttle.check(ips[2], "victim", t0), Ok(()));
-        throttle.failed(ips[2], "victim", t0);
-        assert_eq!(throttle.check(ips[3], "victim", t0), Err(Duration::from_secs(1)));
-        throttle.failed(ips[3], "victim", t0 + Duration::from_secs(1));
+    #[tokio::test]
+    async fn an_ipv6_client_is_one_budget_across_its_64() {
+        let throttle = LoginThrottle::new(Counters::memory(), 2, Duration::from_secs(60));
+        for host in ["2001:db8:7:7::1", "2001:db8:7:7::2"] {
+            throttle
+                .failed(host.parse().expect("ip"), "x", 0)
+                .await
+                .expect("recorded");
+        }
+        let same_64: IpAddr = "2001:db8:7:7:ffff::9".parse().expect("ip");
+        let other_64: IpAddr = "2001:db8:7:8::1".parse().expect("ip");
+        assert!(wait_of(throttle.check(same_64, "y", 0).await).is_some());
+        assert_eq!(wait_of(throttle.check(other_64, "y", 0).await), None);
+    }
+
+    #[tokio::test]
+    async fn an_account_backs_off_progressively_from_any_ip_and_success_clears_it() {
+        let throttle = LoginThrottle::new(Counters::memory(), 3, Duration::from_secs(60));
+        let ip = |i: u8| IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, i));
+        throttle.failed(ip(0), "victim", 0).await.expect("recorded");
+        throttle.failed(ip(1), "victim", 0).await.expect("recorded");
+        assert_eq!(wait_of(throttle.check(ip(2), "victim", 0).await), None);
+        throttle.failed(ip(2), "victim", 0).await.expect("recorded");
         assert_eq!(
-            throttle.check(ips[4], "victim", t0 + Duration::from_secs(1)),
-            Err(Duration::from_secs(2)),
+            wait_of(throttle.check(ip(3), "victim", 0).await),
+            Some(Duration::from_secs(1))
+        );
+        throttle.failed(ip(3), "victim", 1000).await.expect("recorded");
+        assert_eq!(
+            wait_of(throttle.check(ip(4), "victim", 1000).await),
+            Some(Duration::from_secs(2)),
             "the wait doubles"
         );
-        for i in 0..20 {
-            throttle.failed(ips[5], "victim", t0 + Duration::from_secs(2 + i));
+        for i in 0..20u8 {
+            throttle
+                .failed(ip(10 + i), "victim", 2000 + i64::from(i) * 1000)
+                .await
+                .expect("recorded");
         }
-        let capped = throttle
-            .check(ips[6], "victim", t0 + Duration::from_secs(21))
-            .expect_err("waits");
+        let capped = wait_of(throttle.check(ip(40), "victim", 21_000).await).expect("waits");
         assert!(capped <= MAX_ACCOUNT_BACKOFF, "never a lockout: {capped:?}");
-        throttle.succeeded("victim");
+        throttle.succeeded("victim").await.expect("cleared");
+        assert_eq!(wait_of(throttle.check(ip(41), "victim", 21_000).await), None);
+    }
+
+    #[tokio::test]
+    async fn the_account_hash_is_stable_case_blind_and_keyed_per_store() {
+        let counters = Counters::memory();
+        let one = LoginThrottle::new(counters.clone(), 5, Duration::from_secs(60));
+        let two = LoginThrottle::new(counters, 5, Duration::from_secs(60));
+        async fn hash(t: &LoginThrottle, e: &str) -> String {
+            match t.account_key(e).await {
+                Ok(h) => h,
+                Err(_) => panic!("memory is available"),
+            }
+        }
+        let a = hash(&one, "Alice@Example.com").await;
         assert_eq!(
-            throttle.check(ips[7], "victim", t0 + Duration::from_secs(21)),
-            Ok(())
+            a,
+            hash(&two, " alice@example.com").await,
+            "two instances on one store agree"
+        );
+        assert!(!a.to_lowercase().contains("alice"));
+        let elsewhere = LoginThrottle::new(Counters::memory(), 5, Duration::from_secs(60));
+        assert_ne!(
+            a,
+            hash(&elsewhere, "alice@example.com").await,
+            "another store, another key"
         );
     }
 

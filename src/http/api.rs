@@ -11,8 +11,9 @@ use time::format_description::well_known::Rfc3339;
 
 use super::error::ApiError;
 use super::extract::{ApiJson, Bearer, ClientIp};
-use crate::accounts::{throttle, AccountError, User};
+use crate::accounts::{AccountError, User};
 use crate::app::AppState;
+use crate::ratelimit::{self, Limit};
 use crate::tokens::{TokenResponse, FIRST_PARTY_CLIENT};
 
 type App = State<Arc<AppState>>;
@@ -61,8 +62,12 @@ impl IntoResponse for TokenReply {
 
 pub async fn register(
     State(app): App,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<impl IntoResponse, ApiError> {
+    app.rate_limits
+        .admit(Limit::Register, &ratelimit::ip_subject(ip))
+        .await?;
     let user = app.accounts.register(&body.email, &body.password).await?;
     tracing::info!(target: "audit", event = "user_registered", user_id = %user.id);
     Ok((StatusCode::CREATED, Json(UserView::from(user))))
@@ -74,29 +79,39 @@ pub async fn login(
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<TokenReply, ApiError> {
     // Throttled by a keyed hash of the email: the address itself is never kept or logged.
-    let account = throttle::account_key(&body.email);
-    let now = std::time::Instant::now();
-    if let Err(wait) = app.login_throttle.check(ip, &account, now) {
-        tracing::warn!(target: "audit", event = "login_rate_limited", client_ip = %ip, account = %account);
-        return Err(ApiError::too_many_requests(throttle::retry_after_secs(wait)));
-    }
+    let throttle = &app.login_throttle;
+    let account = throttle.account_key(&body.email).await?;
+    let now = ratelimit::now_ms();
+    throttle.check(ip, &account, now).await?;
     let user = match app.accounts.authenticate(&body.email, &body.password).await {
         Ok(user) => user,
         Err(e) => {
             if matches!(e, AccountError::InvalidCredentials | AccountError::Disabled) {
-                app.login_throttle.failed(ip, &account, now);
-                tracing::info!(target: "audit", event = "login_failed", reason = %e, client_ip = %ip, account = %account);
+                metrics::counter!("issuer_login_failures_total").increment(1);
+                tracing::info!(target: "audit", event = "login_failed", reason = %e, account = %account);
+                if let Err(store) = throttle.failed(ip, &account, now).await {
+                    tracing::error!(error = %store, "cannot record a failed login");
+                }
             }
             return Err(e.into());
         }
     };
-    app.login_throttle.succeeded(&account);
+    if let Err(store) = throttle.succeeded(&account).await {
+        tracing::error!(error = %store, "cannot clear the account's failed logins");
+    }
     let tokens = app.sessions.open(&user.id).await?;
-    tracing::info!(target: "audit", event = "login_succeeded", user_id = %user.id, client_ip = %ip);
+    tracing::info!(target: "audit", event = "login_succeeded", user_id = %user.id);
     Ok(TokenReply(tokens))
 }
 
-pub async fn refresh(State(app): App, ApiJson(body): ApiJson<RefreshBody>) -> Result<TokenReply, ApiError> {
+pub async fn refresh(
+    State(app): App,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> Result<TokenReply, ApiError> {
+    app.rate_limits
+        .admit(Limit::Refresh, &ratelimit::ip_subject(ip))
+        .await?;
     Ok(TokenReply(
         app.sessions
             .refresh(&body.refresh_token, FIRST_PARTY_CLIENT)

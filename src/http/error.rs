@@ -11,6 +11,7 @@ use serde_json::json;
 use super::middleware::current_request_id;
 use crate::accounts::{AccountError, SessionError};
 use crate::oauth::OAuthError;
+use crate::ratelimit::Denied;
 use crate::store::StoreError;
 use crate::tokens::{RefreshError, TokenError};
 
@@ -82,7 +83,19 @@ impl ApiError {
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
-                "too many failed attempts; retry later",
+                "too many attempts; retry later",
+            )
+        }
+    }
+
+    /// 503 with `Retry-After`: more requests in flight than the server takes at once.
+    pub fn overloaded() -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the server is at capacity; retry shortly",
             )
         }
     }
@@ -128,6 +141,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Wait(wait) => Self::too_many_requests(crate::accounts::throttle::retry_after_secs(wait)),
+            Denied::Unavailable(e) => Self::unavailable(&e),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -152,6 +174,7 @@ impl From<AccountError> for ApiError {
             // The user behind a valid token is gone or disabled: the token no longer counts.
             AccountError::NotFound => Self::bearer(true),
             AccountError::Store(s) => s.into(),
+            AccountError::Busy => Self::overloaded(),
             AccountError::Internal(_) => Self::internal(&e),
         }
     }
@@ -185,6 +208,7 @@ impl IntoResponse for OAuthError {
                 tracing::error!(error = %cause, "internal error");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            OAuthError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         };
         let mut body = json!({ "error": self.code(), "error_description": self.description() });
@@ -198,6 +222,9 @@ impl IntoResponse for OAuthError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"token-issuer\""),
             );
+        }
+        if let OAuthError::RateLimited(secs) = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

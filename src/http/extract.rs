@@ -103,27 +103,20 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     }
 }
 
-/// The client's IP address, as `ISSUER_TRUSTED_PROXIES` allows it to be known.
+/// The client's IP address, as `ISSUER_TRUSTED_PROXIES` allows it to be known (worked out
+/// once per request by the request-id middleware, which also logs it).
+#[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub std::net::IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp
-where
-    Arc<AppState>: FromRef<S>,
-{
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let app = Arc::<AppState>::from_ref(state);
-        let peer = parts
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
             .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip())
-            .ok_or_else(|| ApiError::internal(&"no peer address on the connection"))?;
-        Ok(ClientIp(super::client_ip::client_ip(
-            peer,
-            &parts.headers,
-            &app.settings.trusted_proxies,
-        )))
+            .get::<ClientIp>()
+            .copied()
+            .ok_or_else(|| ApiError::internal(&"no client address on the request"))
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::api::TokenReply;
 use super::error::ApiError;
-use super::extract::{Bearer, OAuthForm};
+use super::extract::{Bearer, ClientIp, OAuthForm};
 use super::no_store;
 use crate::app::AppState;
 use crate::oauth::{parse_basic_credentials, BasicCredentials, OAuthError};
@@ -30,10 +30,14 @@ fn basic(headers: &HeaderMap) -> Result<Option<BasicCredentials>, OAuthError> {
 
 pub async fn token(
     State(app): State<Arc<AppState>>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     OAuthForm(params): OAuthForm,
 ) -> Result<TokenReply, OAuthError> {
-    app.oauth.token(&params, basic(&headers)?).await.map(TokenReply)
+    app.oauth
+        .token(&params, basic(&headers)?, ip)
+        .await
+        .map(TokenReply)
 }
 
 pub async fn introspect(

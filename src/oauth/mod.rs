@@ -14,7 +14,10 @@ pub use client_auth::JWT_BEARER_ASSERTION;
 pub use clients::{ClientError, Clients};
 pub use form::{parse_basic_credentials, BasicCredentials, FormParams};
 
+use std::sync::Arc;
+
 use crate::accounts::{Accounts, SessionError, Sessions};
+use crate::ratelimit::{Denied, RateLimits};
 use crate::store::{Store, StoreError};
 use crate::tokens::{RefreshError, TokenError};
 
@@ -28,6 +31,7 @@ pub struct OAuth {
     issuer: String,
     /// `aud` of a client_credentials token for a client without registered audiences.
     default_audience: String,
+    rate_limits: Arc<RateLimits>,
 }
 
 impl OAuth {
@@ -38,8 +42,10 @@ impl OAuth {
         store: Store,
         issuer: String,
         default_audience: String,
+        rate_limits: Arc<RateLimits>,
     ) -> Self {
         Self {
+            rate_limits,
             clients,
             sessions,
             accounts,
@@ -82,6 +88,9 @@ pub enum OAuthError {
     /// RFC 8707: a `resource` the client may not have a token for.
     #[error("invalid_target: {0}")]
     InvalidTarget(String),
+    /// Over a rate limit: retry after this many seconds.
+    #[error("rate limited")]
+    RateLimited(u64),
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
     #[error("server error: {0}")]
@@ -99,6 +108,15 @@ impl From<SessionError> for OAuthError {
                 OAuthError::Unavailable(format!("no active {alg} signing key"))
             }
             other => OAuthError::Server(other.to_string()),
+        }
+    }
+}
+
+impl From<Denied> for OAuthError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Wait(wait) => OAuthError::RateLimited(crate::accounts::throttle::retry_after_secs(wait)),
+            Denied::Unavailable(e) => OAuthError::Unavailable(e.to_string()),
         }
     }
 }
@@ -131,6 +149,7 @@ impl OAuthError {
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
+            Self::RateLimited(_) => "rate_limited",
             Self::Unavailable(_) => "temporarily_unavailable",
             Self::Server(_) => "server_error",
         }
@@ -139,6 +158,7 @@ impl OAuthError {
     /// What the client may be told; server-side causes stay in the logs.
     pub fn description(&self) -> &str {
         match self {
+            Self::RateLimited(_) => "too many requests; retry later",
             Self::Unavailable(_) => "the service is temporarily unavailable",
             Self::Server(_) => "internal error",
             Self::InvalidRequest(d)

@@ -1,9 +1,12 @@
 //! `POST /oauth2/token`: `refresh_token` (any client its tokens belong to) and
 //! `client_credentials` (registered clients: scope within theirs, audience among theirs).
 
+use std::net::IpAddr;
+
 use super::client_auth::Caller;
 use super::clients::{is_absolute_uri, Client, GrantType};
 use super::{BasicCredentials, FormParams, OAuth, OAuthError};
+use crate::ratelimit::{self, Limit};
 use crate::tokens::{AccessGrant, TokenResponse};
 
 impl OAuth {
@@ -11,11 +14,21 @@ impl OAuth {
         &self,
         params: &FormParams,
         basic: Option<BasicCredentials>,
+        client_ip: IpAddr,
     ) -> Result<TokenResponse, OAuthError> {
         let grant_type = params.require("grant_type")?;
         let caller = self.caller("/oauth2/token", params, basic).await?;
+        // Budgets are spent after authentication, so nobody can spend a client's budget
+        // with its id alone.
+        match &caller {
+            Caller::Client(client) => self.rate_limits.admit(Limit::Token, &client.id).await?,
+            Caller::FirstParty => {}
+        }
         match grant_type {
             "refresh_token" => {
+                self.rate_limits
+                    .admit(Limit::Refresh, &ratelimit::ip_subject(client_ip))
+                    .await?;
                 if let Caller::Client(client) = &caller {
                     require_grant(client, GrantType::RefreshToken)?;
                 }
@@ -40,6 +53,7 @@ impl OAuth {
                     .sessions
                     .access_tokens()
                     .issue(AccessGrant {
+                        grant: "client_credentials",
                         sub: client.id.clone(),
                         aud,
                         client_id: client.id.clone(),

@@ -85,12 +85,17 @@ async fn launch(
 ) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let base = format!("http://{addr}");
+    let tls = extra.iter().any(|(k, _)| *k == "ISSUER_TLS_CERT");
+    let base = format!("{}://{addr}", if tls { "https" } else { "http" });
     let keys = format!("file:{}/keys", dir.path().display());
     let mut values: Vec<(String, String)> = vec![
         ("ISSUER_URL".into(), base.clone()),
         ("ISSUER_DATABASE_URL".into(), database_url.clone()),
         ("ISSUER_KEY_SOURCE".into(), keys),
+        // Tests register and refresh a lot from one loopback address; rate_limits.rs tests
+        // the budgets with its own settings.
+        ("ISSUER_REGISTER_RATE_LIMIT".into(), "10000/1m".into()),
+        ("ISSUER_REFRESH_RATE_LIMIT".into(), "10000/1m".into()),
     ];
     values.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let settings = Settings::from_values(values).expect("valid test settings");
@@ -100,7 +105,7 @@ async fn launch(
     }
     .expect("app starts");
     let (tx, rx) = oneshot::channel::<()>();
-    let server = Server::new(listener, app.clone());
+    let server = Server::new(listener, None, app.clone());
     tokio::spawn(server.run(async {
         let _ = rx.await;
     }));
@@ -242,4 +247,68 @@ where
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The `token-issuer serve` binary on a free loopback port, logging JSON to `DIR/serve.log`;
+/// killed when dropped.
+pub struct ServeProcess {
+    pub base: String,
+    pub log: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl ServeProcess {
+    /// Starts the binary in `dir` with only `PATH` and `env` (plus the bind address, the
+    /// issuer URL and JSON logs) and waits until it answers `/healthz`.
+    pub async fn start<K: AsRef<str>, V: AsRef<str>>(dir: &std::path::Path, env: &[(K, V)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let log = dir.join("serve.log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_token-issuer"))
+            .arg("serve")
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ISSUER_BIND", format!("127.0.0.1:{port}"))
+            .env("ISSUER_URL", &base)
+            .env("ISSUER_LOG_FORMAT", "json")
+            .envs(env.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("serve");
+        let process = Self { base, log, child };
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(r) = client.get(format!("{}/healthz", process.base)).send().await {
+                if r.status().is_success() {
+                    return process;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the binary did not start: {}", process.logs());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -72,13 +72,15 @@ async fn verifies_every_token_across_a_real_rotation_without_an_unknown_kid() {
         ("ISSUER_KEY_RELOAD_INTERVAL", "1s".into()),
         ("ISSUER_KEY_PUBLICATION_PERIOD", "2s".into()),
         ("ISSUER_ACCESS_TOKEN_TTL", "3s".into()),
+        // The watcher below refreshes 20 times a second.
+        ("ISSUER_REFRESH_RATE_LIMIT", "10000/1m".into()),
     ])
     .expect("settings");
     let timing = Timing::from_settings(&settings);
     let app = token_issuer::app::AppState::build(settings)
         .await
         .expect("issuer");
-    tokio::spawn(token_issuer::http::Server::new(listener, app).run(std::future::pending()));
+    tokio::spawn(token_issuer::http::Server::new(listener, None, app).run(std::future::pending()));
 
     // Honour the issuer's max-age exactly; an unknown kid would be refetched only after an
     // hour, so it would show as a failure, not be papered over.

@@ -1,0 +1,192 @@
+//! Where rate-limit state lives: this process's memory, the database, or Redis. Each holds
+//! small string values by key and can replace one only if it is unchanged since it was read
+//! (compare-and-swap), so the algorithms above stay in one place, in Rust, and stay exact
+//! when several instances update one key at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::store::Store;
+
+/// Bounds how long a request waits on Redis before it is refused (or let through).
+const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+/// Above this many keys in memory, expired ones are swept.
+const SWEEP_ABOVE: usize = 10_000;
+/// Compare-and-swap rounds before giving up on a key that is being written by a crowd.
+const MAX_ROUNDS: usize = 32;
+const REDIS_PREFIX: &str = "token-issuer:rate-limit:";
+
+/// Replaces KEYS[1] only if it still holds ARGV[2] (ARGV[1] = "1"), or nothing (ARGV[1] =
+/// "0"); writes ARGV[3] with a lifetime of ARGV[4] ms (0: none), or deletes on ARGV[3] = "".
+const REDIS_SWAP: &str = r"
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if current ~= ARGV[2] then return 0 end
+elseif current then
+  return 0
+end
+if ARGV[3] == '' then
+  redis.call('DEL', KEYS[1])
+elseif ARGV[4] == '0' then
+  redis.call('SET', KEYS[1], ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+end
+return 1
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CounterError {
+    #[error("rate-limit store unavailable: {0}")]
+    Unavailable(String),
+    /// Every round lost to another writer: the key is under a flood.
+    #[error("rate-limit key contended")]
+    Contended,
+}
+
+/// What an update writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    Keep,
+    /// The value, and how long it matters (`None`: for good).
+    Put(String, Option<Duration>),
+    Delete,
+}
+
+#[derive(Clone)]
+pub struct Counters {
+    backend: Backend,
+}
+
+/// Values by key, with the instant each stops mattering.
+type MemoryMap = HashMap<String, (String, Option<Instant>)>;
+
+#[derive(Clone)]
+enum Backend {
+    Memory(Arc<Mutex<MemoryMap>>),
+    Database(Store),
+    Redis(redis::aio::ConnectionManager, Arc<redis::Script>),
+}
+
+impl Counters {
+    pub fn memory() -> Self {
+        Self {
+            backend: Backend::Memory(Arc::default()),
+        }
+    }
+
+    pub fn database(store: Store) -> Self {
+        Self {
+            backend: Backend::Database(store),
+        }
+    }
+
+    /// Connects lazily: the issuer starts while Redis is down, and reconnects when it is back.
+    pub fn redis(url: &str) -> Result<Self, CounterError> {
+        let client = redis::Client::open(url).map_err(|e| CounterError::Unavailable(e.to_string()))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1);
+        let manager = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| CounterError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            backend: Backend::Redis(manager, Arc::new(redis::Script::new(REDIS_SWAP))),
+        })
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<String>, CounterError> {
+        match &self.backend {
+            Backend::Memory(map) => Ok(lock(map).get(key).map(|(v, _)| v.clone())),
+            Backend::Database(store) => store.counter(key).await.map_err(unavailable),
+            Backend::Redis(conn, _) => {
+                let mut conn = conn.clone();
+                let mut get = redis::cmd("GET");
+                get.arg(format!("{REDIS_PREFIX}{key}"));
+                redis_call(get.query_async::<Option<String>>(&mut conn)).await
+            }
+        }
+    }
+
+    /// Reads `key`, lets `change` decide what to write and what to answer, and writes only
+    /// if nobody wrote in between — else reads again. `change` may run more than once.
+    pub async fn update<R>(
+        &self,
+        key: &str,
+        mut change: impl FnMut(Option<&str>) -> (Write, R),
+    ) -> Result<R, CounterError> {
+        for _ in 0..MAX_ROUNDS {
+            let current = self.get(key).await?;
+            let (write, answer) = change(current.as_deref());
+            if write == Write::Keep || self.swap(key, current.as_deref(), &write).await? {
+                return Ok(answer);
+            }
+        }
+        Err(CounterError::Contended)
+    }
+
+    async fn swap(&self, key: &str, expected: Option<&str>, write: &Write) -> Result<bool, CounterError> {
+        let (value, ttl) = match write {
+            Write::Keep => return Ok(true),
+            Write::Put(value, ttl) => (Some(value.as_str()), *ttl),
+            Write::Delete => (None, None),
+        };
+        match &self.backend {
+            Backend::Memory(map) => {
+                let mut map = lock(map);
+                if map.get(key).map(|(v, _)| v.as_str()) != expected {
+                    return Ok(false);
+                }
+                let now = Instant::now();
+                if map.len() > SWEEP_ABOVE {
+                    map.retain(|_, (_, expires)| expires.is_none_or(|at| at > now));
+                }
+                match value {
+                    Some(v) => map.insert(key.to_owned(), (v.to_owned(), ttl.map(|t| now + t))),
+                    None => map.remove(key),
+                };
+                Ok(true)
+            }
+            Backend::Database(store) => {
+                let expires_at = ttl.map(|t| super::now_ms().saturating_add(millis(t)));
+                store
+                    .swap_counter(key, expected, value, expires_at)
+                    .await
+                    .map_err(unavailable)
+            }
+            Backend::Redis(conn, script) => {
+                let mut conn = conn.clone();
+                let mut invocation = script.key(format!("{REDIS_PREFIX}{key}"));
+                invocation
+                    .arg(if expected.is_some() { "1" } else { "0" })
+                    .arg(expected.unwrap_or(""))
+                    .arg(value.unwrap_or(""))
+                    .arg(ttl.map_or(0, |t| millis(t).max(1)));
+                let swapped: i64 = redis_call(invocation.invoke_async(&mut conn)).await?;
+                Ok(swapped == 1)
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn unavailable(e: impl std::fmt::Display) -> CounterError {
+    CounterError::Unavailable(e.to_string())
+}
+
+async fn redis_call<T>(
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, CounterError> {
+    match tokio::time::timeout(REDIS_TIMEOUT, call).await {
+        Ok(result) => result.map_err(unavailable),
+        Err(_) => Err(CounterError::Unavailable("Redis did not answer in time".into())),
+    }
+}

@@ -1,0 +1,94 @@
+//! GCRA, the generic cell rate algorithm: a budget of `burst` events that refills steadily,
+//! one event every `period / burst`. Its whole state is one instant, the theoretical arrival
+//! time (TAT), so any store that can compare-and-swap one value can hold it. Instants are
+//! Unix milliseconds, so instances sharing a store agree on them.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gcra {
+    /// Time one event uses up.
+    interval_ms: i64,
+    /// How far ahead of now the TAT may run: the burst minus the one event being admitted.
+    tolerance_ms: i64,
+}
+
+impl Gcra {
+    /// At most `burst` events per `period` (a zero burst counts as one).
+    pub fn new(burst: u32, period: Duration) -> Self {
+        let burst = burst.max(1);
+        let interval_ms = i64::try_from(period.as_millis() / u128::from(burst))
+            .unwrap_or(i64::MAX)
+            .max(1);
+        Self {
+            interval_ms,
+            tolerance_ms: interval_ms.saturating_mul(i64::from(burst - 1)),
+        }
+    }
+
+    /// How long until one more event conforms; zero when it does now.
+    pub fn wait(&self, tat: Option<i64>, now: i64) -> Duration {
+        let allowed_at = tat.unwrap_or(now).saturating_sub(self.tolerance_ms);
+        Duration::from_millis(u64::try_from(allowed_at.saturating_sub(now)).unwrap_or(0))
+    }
+
+    /// The TAT once one more event has happened at `now`.
+    pub fn after_event(&self, tat: Option<i64>, now: i64) -> i64 {
+        tat.unwrap_or(now).max(now).saturating_add(self.interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+    use governor::{Quota, RateLimiter};
+    use proptest::prelude::*;
+    use std::num::NonZeroU32;
+
+    #[test]
+    fn five_per_fifteen_minutes_then_one_every_three() {
+        let gcra = Gcra::new(5, Duration::from_secs(900));
+        let mut tat = None;
+        for _ in 0..5 {
+            assert_eq!(gcra.wait(tat, 0), Duration::ZERO);
+            tat = Some(gcra.after_event(tat, 0));
+        }
+        assert_eq!(gcra.wait(tat, 0), Duration::from_secs(180));
+        assert_eq!(gcra.wait(tat, 180_000), Duration::ZERO);
+        assert_eq!(
+            gcra.wait(tat, 900_000),
+            Duration::ZERO,
+            "a whole period refills all"
+        );
+    }
+
+    proptest! {
+        /// The same decisions as the `governor` crate's GCRA for any burst, period and
+        /// arrival pattern (governor keeps its state in process memory; ours must fit a
+        /// shared store, so it is our own code, checked against theirs).
+        #[test]
+        fn admits_exactly_what_governor_admits(
+            burst in 1u32..20,
+            period_ms in 20u64..100_000,
+            gaps in proptest::collection::vec(0u64..5_000, 1..200),
+        ) {
+            let gcra = Gcra::new(burst, Duration::from_millis(period_ms));
+            let interval = Duration::from_millis((period_ms / u64::from(burst)).max(1));
+            let burst_nz = NonZeroU32::new(burst).expect("burst ≥ 1");
+            let quota = Quota::with_period(interval).expect("non-zero").allow_burst(burst_nz);
+            let clock = FakeRelativeClock::default();
+            let governor = RateLimiter::direct_with_clock(quota, clock.clone());
+            let (mut now, mut tat) = (0i64, None);
+            for gap in gaps {
+                clock.advance(Duration::from_millis(gap));
+                now += i64::try_from(gap).expect("small");
+                let ours = gcra.wait(tat, now).is_zero();
+                prop_assert_eq!(ours, governor.check().is_ok(), "at {} ms", now);
+                if ours {
+                    tat = Some(gcra.after_event(tat, now));
+                }
+            }
+        }
+    }
+}

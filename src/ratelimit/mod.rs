@@ -1,0 +1,240 @@
+//! Rate limits on register, refresh and the token endpoint, and the counters the login
+//! throttle (`accounts::throttle`) keeps. Counters live in this process's memory, in the
+//! database or in Redis; with a shared store, N instances share one budget instead of each
+//! granting its own.
+
+mod counters;
+mod gcra;
+
+pub use counters::{CounterError, Counters, Write};
+pub use gcra::Gcra;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Unix milliseconds: the clock instances sharing a store agree on.
+pub fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A request budget, written `N/DURATION`: `10/1h` is 10 at once, then one every 6 minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub burst: u32,
+    pub period: Duration,
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not a rate like 10/1h or 600/1m");
+        let (burst, period) = s.trim().split_once('/').ok_or_else(bad)?;
+        let burst: u32 = burst.trim().parse().map_err(|_| bad())?;
+        let period = crate::config::parse_duration(period).map_err(|_| bad())?;
+        if burst == 0 || period.is_zero() {
+            return Err(format!("{s:?}: both the count and the period must be above zero"));
+        }
+        Ok(Self { burst, period })
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}",
+            self.burst,
+            crate::config::format_duration(self.period)
+        )
+    }
+}
+
+/// The endpoints with a request budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Per client IP.
+    Register,
+    /// Per client IP, at `/api/v1/auth/refresh` and the token endpoint's refresh grant.
+    Refresh,
+    /// Per registered client, at the token endpoint.
+    Token,
+}
+
+impl Limit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::Refresh => "refresh",
+            Self::Token => "token",
+        }
+    }
+
+    /// Registration refuses when its budget cannot be checked (account spam is what the
+    /// limit stops). Refresh and client tokens go on, logged: a store outage must not stop
+    /// every session and service; their secrets are 256-bit, so no guessing is at stake.
+    fn fails_closed(self) -> bool {
+        self == Self::Register
+    }
+}
+
+/// Why a request may not go on.
+#[derive(Debug)]
+pub enum Denied {
+    /// Over budget: retry after this long.
+    Wait(Duration),
+    /// The shared store cannot be reached and this limit fails closed.
+    Unavailable(CounterError),
+}
+
+/// The request budgets of register, refresh and the token endpoint.
+pub struct RateLimits {
+    counters: Counters,
+    register: Gcra,
+    refresh: Gcra,
+    token: Gcra,
+}
+
+impl RateLimits {
+    pub fn new(counters: Counters, register: Rate, refresh: Rate, token: Rate) -> Self {
+        let gcra = |r: Rate| Gcra::new(r.burst, r.period);
+        Self {
+            counters,
+            register: gcra(register),
+            refresh: gcra(refresh),
+            token: gcra(token),
+        }
+    }
+
+    /// Spends one request of `subject`'s budget for `limit`, or says how long to wait.
+    pub async fn admit(&self, limit: Limit, subject: &str) -> Result<(), Denied> {
+        let gcra = match limit {
+            Limit::Register => self.register,
+            Limit::Refresh => self.refresh,
+            Limit::Token => self.token,
+        };
+        let key = format!("{}:{subject}", limit.name());
+        let now = now_ms();
+        let spent = self
+            .counters
+            .update(&key, |current| spend(gcra, current, now))
+            .await;
+        let denied = match spent {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(wait)) => Denied::Wait(wait),
+            Err(CounterError::Contended) => Denied::Wait(Duration::from_secs(1)),
+            Err(e) if limit.fails_closed() => {
+                tracing::error!(error = %e, limit = limit.name(), "rate-limit store unavailable: refusing (this limit fails closed)");
+                Denied::Unavailable(e)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, limit = limit.name(), "rate-limit store unavailable: letting the request through unmetered");
+                metrics::counter!("issuer_rate_limit_store_errors_total").increment(1);
+                return Ok(());
+            }
+        };
+        if matches!(denied, Denied::Wait(_)) {
+            rejected(limit.name(), subject);
+        }
+        Err(denied)
+    }
+}
+
+/// One GCRA event on a stored TAT, if it conforms.
+pub fn spend(gcra: Gcra, current: Option<&str>, now: i64) -> (Write, Result<(), Duration>) {
+    let tat = current.and_then(|v| v.parse().ok());
+    let wait = gcra.wait(tat, now);
+    if !wait.is_zero() {
+        return (Write::Keep, Err(wait));
+    }
+    (record(gcra, tat, now), Ok(()))
+}
+
+/// The write that records one GCRA event at `now`; it matters until the TAT has passed.
+pub fn record(gcra: Gcra, tat: Option<i64>, now: i64) -> Write {
+    let next = gcra.after_event(tat, now);
+    let ttl = Duration::from_millis(u64::try_from(next.saturating_sub(now)).unwrap_or(0));
+    Write::Put(next.to_string(), Some(ttl))
+}
+
+/// A request refused for being over `limit`: an audit event and a metric. `subject` is an
+/// IP subject, a client id or an account hash, never an email.
+pub fn rejected(limit: &'static str, subject: &str) {
+    tracing::warn!(target: "audit", event = "rate_limited", limit, subject);
+    metrics::counter!("issuer_rate_limited_total", "limit" => limit).increment(1);
+}
+
+/// The budget a client address counts under. An IPv6 client is its /64: one host usually
+/// owns a whole /64, so counting single addresses would give it 2^64 budgets.
+pub fn ip_subject(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let net = u128::from(v6) & (u128::MAX << 64);
+                format!("{}/64", std::net::Ipv6Addr::from(net))
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_and_print() {
+        let rate: Rate = "10/1h".parse().expect("valid");
+        assert_eq!(
+            rate,
+            Rate {
+                burst: 10,
+                period: Duration::from_secs(3600)
+            }
+        );
+        assert_eq!(rate.to_string(), "10/1h");
+        for bad in ["10", "0/1m", "5/0s", "x/1m", "5/soon"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ipv6_clients_count_per_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(ip_subject(a), "2001:db8:1:2::/64");
+        assert_eq!(ip_subject(a), ip_subject(b));
+        assert_ne!(ip_subject(a), ip_subject(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
+        assert_eq!(ip_subject(mapped), "192.0.2.7");
+    }
+
+    #[tokio::test]
+    async fn a_budget_is_spent_then_refused_per_subject() {
+        let limits = RateLimits::new(
+            Counters::memory(),
+            "2/1h".parse().expect("rate"),
+            "1/1h".parse().expect("rate"),
+            "1/1h".parse().expect("rate"),
+        );
+        assert!(limits.admit(Limit::Register, "192.0.2.1").await.is_ok());
+        assert!(limits.admit(Limit::Register, "192.0.2.1").await.is_ok());
+        match limits.admit(Limit::Register, "192.0.2.1").await {
+            Err(Denied::Wait(wait)) => assert!(wait > Duration::from_secs(1790), "{wait:?}"),
+            other => panic!("the third registration must wait: {other:?}"),
+        }
+        assert!(
+            limits.admit(Limit::Register, "192.0.2.2").await.is_ok(),
+            "another IP"
+        );
+        assert!(
+            limits.admit(Limit::Refresh, "192.0.2.1").await.is_ok(),
+            "another limit"
+        );
+    }
+}
