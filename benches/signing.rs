@@ -92,6 +92,7 @@ fn main() {
             Arc::new(ArcSwap::from_pointee(set)),
         );
         let grant = AccessGrant {
+            grant: "password",
             sub: "6f1c9a52-8c41-4c1e-9a55-0d1f0b7f5a10".into(),
             aud: "https://api.example.com".into(),
             client_id: "first-party".into(),

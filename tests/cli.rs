@@ -6,12 +6,13 @@ use common::run_issuer as issuer;
 
 const NO_ENV: &[(&str, &str)] = &[];
 
-const PROD: [(&str, &str); 5] = [
+const PROD: [(&str, &str); 6] = [
     ("ISSUER_ENV", "production"),
     ("ISSUER_URL", "https://auth.example.com"),
     ("ISSUER_DATABASE_URL", "sqlite://issuer.db"),
     ("ISSUER_KEY_SOURCE", "file:keys"),
     ("ISSUER_CORS_ORIGINS", "https://app.example.com"),
+    ("ISSUER_BEHIND_TLS_PROXY", "true"),
 ];
 
 #[test]

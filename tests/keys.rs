@@ -771,34 +771,14 @@ async fn the_binary_reads_secrets_manager_from_aws_settings_and_reloads_on_sighu
     let (ok, out, err) = run_issuer(keys.dir.path(), &["check-config"], &keys.env(&slow));
     assert!(ok && out.contains("keys: 1 published"), "{out}{err}");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let log = keys.dir.path().join("serve.log");
-    let bind = format!("127.0.0.1:{port}");
-    let env = keys.env(&[
-        ("ISSUER_BIND", bind.as_str()),
-        ("ISSUER_URL", base.as_str()),
-        ("ISSUER_LOG_FORMAT", "json"),
-        slow[0],
-        slow[1],
-    ]);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_token-issuer"))
-        .arg("serve")
-        .current_dir(keys.dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "debug")
-        .envs(env)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("serve");
+    let child = common::ServeProcess::start(
+        keys.dir.path(),
+        &keys.env(&[("RUST_LOG", "debug"), slow[0], slow[1]]),
+    )
+    .await;
     let client = reqwest::Client::new();
     let jwks_len = || async {
-        match client.get(format!("{base}/.well-known/jwks.json")).send().await {
+        match client.get(child.url("/.well-known/jwks.json")).send().await {
             Ok(r) => r
                 .json::<Value>()
                 .await
@@ -807,14 +787,11 @@ async fn the_binary_reads_secrets_manager_from_aws_settings_and_reloads_on_sighu
             Err(_) => 0,
         }
     };
-    wait_until("the binary serves", Duration::from_secs(30), || async {
-        jwks_len().await == 1
-    })
-    .await;
+    assert_eq!(jwks_len().await, 1);
 
     keys.cli_ok(&["generate", "--alg", "EdDSA"]);
     let hup = std::process::Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
+        .args(["-HUP", &child.pid().to_string()])
         .status()
         .expect("kill");
     assert!(hup.success());
@@ -822,9 +799,7 @@ async fn the_binary_reads_secrets_manager_from_aws_settings_and_reloads_on_sighu
         jwks_len().await == 2
     })
     .await;
-    let _ = child.kill();
-    let _ = child.wait();
-    let logs = std::fs::read_to_string(&log).expect("log");
+    let logs = child.logs();
     assert!(logs.contains("keyset reloaded"), "{logs}");
     assert!(
         !logs.contains("PRIVATE KEY") && !logs.contains("private_key_pem"),

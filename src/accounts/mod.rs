@@ -34,6 +34,9 @@ pub enum AccountError {
     /// No such user, or a disabled one: a token naming them no longer counts.
     #[error("no such active user")]
     NotFound,
+    /// Too many password checks already waiting: a flood is refused, not queued.
+    #[error("password hashing is at capacity")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal: {0}")]

@@ -4,6 +4,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier 
 use std::sync::Arc;
 
 use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use unicode_normalization::UnicodeNormalization as _;
 use zeroize::Zeroizing;
@@ -48,6 +50,11 @@ pub struct Passwords {
     /// Bounds concurrent hashing (each takes `m` KiB): a login flood queues here instead of
     /// exhausting memory; a request that times out while queued starts no hash at all.
     permits: Arc<Semaphore>,
+    /// Hashes waiting for a permit, and how many may wait: past that a login flood is
+    /// refused at once (503) rather than holding request slots that JWKS and token requests
+    /// need.
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
     /// Verified against when the email is unknown, so both cases cost the same.
     dummy_hash: String,
 }
@@ -61,6 +68,8 @@ impl Passwords {
             argon2,
             params,
             permits: Arc::new(Semaphore::new(cores * 2)),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting: cores * 32,
             dummy_hash: String::new(),
         };
         passwords.dummy_hash = passwords
@@ -70,11 +79,16 @@ impl Passwords {
     }
 
     async fn permit(&self) -> Result<OwnedSemaphorePermit, AccountError> {
-        self.permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| AccountError::Internal(e.to_string()))
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(AccountError::Busy);
+        }
+        let permit = self.permits.clone().acquire_owned().await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        permit.map_err(|e| AccountError::Internal(e.to_string()))
     }
 
     pub async fn hash(&self, password: Password) -> Result<String, AccountError> {
@@ -135,6 +149,35 @@ mod tests {
         iterations: 1,
         parallelism: 1,
     };
+
+    #[tokio::test]
+    async fn a_flood_past_the_waiting_bound_is_refused_not_queued() {
+        let mut passwords = Passwords::new(CHEAP).await.expect("params");
+        passwords.permits = Arc::new(Semaphore::new(1));
+        passwords.max_waiting = 1;
+        let held = passwords
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .expect("the one permit");
+        let queued = tokio::spawn({
+            let passwords = passwords.clone();
+            async move { passwords.hash(Password::new("first in the queue")).await }
+        });
+        while passwords.waiting.load(Ordering::Acquire) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(
+            passwords.hash(Password::new("one too many")).await,
+            Err(AccountError::Busy)
+        ));
+        drop(held);
+        assert!(
+            queued.await.expect("task").is_ok(),
+            "the queued hash runs once a permit frees"
+        );
+        assert!(passwords.hash(Password::new("after the flood")).await.is_ok());
+    }
 
     #[tokio::test]
     async fn verifies_and_flags_old_parameters_for_rehash() {

@@ -35,7 +35,7 @@ impl Sessions {
     /// Opens a first-party session for a user who has just proved their password.
     pub async fn open(&self, user_id: &str) -> Result<TokenResponse, SessionError> {
         // Sign first: without a signing key no session row is left behind.
-        let access = self.issue(user_id, FIRST_PARTY_CLIENT, None).await?;
+        let access = self.issue("password", user_id, FIRST_PARTY_CLIENT, None).await?;
         let refresh = self.refresh.start(user_id, FIRST_PARTY_CLIENT, None).await?;
         Ok(TokenResponse {
             refresh_token: Some(refresh),
@@ -47,7 +47,12 @@ impl Sessions {
     pub async fn refresh(&self, presented: &str, client_id: &str) -> Result<TokenResponse, SessionError> {
         let rotated = self.refresh.rotate(presented, client_id).await?;
         let access = self
-            .issue(&rotated.user_id, &rotated.client_id, rotated.scope.clone())
+            .issue(
+                "refresh_token",
+                &rotated.user_id,
+                &rotated.client_id,
+                rotated.scope.clone(),
+            )
             .await?;
         Ok(TokenResponse {
             refresh_token: Some(rotated.secret),
@@ -57,6 +62,7 @@ impl Sessions {
 
     async fn issue(
         &self,
+        grant: &'static str,
         user_id: &str,
         client_id: &str,
         scope: Option<String>,
@@ -64,6 +70,7 @@ impl Sessions {
         let issued = self
             .access
             .issue(AccessGrant {
+                grant,
                 sub: user_id.to_owned(),
                 aud: self.audience.clone(),
                 client_id: client_id.to_owned(),

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::accounts::{Accounts, Passwords};
 use crate::app::{AppState, StartError};
-use crate::config::{Mode, Settings};
+use crate::config::{LogFormat, Mode, Settings};
 use crate::http::Server;
 use crate::keys::source::KeySource;
 use crate::store::Store;
@@ -68,7 +68,10 @@ pub fn main() -> ExitCode {
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => {
-            eprintln!("configuration refused: {e}");
+            // The settings are refused, so the log format is read on its own.
+            let json = std::env::var("ISSUER_LOG_FORMAT").is_ok_and(|f| f == "json");
+            logging::init(if json { LogFormat::Json } else { LogFormat::Pretty });
+            tracing::error!(target: "audit", event = "configuration_refused", reason = %e, "configuration refused: {e}");
             return ExitCode::from(2);
         }
     };
@@ -99,6 +102,10 @@ pub fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(StartError::Config(e)) => {
+            tracing::error!(target: "audit", event = "configuration_refused", reason = %e, "configuration refused: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             // One line, through the configured log format.
             tracing::error!("{e}");
@@ -122,8 +129,8 @@ async fn serve(settings: Settings) -> Result<(), StartError> {
         addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
-    tracing::info!(%addr, "listening");
-    reload_keys_on_sighup(hangups, app.reloader.clone());
+    tracing::info!(%addr, tls = app.tls.is_some(), admin = ?app.settings.admin_bind, "listening");
+    reload_on_sighup(hangups, app.clone());
     server
         .run(shutdown_signal())
         .await
@@ -132,17 +139,20 @@ async fn serve(settings: Settings) -> Result<(), StartError> {
     Ok(())
 }
 
-/// SIGHUP re-reads the key source at once (the periodic reload goes on regardless).
-fn reload_keys_on_sighup(
-    hangups: std::io::Result<tokio::signal::unix::Signal>,
-    reloader: std::sync::Arc<crate::keys::Reloader>,
-) {
+/// SIGHUP re-reads the key source and the TLS certificate at once (the periodic checks go
+/// on regardless).
+fn reload_on_sighup(hangups: std::io::Result<tokio::signal::unix::Signal>, app: std::sync::Arc<AppState>) {
     match hangups {
         Ok(mut hangups) => {
             tokio::spawn(async move {
                 while hangups.recv().await.is_some() {
-                    tracing::info!("SIGHUP: reloading the keyset");
-                    reloader.request_reload();
+                    tracing::info!("SIGHUP: reloading the keyset and the TLS certificate");
+                    app.reloader.request_reload();
+                    if let Some(tls) = app.tls.clone() {
+                        tokio::task::spawn_blocking(move || tls.reload_logged(true))
+                            .await
+                            .ok();
+                    }
                 }
             });
         }

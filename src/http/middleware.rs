@@ -1,15 +1,21 @@
 //! Request ids, access logs, security headers and CORS: applied to every response.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
+use tokio::sync::Semaphore;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument as _;
 
+use super::client_ip::client_ip;
 use super::error::ApiError;
+use super::extract::ClientIp;
+use crate::config::Cidr;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -23,8 +29,13 @@ pub fn current_request_id() -> String {
 }
 
 /// Keeps a well-formed incoming `X-Request-Id` (1–128 of `A-Z a-z 0-9 . _ -`), else makes one;
-/// logs one line per request inside a span that carries it.
-pub async fn request_id(request: Request, next: Next) -> Response {
+/// works out the client IP; logs one line per request inside a span that carries both, so
+/// every log line of the request (audit events too) names them.
+pub async fn request_id(
+    State(trusted_proxies): State<Arc<[Cidr]>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let id = request
         .headers()
         .get(&X_REQUEST_ID)
@@ -36,19 +47,42 @@ pub async fn request_id(request: Request, next: Next) -> Response {
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let client_ip = peer.map(|peer| client_ip(peer, request.headers(), &trusted_proxies));
+    if let Some(ip) = client_ip {
+        request.extensions_mut().insert(ClientIp(ip));
+    }
     // The path only: query strings are not logged.
-    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        client_ip = client_ip.map(tracing::field::display),
+        method = %request.method(),
+        path = %request.uri().path()
+    );
     let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let mut response = REQUEST_ID
         .scope(id.clone(), next.run(request).instrument(span.clone()))
         .await;
+    let elapsed = started.elapsed();
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_millis() as u64,
+            latency_ms = elapsed.as_millis() as u64,
             "response"
         )
     });
+    // Labelled by route template, never by raw path: unknown paths are one series.
+    let route = route.map_or_else(|| "unmatched".to_owned(), |r| r.as_str().to_owned());
+    metrics::counter!("issuer_http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => response.status().as_str().to_owned())
+        .increment(1);
+    metrics::histogram!("issuer_http_request_duration_seconds", "route" => route)
+        .record(elapsed.as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
@@ -91,6 +125,16 @@ pub async fn timeout(State(limit): State<Duration>, request: Request, next: Next
             .into_response()
         }
     }
+}
+
+/// At most as many requests at once as `permits` holds; the rest are answered 503 at once
+/// (load shedding), so overload shows as fast refusals instead of an unbounded queue.
+pub async fn shed_load(State(permits): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = permits.try_acquire() else {
+        metrics::counter!("issuer_requests_shed_total").increment(1);
+        return ApiError::overloaded().into_response();
+    };
+    next.run(request).await
 }
 
 /// A panic in a handler becomes a JSON 500 carrying only the request id.

@@ -6,27 +6,27 @@ mod error;
 mod extract;
 mod middleware;
 mod oauth;
+mod server;
+pub mod tls;
 mod wellknown;
 
 pub use error::ApiError;
+pub use server::Server;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::app::{AppState, StartError};
+use crate::app::AppState;
 
 pub fn router(app: Arc<AppState>) -> Router {
     let settings = &app.settings;
-    let routes = Router::new()
+    let mut routes = Router::new()
         .route("/.well-known/jwks.json", get(wellknown::jwks))
         .route("/.well-known/openid-configuration", get(wellknown::discovery))
         .route(
@@ -35,7 +35,6 @@ pub fn router(app: Arc<AppState>) -> Router {
         )
         .route("/healthz", get(wellknown::healthz))
         .route("/readyz", get(wellknown::readyz))
-        .route("/metrics", get(wellknown::metrics))
         .route("/oauth2/token", post(oauth::token))
         .route("/oauth2/introspect", post(oauth::introspect))
         .route("/oauth2/revoke", post(oauth::revoke))
@@ -55,8 +54,18 @@ pub fn router(app: Arc<AppState>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes));
+    if settings.admin_bind.is_none() {
+        routes = routes.route("/metrics", get(wellknown::metrics));
+    }
     let layers = ServiceBuilder::new()
-        .layer(axum::middleware::from_fn(middleware::request_id))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::<[crate::config::Cidr]>::from(settings.trusted_proxies.as_slice()),
+            middleware::request_id,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_requests)),
+            middleware::shed_load,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             settings.issuer_is_https(),
             middleware::security_headers,
@@ -70,6 +79,15 @@ pub fn router(app: Arc<AppState>) -> Router {
     routes.layer(layers).with_state(app)
 }
 
+/// The admin listener (`ISSUER_ADMIN_BIND`): metrics and probes, for the internal network.
+pub fn admin_router(app: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(wellknown::metrics))
+        .route("/healthz", get(wellknown::healthz))
+        .route("/readyz", get(wellknown::readyz))
+        .with_state(app)
+}
+
 /// Responses that carry or describe tokens are never cached (RFC 6749 §5.1, RFC 7662 §2.2).
 pub(crate) fn no_store(mut response: axum::response::Response) -> axum::response::Response {
     use axum::http::{header, HeaderValue};
@@ -77,40 +95,4 @@ pub(crate) fn no_store(mut response: axum::response::Response) -> axum::response
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response
-}
-
-/// A bound listener with the application behind it.
-pub struct Server {
-    listener: TcpListener,
-    app: Arc<AppState>,
-}
-
-impl Server {
-    pub async fn bind(app: Arc<AppState>) -> Result<Self, StartError> {
-        let addr = app.settings.bind;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
-        Ok(Self::new(listener, app))
-    }
-
-    /// Serves on a listener the caller bound (tests bind port 0 before building the app).
-    pub fn new(listener: TcpListener, app: Arc<AppState>) -> Self {
-        Self { listener, app }
-    }
-
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let router = router(self.app);
-        axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-    }
 }

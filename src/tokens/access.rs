@@ -33,6 +33,9 @@ pub struct AccessClaims {
 /// Who a token is for; the issuer adds the rest.
 #[derive(Debug, Clone)]
 pub struct AccessGrant {
+    /// How the token was obtained (`password`, `refresh_token`, `client_credentials`): a
+    /// metrics label.
+    pub grant: &'static str,
     pub sub: String,
     pub aud: String,
     pub client_id: String,
@@ -94,6 +97,8 @@ impl AccessTokens {
         } else {
             key.sign_jws(&payload)?
         };
+        metrics::counter!("issuer_tokens_issued_total", "grant" => grant.grant, "alg" => self.alg.as_str())
+            .increment(1);
         Ok(IssuedAccessToken { token, expires_in })
     }
 

@@ -122,6 +122,7 @@ impl RefreshTokens {
                 return Err(RefreshError::Invalid);
             }
             self.store.revoke_family(&record.family_id, now).await?;
+            metrics::counter!("issuer_refresh_reuse_detected_total").increment(1);
             tracing::warn!(target: "audit", event = "refresh_reuse_detected", family_id = %record.family_id,
                 user_id = %record.user_id, "refresh token reused; its session is revoked");
             return Err(RefreshError::Reused {

@@ -206,7 +206,7 @@ async fn verifies_tokens_of_a_real_token_issuer_found_by_discovery() {
     let app = token_issuer::app::AppState::build(settings)
         .await
         .expect("issuer");
-    tokio::spawn(token_issuer::http::Server::new(listener, app).run(std::future::pending()));
+    tokio::spawn(token_issuer::http::Server::new(listener, None, app).run(std::future::pending()));
 
     let http = reqwest::Client::new();
     let creds = json!({"email": "vera@example.com", "password": "violet tractor melts quietly"});

@@ -1,0 +1,155 @@
+//! The accept loop: plain HTTP or TLS per the settings, HTTP/1.1 and HTTP/2, a bound on how
+//! long a client may take to send its headers or finish a handshake, and a graceful stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt as _;
+
+use crate::app::{AppState, StartError};
+
+/// How long a stop waits for requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Bound listeners with the application behind them.
+pub struct Server {
+    listener: TcpListener,
+    /// `ISSUER_ADMIN_BIND`: metrics and probes, plain HTTP.
+    admin: Option<TcpListener>,
+    app: Arc<AppState>,
+}
+
+impl Server {
+    pub async fn bind(app: Arc<AppState>) -> Result<Self, StartError> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })
+        };
+        let listener = bind(app.settings.bind).await?;
+        let admin = match app.settings.admin_bind {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        Ok(Self { listener, admin, app })
+    }
+
+    /// Serves on listeners the caller bound (tests bind port 0 before building the app).
+    pub fn new(listener: TcpListener, admin: Option<TcpListener>, app: Arc<AppState>) -> Self {
+        Self { listener, admin, app }
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        // A client that has not sent its request headers (or finished its TLS handshake)
+        // within the request timeout is disconnected: slow-loris connections cannot pile up.
+        let patience = self.app.settings.request_timeout;
+        let admin = self.admin.map(|listener| {
+            let router = super::admin_router(self.app.clone());
+            tokio::spawn(serve(listener, router, None, patience, std::future::pending()))
+        });
+        let tls = self.app.tls.as_ref().map(|t| t.acceptor());
+        let served = serve(self.listener, super::router(self.app), tls, patience, shutdown).await;
+        if let Some(admin) = admin {
+            admin.abort();
+        }
+        served
+    }
+}
+
+/// Serves `router` on `listener`, over TLS when given an acceptor, until `shutdown`.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    patience: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(patience);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        let (builder, tls, watcher) = (builder.clone(), tls.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let served = match tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+                Some(acceptor) => {
+                    let Some(stream) = handshake(&acceptor, tcp, peer, patience).await else {
+                        return;
+                    };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
+    Ok(())
+}
+
+async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    patience: Duration,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(patience, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Resource bounds over real sockets: load shedding past the concurrency limit (503 at once,
+//! no queue), a client too slow to send its headers is disconnected, and metrics on a
+//! separate admin listener.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::ServeProcess;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+fn host_port(base: &str) -> &str {
+    base.trim_start_matches("http://")
+}
+
+#[tokio::test]
+async fn requests_past_the_concurrency_limit_are_shed_with_503_not_queued() {
+    let server = common::start_with(&[("ISSUER_MAX_CONCURRENT_REQUESTS", "1")]).await;
+    // A request that holds its slot: the headers promise a body that has not come yet.
+    let mut slow = TcpStream::connect(host_port(&server.base))
+        .await
+        .expect("connect");
+    slow.write_all(
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n{\"email\"",
+    )
+    .await
+    .expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let resp = server
+        .client
+        .get(server.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .expect("jwks");
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["error"], "overloaded");
+
+    drop(slow);
+    let mut served = false;
+    for _ in 0..50 {
+        let resp = server
+            .client
+            .get(server.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .expect("jwks");
+        if resp.status() == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "the slot is free again once the slow client is gone");
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_finish_its_headers_is_disconnected() {
+    let server = common::start_with(&[("ISSUER_REQUEST_TIMEOUT", "1s")]).await;
+    let mut slow = TcpStream::connect(host_port(&server.base))
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .expect("write");
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "the server closes the connection instead of waiting forever"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn metrics_move_to_the_admin_listener_and_count_what_matters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let admin = format!("127.0.0.1:{admin_port}");
+    let server = ServeProcess::start(
+        dir.path(),
+        &[
+            ("ISSUER_ADMIN_BIND", admin.as_str()),
+            ("ISSUER_SIGNING_ALG", "EdDSA"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let public = http.get(server.url("/metrics")).send().await.expect("metrics");
+    assert_eq!(public.status(), 404, "not on the public listener");
+
+    let body = |email: &str, password: &str| serde_json::json!({"email": email, "password": password});
+    let post = |path: &str, json: serde_json::Value| http.post(server.url(path)).json(&json).send();
+    let password = common::PASSWORD;
+    assert_eq!(
+        post("/api/v1/auth/register", body("m@example.com", password))
+            .await
+            .expect("register")
+            .status(),
+        201
+    );
+    assert_eq!(
+        post("/api/v1/auth/login", body("m@example.com", "wrong"))
+            .await
+            .expect("login")
+            .status(),
+        401
+    );
+    let tokens: serde_json::Value = post("/api/v1/auth/login", body("m@example.com", password))
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let refresh = serde_json::json!({"refresh_token": tokens["refresh_token"]});
+    assert_eq!(
+        post("/api/v1/auth/refresh", refresh.clone())
+            .await
+            .expect("refresh")
+            .status(),
+        200
+    );
+    assert_eq!(
+        post("/api/v1/auth/refresh", refresh)
+            .await
+            .expect("reuse")
+            .status(),
+        401
+    );
+    for _ in 0..5 {
+        post("/api/v1/auth/login", body("nobody@example.com", "wrong"))
+            .await
+            .expect("login");
+    }
+
+    let text = http
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .expect("admin metrics")
+        .text()
+        .await
+        .expect("text");
+    for expected in [
+        r#"issuer_http_requests_total{route="/api/v1/auth/login",method="POST",status="401"} 5"#,
+        r#"issuer_http_requests_total{route="/api/v1/auth/login",method="POST",status="429"} 1"#,
+        r#"issuer_http_request_duration_seconds_bucket{route="/api/v1/auth/login",le="0.005"}"#,
+        r#"issuer_tokens_issued_total{grant="password",alg="EdDSA"} 1"#,
+        r#"issuer_tokens_issued_total{grant="refresh_token",alg="EdDSA"} 1"#,
+        "issuer_login_failures_total 5",
+        r#"issuer_rate_limited_total{limit="login_ip"} 1"#,
+        "issuer_refresh_reuse_detected_total 1",
+        "issuer_keyset_age_seconds",
+        "issuer_keyset_reload_failing 0",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in\n{text}");
+    }
+    let probe = http
+        .get(format!("http://{admin}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(probe.status(), 200, "probes answer on the admin listener too");
+}
