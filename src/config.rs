@@ -374,13 +374,11 @@ impl Settings {
             None if database_url.starts_with("sqlite:") => RateLimitStore::Memory,
             None | Some("database") => RateLimitStore::Database,
             Some("memory") => RateLimitStore::Memory,
-            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                RateLimitStore::Redis(url.to_owned())
-            }
+            Some(url) if url.starts_with("redis://") => RateLimitStore::Redis(url.to_owned()),
             Some(_) => {
                 return Err(invalid(
                     "ISSUER_RATE_LIMIT_STORE",
-                    "must be memory, database, or a redis:// or rediss:// URL",
+                    "must be memory, database or a redis:// URL (rediss:// is not supported yet)",
                 ))
             }
         };

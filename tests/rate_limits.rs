@@ -107,7 +107,10 @@ async fn budgets_are_shared_by_two_instances(store: &str) {
     for server in both {
         let (status, retry_after) = login(server, &format!("{attacker}::99"), &victim, PASSWORD).await;
         assert_eq!(status, 429);
-        assert_eq!(retry_after, Some(900), "one failure refills every 1h / 4");
+        assert!(
+            retry_after.is_some_and(|s| (890..=900).contains(&s)),
+            "one failure refills every 1h / 4: {retry_after:?}"
+        );
     }
 
     // One account from many clients, across both instances: it backs off on both.
@@ -243,10 +246,7 @@ async fn refreshes_are_limited_per_client_on_both_refresh_paths() {
         json!({"refresh_token": refresh}),
     )
     .await;
-    assert_eq!(
-        status, 200,
-        "the refused request spent nothing; another client refreshes"
-    );
+    assert_eq!(status, 200, "another client has its own budget");
 }
 
 #[tokio::test]

@@ -28,12 +28,10 @@ async fn requests_past_the_concurrency_limit_are_shed_with_503_not_queued() {
     .expect("write");
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let resp = server
-        .client
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .expect("jwks");
+    let get = |path: &str| server.client.get(server.url(path)).send();
+    let jwks = get("/.well-known/jwks.json").await.expect("jwks");
+    assert_eq!(jwks.status(), 200, "the JWKS is never shed");
+    let resp = get("/api/v1/users/me").await.expect("me");
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "1");
     let body: serde_json::Value = resp.json().await.expect("json");
@@ -42,13 +40,7 @@ async fn requests_past_the_concurrency_limit_are_shed_with_503_not_queued() {
     drop(slow);
     let mut served = false;
     for _ in 0..50 {
-        let resp = server
-            .client
-            .get(server.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .expect("jwks");
-        if resp.status() == 200 {
+        if get("/api/v1/users/me").await.expect("me").status() == 401 {
             served = true;
             break;
         }
@@ -66,13 +58,19 @@ async fn a_client_that_does_not_finish_its_headers_is_disconnected() {
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         .await
         .expect("write");
+    // And one that connects and sends nothing at all.
+    let mut silent = TcpStream::connect(host_port(&server.base))
+        .await
+        .expect("connect");
     let started = Instant::now();
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut buf)).await;
-    assert!(
-        read.is_ok(),
-        "the server closes the connection instead of waiting forever"
-    );
+    for (name, conn) in [("slow", &mut slow), ("silent", &mut silent)] {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut buf)).await;
+        assert!(
+            read.is_ok(),
+            "{name}: the server closes the connection instead of waiting forever"
+        );
+    }
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "{:?}",

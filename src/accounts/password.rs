@@ -82,12 +82,19 @@ impl Passwords {
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
             return Ok(permit);
         }
+        // Counted out on drop, so a waiter whose request is cancelled leaves the queue too.
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let waiting = Waiting(&self.waiting);
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(AccountError::Busy);
         }
         let permit = self.permits.clone().acquire_owned().await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        drop(waiting);
         permit.map_err(|e| AccountError::Internal(e.to_string()))
     }
 
@@ -154,29 +161,44 @@ mod tests {
     async fn a_flood_past_the_waiting_bound_is_refused_not_queued() {
         let mut passwords = Passwords::new(CHEAP).await.expect("params");
         passwords.permits = Arc::new(Semaphore::new(1));
-        passwords.max_waiting = 1;
+        passwords.max_waiting = 2;
         let held = passwords
             .permits
             .clone()
             .try_acquire_owned()
             .expect("the one permit");
-        let queued = tokio::spawn({
+        let wait_in_line = |text: &'static str| {
             let passwords = passwords.clone();
-            async move { passwords.hash(Password::new("first in the queue")).await }
-        });
-        while passwords.waiting.load(Ordering::Acquire) == 0 {
-            tokio::task::yield_now().await;
-        }
+            tokio::spawn(async move { passwords.hash(Password::new(text)).await })
+        };
+        let waits_until = |n: usize| {
+            let waiting = passwords.waiting.clone();
+            async move {
+                while waiting.load(Ordering::Acquire) != n {
+                    tokio::task::yield_now().await;
+                }
+            }
+        };
+        let first = wait_in_line("first in the queue");
+        waits_until(1).await;
+        let cancelled = wait_in_line("cancelled while waiting");
+        waits_until(2).await;
         assert!(matches!(
             passwords.hash(Password::new("one too many")).await,
             Err(AccountError::Busy)
         ));
+        cancelled.abort();
+        let _ = cancelled.await;
+        waits_until(1).await;
+        let second = wait_in_line("takes the cancelled one's place");
+        waits_until(2).await;
         drop(held);
         assert!(
-            queued.await.expect("task").is_ok(),
-            "the queued hash runs once a permit frees"
+            first.await.expect("task").is_ok(),
+            "queued hashes run once a permit frees"
         );
-        assert!(passwords.hash(Password::new("after the flood")).await.is_ok());
+        assert!(second.await.expect("task").is_ok());
+        assert_eq!(passwords.waiting.load(Ordering::Acquire), 0);
     }
 
     #[tokio::test]

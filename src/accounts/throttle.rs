@@ -102,44 +102,43 @@ impl LoginThrottle {
             .await
     }
 
-    /// Before checking a password: `Wait` when this IP or this account must wait.
-    pub async fn check(&self, ip: IpAddr, account: &str, now: i64) -> Result<(), Denied> {
-        let (ip_key, account_key) = (ip_key(ip), account_key(account));
-        let (ip_state, account_state) =
-            tokio::join!(self.counters.get(&ip_key), self.counters.get(&account_key));
-        let tat = ip_state.map_err(fail_closed)?.and_then(|v| v.parse().ok());
-        let wait = self.ip.wait(tat, now);
-        if !wait.is_zero() {
+    /// Before checking a password: spends one attempt of this client's budget and counts
+    /// one failure against the account, each atomically in the store, so parallel guesses
+    /// cannot all pass a check made before any of them failed. `Wait` when the client or
+    /// the account must wait; a refused attempt checks no password and counts for nothing
+    /// more. A successful login gives its attempt back ([`LoginThrottle::succeeded`]).
+    pub async fn begin(&self, ip: IpAddr, account: &str, now: i64) -> Result<(), Denied> {
+        let gcra = self.ip;
+        let spent = self
+            .counters
+            .update(&ip_key(ip), |current| ratelimit::spend(gcra, current, now))
+            .await
+            .map_err(refused)?;
+        if let Err(wait) = spent {
             ratelimit::rejected("login_ip", &ratelimit::ip_subject(ip));
             return Err(Denied::Wait(wait));
         }
-        let failures = account_state.map_err(fail_closed)?;
-        match failures.as_deref().and_then(AccountFailures::parse) {
-            Some(a) if a.next_allowed > now => {
-                ratelimit::rejected("login_account", account);
-                Err(Denied::Wait(ms(a.next_allowed - now)))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Records a failed login of `account` from `ip`.
-    pub async fn failed(&self, ip: IpAddr, account: &str, now: i64) -> Result<(), CounterError> {
-        let gcra = self.ip;
-        self.counters
-            .update(&ip_key(ip), |current| {
-                (
-                    ratelimit::record(gcra, current.and_then(|v| v.parse().ok()), now),
-                    (),
-                )
-            })
-            .await?;
-        self.counters
+        let counted = self
+            .counters
             .update(&account_key(account), |current| {
-                let failures = self.after_failure(current.and_then(AccountFailures::parse), now);
-                (Write::Put(failures.value(), Some(ms(self.window_ms))), ())
+                let before = current.and_then(AccountFailures::parse);
+                match before {
+                    Some(b) if b.next_allowed > now => (Write::Keep, Err(ms(b.next_allowed - now))),
+                    _ => {
+                        let after = self.after_failure(before, now);
+                        // Kept while it matters: the window, or the back-off if longer.
+                        let keep = ms(self.window_ms.max(after.next_allowed - now));
+                        (Write::Put(after.value(), Some(keep)), Ok(()))
+                    }
+                }
             })
             .await
+            .map_err(refused)?;
+        if let Err(wait) = counted {
+            ratelimit::rejected("login_account", account);
+            return Err(Denied::Wait(wait));
+        }
+        Ok(())
     }
 
     fn after_failure(&self, before: Option<AccountFailures>, now: i64) -> AccountFailures {
@@ -162,9 +161,20 @@ impl LoginThrottle {
         }
     }
 
-    /// A successful login clears the account's failures (not the IP's: an attacker who owns
-    /// one account must not reset its budget for guessing others).
-    pub async fn succeeded(&self, account: &str) -> Result<(), CounterError> {
+    /// A successful login gives the client its attempt back and clears the account's
+    /// failures (not the client's earlier failures: an attacker who owns one account must
+    /// not reset its budget for guessing others).
+    pub async fn succeeded(&self, ip: IpAddr, account: &str, now: i64) -> Result<(), CounterError> {
+        let gcra = self.ip;
+        self.counters
+            .update(&ip_key(ip), |current| {
+                let write = match current.and_then(|v| v.parse().ok()) {
+                    Some(tat) => ratelimit::refund(gcra, tat, now),
+                    None => Write::Keep,
+                };
+                (write, ())
+            })
+            .await?;
         self.counters
             .update(&account_key(account), |current| {
                 (
@@ -190,6 +200,14 @@ fn account_key(account: &str) -> String {
 
 fn ms(millis: i64) -> Duration {
     Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+}
+
+/// A store that cannot be reached refuses logins; a key written by a crowd means a flood.
+fn refused(e: CounterError) -> Denied {
+    match e {
+        CounterError::Contended => Denied::Wait(Duration::from_secs(1)),
+        e => fail_closed(e),
+    }
 }
 
 fn fail_closed(e: CounterError) -> Denied {
@@ -224,26 +242,60 @@ mod tests {
         for i in 0..5 {
             let user = format!("user{i}");
             assert_eq!(
-                wait_of(throttle.check(A, &user, t0).await),
+                wait_of(throttle.begin(A, &user, t0).await),
                 None,
                 "failure {i} is allowed"
             );
-            throttle.failed(A, &user, t0).await.expect("recorded");
         }
-        let wait = wait_of(throttle.check(A, "someone-else", t0).await).expect("the sixth waits");
+        let wait = wait_of(throttle.begin(A, "someone-else", t0).await).expect("the sixth waits");
         assert_eq!(
             wait,
             Duration::from_secs(180),
             "one failure refills every 15 min / 5"
         );
         assert_eq!(
-            wait_of(throttle.check(B, "someone-else", t0).await),
+            wait_of(throttle.begin(B, "someone-else", t0).await),
             None,
             "another IP"
         );
         assert_eq!(
-            wait_of(throttle.check(A, "someone-else", t0 + 180_000).await),
+            wait_of(throttle.begin(A, "someone-else", t0 + 180_000).await),
             None
+        );
+    }
+
+    #[tokio::test]
+    async fn parallel_guesses_cannot_outrun_the_budget() {
+        let throttle = std::sync::Arc::new(LoginThrottle::new(
+            Counters::memory(),
+            5,
+            Duration::from_secs(900),
+        ));
+        let attempts: Vec<_> = (0..40)
+            .map(|i| {
+                let throttle = throttle.clone();
+                tokio::spawn(async move { throttle.begin(A, &format!("guess{i}"), 0).await.is_ok() })
+            })
+            .collect();
+        let mut admitted = 0;
+        for attempt in attempts {
+            admitted += usize::from(attempt.await.expect("task"));
+        }
+        assert_eq!(admitted, 5);
+    }
+
+    #[tokio::test]
+    async fn a_successful_login_gives_its_attempt_back() {
+        let throttle = LoginThrottle::new(Counters::memory(), 2, Duration::from_secs(900));
+        for _ in 0..10 {
+            throttle.begin(A, "owner", 0).await.expect("admitted");
+            throttle.succeeded(A, "owner", 0).await.expect("refunded");
+        }
+        throttle.begin(A, "x", 0).await.expect("a failure");
+        throttle.begin(A, "y", 0).await.expect("a failure");
+        assert!(
+            wait_of(throttle.begin(A, "owner", 0).await).is_some(),
+            "two failures spend the budget"
         );
     }
 
@@ -252,44 +304,42 @@ mod tests {
         let throttle = LoginThrottle::new(Counters::memory(), 2, Duration::from_secs(60));
         for host in ["2001:db8:7:7::1", "2001:db8:7:7::2"] {
             throttle
-                .failed(host.parse().expect("ip"), "x", 0)
+                .begin(host.parse().expect("ip"), "x", 0)
                 .await
-                .expect("recorded");
+                .expect("admitted");
         }
         let same_64: IpAddr = "2001:db8:7:7:ffff::9".parse().expect("ip");
         let other_64: IpAddr = "2001:db8:7:8::1".parse().expect("ip");
-        assert!(wait_of(throttle.check(same_64, "y", 0).await).is_some());
-        assert_eq!(wait_of(throttle.check(other_64, "y", 0).await), None);
+        assert!(wait_of(throttle.begin(same_64, "y", 0).await).is_some());
+        assert_eq!(wait_of(throttle.begin(other_64, "y", 0).await), None);
     }
 
     #[tokio::test]
     async fn an_account_backs_off_progressively_from_any_ip_and_success_clears_it() {
-        let throttle = LoginThrottle::new(Counters::memory(), 3, Duration::from_secs(60));
+        let throttle = LoginThrottle::new(Counters::memory(), 3, Duration::from_secs(3600));
         let ip = |i: u8| IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, i));
-        throttle.failed(ip(0), "victim", 0).await.expect("recorded");
-        throttle.failed(ip(1), "victim", 0).await.expect("recorded");
-        assert_eq!(wait_of(throttle.check(ip(2), "victim", 0).await), None);
-        throttle.failed(ip(2), "victim", 0).await.expect("recorded");
+        for i in 0..3 {
+            assert_eq!(wait_of(throttle.begin(ip(i), "victim", 0).await), None);
+        }
         assert_eq!(
-            wait_of(throttle.check(ip(3), "victim", 0).await),
+            wait_of(throttle.begin(ip(3), "victim", 0).await),
             Some(Duration::from_secs(1))
         );
-        throttle.failed(ip(3), "victim", 1000).await.expect("recorded");
+        assert_eq!(wait_of(throttle.begin(ip(4), "victim", 1000).await), None);
         assert_eq!(
-            wait_of(throttle.check(ip(4), "victim", 1000).await),
+            wait_of(throttle.begin(ip(5), "victim", 1000).await),
             Some(Duration::from_secs(2)),
             "the wait doubles"
         );
+        let mut now = 1000;
         for i in 0..20u8 {
-            throttle
-                .failed(ip(10 + i), "victim", 2000 + i64::from(i) * 1000)
-                .await
-                .expect("recorded");
+            now += 61_000;
+            assert_eq!(wait_of(throttle.begin(ip(10 + i), "victim", now).await), None);
         }
-        let capped = wait_of(throttle.check(ip(40), "victim", 21_000).await).expect("waits");
-        assert!(capped <= MAX_ACCOUNT_BACKOFF, "never a lockout: {capped:?}");
-        throttle.succeeded("victim").await.expect("cleared");
-        assert_eq!(wait_of(throttle.check(ip(41), "victim", 21_000).await), None);
+        let capped = wait_of(throttle.begin(ip(40), "victim", now).await).expect("waits");
+        assert_eq!(capped, MAX_ACCOUNT_BACKOFF, "never a lockout");
+        throttle.succeeded(ip(41), "victim", now).await.expect("cleared");
+        assert_eq!(wait_of(throttle.begin(ip(41), "victim", now).await), None);
     }
 
     #[tokio::test]

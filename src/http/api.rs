@@ -82,22 +82,19 @@ pub async fn login(
     let throttle = &app.login_throttle;
     let account = throttle.account_key(&body.email).await?;
     let now = ratelimit::now_ms();
-    throttle.check(ip, &account, now).await?;
+    throttle.begin(ip, &account, now).await?;
     let user = match app.accounts.authenticate(&body.email, &body.password).await {
         Ok(user) => user,
         Err(e) => {
             if matches!(e, AccountError::InvalidCredentials | AccountError::Disabled) {
                 metrics::counter!("issuer_login_failures_total").increment(1);
                 tracing::info!(target: "audit", event = "login_failed", reason = %e, account = %account);
-                if let Err(store) = throttle.failed(ip, &account, now).await {
-                    tracing::error!(error = %store, "cannot record a failed login");
-                }
             }
             return Err(e.into());
         }
     };
-    if let Err(store) = throttle.succeeded(&account).await {
-        tracing::error!(error = %store, "cannot clear the account's failed logins");
+    if let Err(store) = throttle.succeeded(ip, &account, now).await {
+        tracing::error!(error = %store, "cannot give back a successful login's attempt");
     }
     let tokens = app.sessions.open(&user.id).await?;
     tracing::info!(target: "audit", event = "login_succeeded", user_id = %user.id);

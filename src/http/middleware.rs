@@ -79,7 +79,7 @@ pub async fn request_id(
     });
     // Labelled by route template, never by raw path: unknown paths are one series.
     let route = route.map_or_else(|| "unmatched".to_owned(), |r| r.as_str().to_owned());
-    metrics::counter!("issuer_http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => response.status().as_str().to_owned())
+    metrics::counter!("issuer_http_requests_total", "route" => route.clone(), "method" => method_label(&method), "status" => response.status().as_str().to_owned())
         .increment(1);
     metrics::histogram!("issuer_http_request_duration_seconds", "route" => route)
         .record(elapsed.as_secs_f64());
@@ -87,6 +87,20 @@ pub async fn request_id(
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
     response
+}
+
+/// A bounded label set: any other method a client invents is one series, `OTHER`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        _ => "OTHER",
+    }
 }
 
 /// The contract's security headers; HSTS only when the issuer is served over https.
@@ -130,6 +144,14 @@ pub async fn timeout(State(limit): State<Duration>, request: Request, next: Next
 /// At most as many requests at once as `permits` holds; the rest are answered 503 at once
 /// (load shedding), so overload shows as fast refusals instead of an unbounded queue.
 pub async fn shed_load(State(permits): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+    // The JWKS, discovery and probes are precomputed or trivial and have no body: they are
+    // never shed, so a flood of slow or costly requests cannot cut verifiers off.
+    let path = request.uri().path();
+    if request.method() == Method::GET
+        && (path.starts_with("/.well-known/") || path == "/healthz" || path == "/readyz")
+    {
+        return next.run(request).await;
+    }
     let Ok(_permit) = permits.try_acquire() else {
         metrics::counter!("issuer_requests_shed_total").increment(1);
         return ApiError::overloaded().into_response();

@@ -56,14 +56,24 @@ impl Server {
         // A client that has not sent its request headers (or finished its TLS handshake)
         // within the request timeout is disconnected: slow-loris connections cannot pile up.
         let patience = self.app.settings.request_timeout;
+        // One stop for both listeners: the admin one closes when the main one does.
+        let (stop, stopped) = tokio::sync::watch::channel(());
         let admin = self.admin.map(|listener| {
             let router = super::admin_router(self.app.clone());
-            tokio::spawn(serve(listener, router, None, patience, std::future::pending()))
+            let mut stopped = stopped.clone();
+            let stop = async move {
+                let _ = stopped.changed().await;
+            };
+            tokio::spawn(serve(listener, router, None, patience, stop))
         });
+        let shutdown = async move {
+            shutdown.await;
+            drop(stop);
+        };
         let tls = self.app.tls.as_ref().map(|t| t.acceptor());
         let served = serve(self.listener, super::router(self.app), tls, patience, shutdown).await;
         if let Some(admin) = admin {
-            admin.abort();
+            let _ = admin.await;
         }
         served
     }
@@ -82,7 +92,12 @@ async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(patience);
-    builder.http2().timer(TokioTimer::new());
+    // HTTP/2 connections are pinged when idle and closed when the peer stops answering.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(patience)
+        .keep_alive_timeout(patience);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -109,12 +124,28 @@ async fn serve(
             let _ = tcp.set_nodelay(true);
             let served = match tls {
                 None => {
+                    // The HTTP/1 header deadline starts only once the protocol is known: a
+                    // client that connects and sends nothing is dropped here.
+                    let mut first = [0u8; 1];
+                    if !matches!(
+                        tokio::time::timeout(patience, tcp.peek(&mut first)).await,
+                        Ok(Ok(1))
+                    ) {
+                        return;
+                    }
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
                     watcher.watch(conn.into_owned()).await
                 }
                 Some(acceptor) => {
                     let Some(stream) = handshake(&acceptor, tcp, peer, patience).await else {
                         return;
+                    };
+                    // ALPN has chosen the protocol: no sniffing, which has no deadline.
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    let builder = if h2 {
+                        builder.http2_only()
+                    } else {
+                        builder.http1_only()
                     };
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await

@@ -26,9 +26,13 @@ impl OAuth {
         }
         match grant_type {
             "refresh_token" => {
-                self.rate_limits
-                    .admit(Limit::Refresh, &ratelimit::ip_subject(client_ip))
-                    .await?;
+                // A registered client refreshing for its users has one budget, wherever
+                // its requests come from; the public client is limited per client IP.
+                let subject = match &caller {
+                    Caller::Client(client) => format!("client:{}", client.id),
+                    Caller::FirstParty => ratelimit::ip_subject(client_ip),
+                };
+                self.rate_limits.admit(Limit::Refresh, &subject).await?;
                 if let Caller::Client(client) = &caller {
                     require_grant(client, GrantType::RefreshToken)?;
                 }

@@ -11,10 +11,12 @@ use crate::store::Store;
 
 /// Bounds how long a request waits on Redis before it is refused (or let through).
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
-/// Above this many keys in memory, expired ones are swept.
+/// Below this many keys in memory, expired ones are not swept.
 const SWEEP_ABOVE: usize = 10_000;
 /// Compare-and-swap rounds before giving up on a key that is being written by a crowd.
 const MAX_ROUNDS: usize = 32;
+/// How often expired database counters are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 const REDIS_PREFIX: &str = "token-issuer:rate-limit:";
 
 /// Replaces KEYS[1] only if it still holds ARGV[2] (ARGV[1] = "1"), or nothing (ARGV[1] =
@@ -59,8 +61,13 @@ pub struct Counters {
     backend: Backend,
 }
 
-/// Values by key, with the instant each stops mattering.
-type MemoryMap = HashMap<String, (String, Option<Instant>)>;
+/// Values by key, with the instant each stops mattering; swept of expired entries when it
+/// has doubled since the last sweep, so a flood of keys costs amortised constant time.
+#[derive(Default)]
+struct MemoryMap {
+    values: HashMap<String, (String, Option<Instant>)>,
+    sweep_above: usize,
+}
 
 #[derive(Clone)]
 enum Backend {
@@ -76,7 +83,18 @@ impl Counters {
         }
     }
 
+    /// Counters in the database; expired rows are deleted every few minutes.
     pub fn database(store: Store) -> Self {
+        let pruning = store.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(PRUNE_EVERY);
+            loop {
+                ticks.tick().await;
+                if let Err(e) = pruning.prune_counters(super::now_ms()).await {
+                    tracing::warn!(error = %e, "cannot prune expired rate-limit counters");
+                }
+            }
+        });
         Self {
             backend: Backend::Database(store),
         }
@@ -98,7 +116,7 @@ impl Counters {
 
     pub async fn get(&self, key: &str) -> Result<Option<String>, CounterError> {
         match &self.backend {
-            Backend::Memory(map) => Ok(lock(map).get(key).map(|(v, _)| v.clone())),
+            Backend::Memory(map) => Ok(lock(map).values.get(key).map(|(v, _)| v.clone())),
             Backend::Database(store) => store.counter(key).await.map_err(unavailable),
             Backend::Redis(conn, _) => {
                 let mut conn = conn.clone();
@@ -135,16 +153,20 @@ impl Counters {
         match &self.backend {
             Backend::Memory(map) => {
                 let mut map = lock(map);
-                if map.get(key).map(|(v, _)| v.as_str()) != expected {
+                if map.values.get(key).map(|(v, _)| v.as_str()) != expected {
                     return Ok(false);
                 }
                 let now = Instant::now();
-                if map.len() > SWEEP_ABOVE {
-                    map.retain(|_, (_, expires)| expires.is_none_or(|at| at > now));
+                if map.values.len() > map.sweep_above.max(SWEEP_ABOVE) {
+                    map.values
+                        .retain(|_, (_, expires)| expires.is_none_or(|at| at > now));
+                    map.sweep_above = map.values.len() * 2;
                 }
                 match value {
-                    Some(v) => map.insert(key.to_owned(), (v.to_owned(), ttl.map(|t| now + t))),
-                    None => map.remove(key),
+                    Some(v) => map
+                        .values
+                        .insert(key.to_owned(), (v.to_owned(), ttl.map(|t| now + t))),
+                    None => map.values.remove(key),
                 };
                 Ok(true)
             }

@@ -32,6 +32,11 @@ impl Gcra {
         Duration::from_millis(u64::try_from(allowed_at.saturating_sub(now)).unwrap_or(0))
     }
 
+    /// The TAT with one event fewer; `None` when nothing would be left ahead of `now`.
+    pub fn before_event(&self, tat: i64, now: i64) -> Option<i64> {
+        Some(tat.saturating_sub(self.interval_ms)).filter(|earlier| *earlier > now)
+    }
+
     /// The TAT once one more event has happened at `now`.
     pub fn after_event(&self, tat: Option<i64>, now: i64) -> i64 {
         tat.unwrap_or(now).max(now).saturating_add(self.interval_ms)

@@ -160,6 +160,17 @@ pub fn record(gcra: Gcra, tat: Option<i64>, now: i64) -> Write {
     Write::Put(next.to_string(), Some(ttl))
 }
 
+/// Gives back one event recorded at or before `now`: the write that undoes it.
+pub fn refund(gcra: Gcra, tat: i64, now: i64) -> Write {
+    match gcra.before_event(tat, now) {
+        Some(earlier) => Write::Put(
+            earlier.to_string(),
+            Some(Duration::from_millis(u64::try_from(earlier - now).unwrap_or(0))),
+        ),
+        None => Write::Delete,
+    }
+}
+
 /// A request refused for being over `limit`: an audit event and a metric. `subject` is an
 /// IP subject, a client id or an account hash, never an email.
 pub fn rejected(limit: &'static str, subject: &str) {
