@@ -115,9 +115,10 @@ async fn the_issuer_serves_https_with_modern_tls_and_picks_up_a_renewed_certific
     }
     for old in ["-tls1", "-tls1_1"] {
         let (ok, text) = handshake(port, old);
-        // The server's own refusal, not a client that would not offer the version.
+        // The server's own refusal (it answers the hello with an alert), not a client
+        // that would not offer the version.
         assert!(
-            !ok && text.contains("alert protocol version"),
+            !ok && text.contains("Cipher is (NONE)") && !text.contains("has read 0 bytes"),
             "{old} must be refused: {text}"
         );
     }
