@@ -35,6 +35,11 @@ async fn post(server: &TestServer, path: &str, ip: &str, body: Value) -> (u16, O
         .send()
         .await
         .expect("request");
+    outcome(resp).await
+}
+
+/// Status, `Retry-After` and JSON body (null when there is none).
+async fn outcome(resp: reqwest::Response) -> (u16, Option<u64>, Value) {
     let status = resp.status().as_u16();
     let retry_after = resp
         .headers()
@@ -167,13 +172,7 @@ async fn client_token(server: &TestServer, id: &str, secret: &str) -> (u16, Opti
         .send()
         .await
         .expect("token request");
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    (status, retry_after, resp.json().await.expect("json"))
+    outcome(resp).await
 }
 
 #[tokio::test]
