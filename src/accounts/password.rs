@@ -47,8 +47,9 @@ pub struct Verification {
 pub struct Passwords {
     argon2: Argon2<'static>,
     params: Params,
-    /// Bounds concurrent hashing (each takes `m` KiB): a login flood queues here instead of
-    /// exhausting memory; a request that times out while queued starts no hash at all.
+    /// Bounds concurrent hashing (each takes `m` KiB and a core): one core is always left to
+    /// the runtime, so a login flood queues here instead of starving JWKS and token requests
+    /// or exhausting memory; a request that times out while queued starts no hash at all.
     permits: Arc<Semaphore>,
     /// Hashes waiting for a permit, and how many may wait: past that a login flood is
     /// refused at once (503) rather than holding request slots that JWKS and token requests
@@ -67,7 +68,7 @@ impl Passwords {
         let mut passwords = Self {
             argon2,
             params,
-            permits: Arc::new(Semaphore::new(cores * 2)),
+            permits: Arc::new(Semaphore::new(cores.saturating_sub(1).max(1))),
             waiting: Arc::new(AtomicUsize::new(0)),
             max_waiting: cores * 32,
             dummy_hash: String::new(),
