@@ -251,6 +251,8 @@ pub fn revoke(
         .iter()
         .position(|k| k.kid == kid)
         .ok_or_else(|| KeyError::UnknownKid(kid.to_owned()))?;
+    // The replacement is made before anything changes: if it fails, the keyset is as it was.
+    let fresh = revocation_needs_new_key(doc, kid).map(replacement).transpose()?;
     let revoked = doc.keys.remove(index);
     let mut changes = vec![Transition::new(&revoked, Some(revoked.state), None)];
     if revoked.state != KeyState::Active {
@@ -271,7 +273,10 @@ pub fn revoke(
                 Some(KeyState::Active),
             ));
         }
-        None => changes.push(add(doc, replacement(revoked.alg)?, now)?),
+        None => match fresh {
+            Some(fresh) => changes.push(add(doc, fresh, now)?),
+            None => return Err(KeyError::NoPendingKey(revoked.alg)),
+        },
     }
     Ok(changes)
 }
@@ -508,5 +513,115 @@ mod tests {
         assert_eq!(human(time::Duration::seconds(3600 * 24 - 1)), "24h 0m");
         assert_eq!(human(time::Duration::hours(51)), "2d 3h");
         assert_eq!(human(time::Duration::seconds(51 * 3600 + 1)), "2d 4h");
+    }
+
+    mod state_machine {
+        //! Any sequence of operations, at any pace, keeps the rules verifiers rely on.
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashMap;
+        use std::sync::OnceLock;
+
+        /// Keys to add, generated once (RSA generation is slow); each can be added once.
+        /// The last two RSA keys are kept for replacements on revocation.
+        fn pool() -> &'static Vec<KeyRecord> {
+            static POOL: OnceLock<Vec<KeyRecord>> = OnceLock::new();
+            POOL.get_or_init(|| {
+                let mut keys: Vec<KeyRecord> = (0..10).map(|_| key(Alg::EdDsa)).collect();
+                keys.extend((0..5).map(|_| key(Alg::Rs256)));
+                keys
+            })
+        }
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Add(usize),
+            Rotate(bool),
+            Prune,
+            /// The n-th key present, modulo how many there are.
+            Revoke(usize),
+            AdvanceMinutes(i64),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0..13usize).prop_map(Op::Add),
+                any::<bool>().prop_map(Op::Rotate),
+                Just(Op::Prune),
+                (0..13usize).prop_map(Op::Revoke),
+                (1..3000i64).prop_map(Op::AdvanceMinutes),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+            #[test]
+            fn the_rules_hold_after_every_operation(ops in proptest::collection::vec(op(), 1..60)) {
+                let mut doc = KeysetDocument::default();
+                let mut now = T0;
+                // kid → how it became active: by `rotate` (timing applies) or otherwise.
+                let mut promoted = HashMap::new();
+                let mut spare_rsa = pool().iter().skip(13);
+                for op in ops {
+                    match op {
+                        Op::Add(i) => {
+                            let _ = add(&mut doc, pool()[i].clone(), now);
+                        }
+                        Op::Rotate(ed) => {
+                            let alg = if ed { Alg::EdDsa } else { Alg::Rs256 };
+                            if let Ok(changes) = rotate(&mut doc, alg, TIMING, now) {
+                                for c in changes.iter().filter(|c| c.to == Some(KeyState::Active)) {
+                                    promoted.insert(c.kid.clone(), true);
+                                }
+                            }
+                        }
+                        Op::Prune => {
+                            let before = doc.clone();
+                            let (removed, _) = prune(&mut doc, TIMING, now);
+                            for gone in removed {
+                                let key = before.keys.iter().find(|k| k.kid == gone.kid).expect("was there");
+                                let retired = key.retired_at.expect("only retired keys go");
+                                prop_assert!(retired + signed(TIMING.retention) <= now,
+                                    "{} pruned before its retention", gone.kid);
+                            }
+                        }
+                        Op::Revoke(n) => {
+                            if !doc.keys.is_empty() {
+                                let kid = doc.keys[n % doc.keys.len()].kid.clone();
+                                // Ed25519 replacements are cheap to make; RSA ones run out,
+                                // and then the revocation must change nothing.
+                                let before = doc.to_json();
+                                let changes = revoke(&mut doc, &kid, |alg| match alg {
+                                    Alg::EdDsa => Ok(key(Alg::EdDsa)),
+                                    Alg::Rs256 => spare_rsa.next().cloned().ok_or(KeyError::NoPendingKey(alg)),
+                                }, now);
+                                match changes {
+                                    Ok(_) => prop_assert!(!doc.keys.iter().any(|k| k.kid == kid)),
+                                    Err(_) => prop_assert_eq!(doc.to_json(), before, "a failed revocation changed the keyset"),
+                                }
+                            }
+                        }
+                        Op::AdvanceMinutes(m) => now += time::Duration::minutes(m),
+                    }
+                    for alg in Alg::ALL {
+                        let of_alg: Vec<&KeyRecord> = doc.keys.iter().filter(|k| k.alg == alg).collect();
+                        let active = of_alg.iter().filter(|k| k.state == KeyState::Active).count();
+                        prop_assert!(active <= 1, "two active {alg} keys");
+                        prop_assert!(of_alg.is_empty() || active == 1, "{alg} keys but none signs");
+                    }
+                    for key in &doc.keys {
+                        if key.state == KeyState::Active && promoted.contains_key(&key.kid) {
+                            let activated = key.activated_at.expect("active keys have activated_at");
+                            prop_assert!(activated >= TIMING.promotable_at(key.created_at),
+                                "{} signed before it was published for the publication period", key.kid);
+                        }
+                        prop_assert_eq!(key.state == KeyState::Retired, key.retired_at.is_some());
+                    }
+                    if !doc.keys.is_empty() {
+                        prop_assert!(KeySet::from_document(&doc).is_ok(), "the keyset stays servable");
+                    }
+                }
+            }
+        }
     }
 }
