@@ -38,34 +38,40 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|e| too_large_or_bad(e.status()))?;
-        let malformed = || {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-                "the body is not valid JSON",
-            )
-        };
-        let de = &mut serde_json::Deserializer::from_slice(&body);
-        let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
-            if !e.inner().is_data() {
-                return malformed();
-            }
-            let message = e.inner().to_string();
-            // serde names a missing or unknown top-level field only in its message.
-            let named = ["missing field `", "unknown field `"]
-                .iter()
-                .find_map(|p| message.strip_prefix(p))
-                .and_then(|rest| rest.split('`').next());
-            let field = match e.path().to_string() {
-                path if path != "." => path,
-                _ => named.unwrap_or("body").to_owned(),
-            };
-            let message = message.split(" at line").next().unwrap_or_default().to_owned();
-            ApiError::invalid_field(&field, "invalid_field", format!("{field}: {message}"))
-        })?;
-        de.end().map_err(|_| malformed())?;
-        Ok(ApiJson(value))
+        parse_json(&body).map(ApiJson)
     }
+}
+
+/// A JSON request body as `T`: malformed JSON is 400 `malformed_json`; a missing, unknown or
+/// ill-typed field is 422 naming it (serde's message, without the position).
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let malformed = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "the body is not valid JSON",
+        )
+    };
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+        if !e.inner().is_data() {
+            return malformed();
+        }
+        let message = e.inner().to_string();
+        // serde names a missing or unknown top-level field only in its message.
+        let named = ["missing field `", "unknown field `"]
+            .iter()
+            .find_map(|p| message.strip_prefix(p))
+            .and_then(|rest| rest.split('`').next());
+        let field = match e.path().to_string() {
+            path if path != "." => path,
+            _ => named.unwrap_or("body").to_owned(),
+        };
+        let message = message.split(" at line").next().unwrap_or_default().to_owned();
+        ApiError::invalid_field(&field, "invalid_field", format!("{field}: {message}"))
+    })?;
+    de.end().map_err(|_| malformed())?;
+    Ok(value)
 }
 
 fn too_large_or_bad(status: StatusCode) -> ApiError {

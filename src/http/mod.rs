@@ -11,6 +11,7 @@ pub mod tls;
 mod wellknown;
 
 pub use error::ApiError;
+pub use extract::parse_json;
 pub use server::Server;
 
 use std::sync::Arc;

@@ -22,6 +22,15 @@ impl KeysetDocument {
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
+            let path = if path.len() <= 128
+                && path
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.[]".contains(&b))
+            {
+                path
+            } else {
+                "a field".to_owned()
+            };
             let inner = e.inner();
             let message = inner.to_string();
             let what = match inner.classify() {
@@ -30,7 +39,13 @@ impl KeysetDocument {
                         .iter()
                         .any(|p| message.starts_with(p)) =>
                 {
-                    message.split(" at line").next().unwrap_or_default().to_owned()
+                    // The field is named only when it looks like a field name: a mangled
+                    // document can turn key material into one (found by fuzzing).
+                    let kind = message.split(" `").next().unwrap_or_default();
+                    match message.split('`').nth(1).filter(|name| looks_like_a_name(name)) {
+                        Some(name) => format!("{kind} `{name}`"),
+                        None => kind.to_owned(),
+                    }
                 }
                 serde_json::error::Category::Data => match path.rsplit('.').next() {
                     Some("alg") => "must be RS256 or EdDSA".to_owned(),
@@ -41,6 +56,7 @@ impl KeysetDocument {
             };
             let kid = match e.path().iter().nth(1) {
                 Some(serde_path_to_error::Segment::Seq { index }) => kid_at(bytes, *index)
+                    .filter(|kid| looks_like_a_name(kid))
                     .map(|kid| format!("key {kid}: "))
                     .unwrap_or_default(),
                 _ => String::new(),
@@ -57,6 +73,15 @@ impl KeysetDocument {
         // Serialising plain structs of strings cannot fail.
         Zeroizing::new(serde_json::to_string_pretty(self).unwrap_or_default())
     }
+}
+
+/// Short, and only letters, digits, `_` and `-`: a field name or a thumbprint `kid`, safe to
+/// quote in a log line.
+fn looks_like_a_name(text: &str) -> bool {
+    (1..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The `kid` of the `index`th key, read without keeping any other field in memory.
@@ -157,6 +182,18 @@ mod tests {
             .expect_err("pem")
             .to_string();
         assert!(!err.contains("BEGIN") && !err.contains("MIIEv"), "{err}");
+        // A mangled document that turns key material into a field name or a kid (found by
+        // `cargo fuzz`): neither is quoted.
+        let mangled = r#"{"keys": [{"kid": "-----BEGIN PRIVATE KEY-----", "alg": "EdDSA",
+            "state": "active", "created_at": "2026-01-01T00:00:00Z",
+            "private_kMC4CAQAwBQYDK2VwBCIEI PRIVATE KEY": "x"}]}"#;
+        let err = KeysetDocument::from_json(mangled.as_bytes())
+            .expect_err("unknown field")
+            .to_string();
+        assert!(
+            err.contains("unknown field") && !err.contains("PRIVATE KEY") && !err.contains("MC4C"),
+            "{err}"
+        );
         let err = KeysetDocument::from_json(br#"{"keys": [{"kid": "k2"}]}"#)
             .expect_err("missing")
             .to_string();
