@@ -42,6 +42,9 @@ pub enum StartError {
     },
 }
 
+/// How often expired tokens, jtis and counters are deleted.
+const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 pub struct AppState {
     pub settings: Settings,
     pub store: Store,
@@ -86,6 +89,7 @@ impl AppState {
         };
         let store = Store::connect(&settings.database_url).await?;
         store.migrate().await?;
+        store.spawn_housekeeping(HOUSEKEEPING_EVERY);
         let reloader = Reloader::start(source, settings.mode, settings.signing_alg).await?;
         reloader.spawn(settings.key_reload_interval);
         let keys = reloader.keys().clone();

@@ -15,8 +15,6 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 const SWEEP_ABOVE: usize = 10_000;
 /// Compare-and-swap rounds before giving up on a key that is being written by a crowd.
 const MAX_ROUNDS: usize = 32;
-/// How often expired database counters are deleted.
-const PRUNE_EVERY: Duration = Duration::from_secs(600);
 const REDIS_PREFIX: &str = "token-issuer:rate-limit:";
 
 /// Replaces KEYS[1] only if it still holds ARGV[2] (ARGV[1] = "1"), or nothing (ARGV[1] =
@@ -83,18 +81,8 @@ impl Counters {
         }
     }
 
-    /// Counters in the database; expired rows are deleted every few minutes.
+    /// Counters in the database (its housekeeping deletes expired ones).
     pub fn database(store: Store) -> Self {
-        let pruning = store.clone();
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(PRUNE_EVERY);
-            loop {
-                ticks.tick().await;
-                if let Err(e) = pruning.prune_counters(super::now_ms()).await {
-                    tracing::warn!(error = %e, "cannot prune expired rate-limit counters");
-                }
-            }
-        });
         Self {
             backend: Backend::Database(store),
         }

@@ -2,6 +2,7 @@
 //! same queries (`$N` placeholders work on both) and the same migrations.
 
 mod clients;
+mod housekeeping;
 mod rate_limits;
 mod sessions;
 mod users;

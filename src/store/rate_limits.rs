@@ -46,14 +46,3 @@ impl Store {
         Ok(query.execute(&self.pool).await?.rows_affected() == 1)
     }
 }
-
-impl Store {
-    /// Deletes counters that no longer matter; how many went.
-    pub async fn prune_counters(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM rate_limits WHERE expires_at < $1")
-            .bind(now_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-}

@@ -1,0 +1,58 @@
+//! Rows that no longer matter, deleted every few minutes by every instance (the deletes are
+//! idempotent, so instances need not take turns): expired refresh tokens (an expired token
+//! is refused whether or not it was used, so reuse detection loses nothing) and the sessions
+//! left without one, expired client-assertion and revoked-access-token jtis, and rate-limit
+//! counters past their time.
+
+use std::time::Duration;
+
+use super::{Store, StoreError};
+
+impl Store {
+    /// Deletes what expired before `now` (Unix seconds); how many rows went.
+    pub async fn prune_expired(&self, now: i64) -> Result<u64, StoreError> {
+        let statements = [
+            ("DELETE FROM refresh_tokens WHERE expires_at < $1", now),
+            (
+                "DELETE FROM refresh_families WHERE NOT EXISTS \
+                 (SELECT 1 FROM refresh_tokens t WHERE t.family_id = refresh_families.id) \
+                 AND created_at < $1",
+                now,
+            ),
+            ("DELETE FROM client_assertions WHERE expires_at < $1", now),
+            ("DELETE FROM revoked_access_tokens WHERE expires_at < $1", now),
+            // Counters keep milliseconds.
+            (
+                "DELETE FROM rate_limits WHERE expires_at < $1",
+                now.saturating_mul(1000),
+            ),
+        ];
+        let mut pruned = 0;
+        for (sql, bound) in statements {
+            pruned += sqlx::query(sql)
+                .bind(bound)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(pruned)
+    }
+
+    /// Runs [`Store::prune_expired`] every `every` for as long as the process runs.
+    pub fn spawn_housekeeping(&self, every: Duration) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                match store.prune_expired(now).await {
+                    Ok(0) => {}
+                    Ok(rows) => tracing::info!(rows, "pruned expired rows"),
+                    Err(e) => tracing::warn!(error = %e, "cannot prune expired rows"),
+                }
+            }
+        });
+    }
+}
