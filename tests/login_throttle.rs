@@ -45,7 +45,11 @@ async fn the_sixth_failed_login_from_one_ip_waits_and_other_ips_do_not() {
     }
     let (status, retry_after) = login(&server, "198.51.100.1", "target@example.com", PASSWORD).await;
     assert_eq!(status, 429, "even the right password waits: nothing is checked");
-    assert_eq!(retry_after, Some(180), "15 minutes / 5 failures");
+    // 15 minutes / 5 failures, less the time the five attempts took.
+    assert!(
+        retry_after.is_some_and(|s| (170..=180).contains(&s)),
+        "{retry_after:?}"
+    );
     let (status, _) = login(&server, "198.51.100.2", "target@example.com", PASSWORD).await;
     assert_eq!(status, 200, "another client IP is unaffected");
 }

@@ -185,7 +185,10 @@ async fn the_token_endpoint_limits_each_client_once_it_is_authenticated() {
     }
     let (status, retry_after, body) = client_token(&server, "svc-a", &a).await;
     assert_eq!(status, 429);
-    assert_eq!(retry_after, Some(1200), "one token refills every 1h / 3");
+    assert!(
+        retry_after.is_some_and(|s| (1190..=1200).contains(&s)),
+        "one token refills every 1h / 3: {retry_after:?}"
+    );
     assert_eq!(body["error"], "rate_limited");
     for _ in 0..5 {
         // Someone who knows only the id cannot spend the client's budget.
