@@ -111,7 +111,7 @@ impl LoginThrottle {
         let gcra = self.ip;
         let spent = self
             .counters
-            .update(&ip_key(ip), |current| ratelimit::spend(gcra, current, now))
+            .update(&ip_counter(ip), |current| ratelimit::spend(gcra, current, now))
             .await
             .map_err(refused)?;
         if let Err(wait) = spent {
@@ -120,7 +120,7 @@ impl LoginThrottle {
         }
         let counted = self
             .counters
-            .update(&account_key(account), |current| {
+            .update(&account_counter(account), |current| {
                 let before = current.and_then(AccountFailures::parse);
                 match before {
                     Some(b) if b.next_allowed > now => (Write::Keep, Err(ms(b.next_allowed - now))),
@@ -167,7 +167,7 @@ impl LoginThrottle {
     pub async fn succeeded(&self, ip: IpAddr, account: &str, now: i64) -> Result<(), CounterError> {
         let gcra = self.ip;
         self.counters
-            .update(&ip_key(ip), |current| {
+            .update(&ip_counter(ip), |current| {
                 let write = match current.and_then(|v| v.parse().ok()) {
                     Some(tat) => ratelimit::refund(gcra, tat, now),
                     None => Write::Keep,
@@ -176,7 +176,7 @@ impl LoginThrottle {
             })
             .await?;
         self.counters
-            .update(&account_key(account), |current| {
+            .update(&account_counter(account), |current| {
                 (
                     if current.is_some() {
                         Write::Delete
@@ -190,11 +190,13 @@ impl LoginThrottle {
     }
 }
 
-fn ip_key(ip: IpAddr) -> String {
+/// The store key of a client's failure budget.
+fn ip_counter(ip: IpAddr) -> String {
     format!("login-ip:{}", ratelimit::ip_subject(ip))
 }
 
-fn account_key(account: &str) -> String {
+/// The store key of an account's failures.
+fn account_counter(account: &str) -> String {
     format!("login-account:{account}")
 }
 

@@ -142,16 +142,9 @@ pub async fn timeout(State(limit): State<Duration>, request: Request, next: Next
 }
 
 /// At most as many requests at once as `permits` holds; the rest are answered 503 at once
-/// (load shedding), so overload shows as fast refusals instead of an unbounded queue.
+/// (load shedding), so overload shows as fast refusals instead of an unbounded queue. The
+/// router applies it to the routes that do real work only.
 pub async fn shed_load(State(permits): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
-    // The JWKS, discovery and probes are precomputed or trivial and have no body: they are
-    // never shed, so a flood of slow or costly requests cannot cut verifiers off.
-    let path = request.uri().path();
-    if request.method() == Method::GET
-        && (path.starts_with("/.well-known/") || path == "/healthz" || path == "/readyz")
-    {
-        return next.run(request).await;
-    }
     let Ok(_permit) = permits.try_acquire() else {
         metrics::counter!("issuer_requests_shed_total").increment(1);
         return ApiError::overloaded().into_response();

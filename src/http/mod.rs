@@ -27,7 +27,9 @@ use crate::app::AppState;
 
 pub fn router(app: Arc<AppState>) -> Router {
     let settings = &app.settings;
-    let mut routes = Router::new()
+    // Precomputed or trivial, and without a body: never shed, so a flood of slow or costly
+    // requests cannot cut verifiers off from the keys.
+    let published = Router::new()
         .route("/.well-known/jwks.json", get(wellknown::jwks))
         .route("/.well-known/openid-configuration", get(wellknown::discovery))
         .route(
@@ -35,7 +37,8 @@ pub fn router(app: Arc<AppState>) -> Router {
             get(wellknown::discovery),
         )
         .route("/healthz", get(wellknown::healthz))
-        .route("/readyz", get(wellknown::readyz))
+        .route("/readyz", get(wellknown::readyz));
+    let mut sheddable = Router::new()
         .route("/oauth2/token", post(oauth::token))
         .route("/oauth2/introspect", post(oauth::introspect))
         .route("/oauth2/revoke", post(oauth::revoke))
@@ -45,7 +48,16 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/v1/auth/refresh", post(api::refresh))
         .route("/api/v1/auth/logout", post(api::logout))
         .route("/api/v1/auth/logout-all", post(api::logout_all))
-        .route("/api/v1/users/me", get(api::me).delete(api::delete_me))
+        .route("/api/v1/users/me", get(api::me).delete(api::delete_me));
+    if settings.admin_bind.is_none() {
+        sheddable = sheddable.route("/metrics", get(wellknown::metrics));
+    }
+    let sheddable = sheddable.route_layer(axum::middleware::from_fn_with_state(
+        Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_requests)),
+        middleware::shed_load,
+    ));
+    let routes = published
+        .merge(sheddable)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -55,17 +67,10 @@ pub fn router(app: Arc<AppState>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes));
-    if settings.admin_bind.is_none() {
-        routes = routes.route("/metrics", get(wellknown::metrics));
-    }
     let layers = ServiceBuilder::new()
         .layer(axum::middleware::from_fn_with_state(
             Arc::<[crate::config::Cidr]>::from(settings.trusted_proxies.as_slice()),
             middleware::request_id,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_requests)),
-            middleware::shed_load,
         ))
         .layer(axum::middleware::from_fn_with_state(
             settings.issuer_is_https(),
