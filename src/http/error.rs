@@ -6,7 +6,8 @@ use std::borrow::Cow;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::middleware::current_request_id;
 use crate::accounts::{AccountError, SessionError};
@@ -16,6 +17,40 @@ use crate::store::StoreError;
 use crate::tokens::{RefreshError, TokenError};
 
 const REALM: &str = "token-issuer";
+
+/// The body of every `/api/v1` error, and of the router's own 404, 405 and 503.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable code for programs, e.g. `invalid_credentials`.
+    #[schema(value_type = String, example = "invalid_credentials")]
+    error: &'static str,
+    /// A plain explanation for people; it never carries internals.
+    #[schema(value_type = String)]
+    message: Cow<'static, str>,
+    /// The offending field, on 422.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    /// Server errors only: the request id to quote when reporting the problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+}
+
+/// An OAuth endpoint's error (RFC 6749 §5.2).
+#[derive(Serialize, ToSchema)]
+pub struct OAuthErrorBody<'a> {
+    #[schema(value_type = String, example = "invalid_client")]
+    error: &'static str,
+    #[schema(value_type = String)]
+    error_description: &'a str,
+    /// Server errors only: the request id to quote when reporting the problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+}
+
+/// The request id, for the body of a server error only.
+fn request_id_if(status: StatusCode) -> Option<String> {
+    status.is_server_error().then(current_request_id)
+}
 
 /// An error of the `/api/v1` endpoints: `{"error", "message"}` (+ `field` on 422).
 #[derive(Debug)]
@@ -121,13 +156,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.code, "message": self.message });
-        if let Some(field) = self.field {
-            body["field"] = json!(field);
-        }
-        if self.status.is_server_error() {
-            body["request_id"] = json!(current_request_id());
-        }
+        let body = ErrorBody {
+            error: self.code,
+            message: self.message,
+            field: self.field,
+            request_id: request_id_if(self.status),
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(value) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
@@ -211,10 +245,11 @@ impl IntoResponse for OAuthError {
             OAuthError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         };
-        let mut body = json!({ "error": self.code(), "error_description": self.description() });
-        if status.is_server_error() {
-            body["request_id"] = json!(current_request_id());
-        }
+        let body = OAuthErrorBody {
+            error: self.code(),
+            error_description: self.description(),
+            request_id: request_id_if(status),
+        };
         let mut response = super::no_store((status, Json(body)).into_response());
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {

@@ -6,6 +6,7 @@ mod error;
 mod extract;
 mod middleware;
 mod oauth;
+mod openapi;
 mod server;
 pub mod tls;
 mod wellknown;
@@ -31,13 +32,20 @@ pub fn router(app: Arc<AppState>) -> Router {
     // requests cannot cut verifiers off from the keys.
     let published = Router::new()
         .route("/.well-known/jwks.json", get(wellknown::jwks))
-        .route("/.well-known/openid-configuration", get(wellknown::discovery))
+        .route(
+            "/.well-known/openid-configuration",
+            get(wellknown::openid_configuration),
+        )
         .route(
             "/.well-known/oauth-authorization-server",
             get(wellknown::discovery),
         )
         .route("/healthz", get(wellknown::healthz))
-        .route("/readyz", get(wellknown::readyz));
+        .route("/readyz", get(wellknown::readyz))
+        .route(
+            "/openapi.json",
+            get(openapi::openapi_json).with_state(openapi::document(settings)),
+        );
     let mut sheddable = Router::new()
         .route("/oauth2/token", post(oauth::token))
         .route("/oauth2/introspect", post(oauth::introspect))

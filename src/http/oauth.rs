@@ -6,14 +6,24 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::api::TokenReply;
-use super::error::ApiError;
+use super::error::{ApiError, OAuthErrorBody};
 use super::extract::{Bearer, ClientIp, OAuthForm};
 use super::no_store;
+use super::openapi::{IntrospectionRequest, RevocationRequest, TokenRequest};
 use crate::app::AppState;
-use crate::oauth::{parse_basic_credentials, BasicCredentials, OAuthError};
+use crate::oauth::{parse_basic_credentials, BasicCredentials, Introspection, OAuthError};
+use crate::tokens::TokenResponse;
+
+/// The userinfo answer: the subject and its email, nothing more.
+#[derive(Serialize, ToSchema)]
+pub struct UserInfo {
+    sub: String,
+    email: String,
+}
 
 /// `Authorization: Basic` client credentials, if sent.
 fn basic(headers: &HeaderMap) -> Result<Option<BasicCredentials>, OAuthError> {
@@ -28,6 +38,26 @@ fn basic(headers: &HeaderMap) -> Result<Option<BasicCredentials>, OAuthError> {
         .transpose()
 }
 
+/// The token endpoint (RFC 6749): `client_credentials` for a registered client,
+/// `refresh_token` for any client's refresh token (rotated on every use).
+///
+/// A confidential client authenticates with HTTP Basic (`client_secret_basic`), in the body
+/// (`client_secret_post`) or with a signed assertion (`private_key_jwt`); the built-in public
+/// client `first-party` sends only its `client_id`, or nothing.
+#[utoipa::path(post, path = "/oauth2/token", tag = "oauth",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "The tokens", body = TokenResponse, links(
+            ("Introspect" = (operation_id = "introspect",
+                request_body = json!({"token": "$response.body#/access_token"}))),
+            ("Revoke" = (operation_id = "revoke",
+                request_body = json!({"token": "$response.body#/access_token"}))),
+        )),
+        (status = 400, description = "`invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope` or `invalid_target`", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client`: the client failed to authenticate", body = OAuthErrorBody),
+        (status = 429, description = "Too many requests from this client", body = OAuthErrorBody),
+    ))]
 pub async fn token(
     State(app): State<Arc<AppState>>,
     ClientIp(ip): ClientIp,
@@ -40,6 +70,18 @@ pub async fn token(
         .map(TokenReply)
 }
 
+/// Token introspection (RFC 7662), for registered clients: any live access or refresh token
+/// of this issuer is described; anything else is `{"active": false}`.
+///
+/// The client authenticates with HTTP Basic, in the body, or with a signed assertion.
+#[utoipa::path(post, path = "/oauth2/introspect", tag = "oauth",
+    request_body(content = IntrospectionRequest, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "What the token is", body = Introspection),
+        (status = 400, description = "`invalid_request`", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client`: no registered client authenticated", body = OAuthErrorBody),
+    ))]
 pub async fn introspect(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -49,6 +91,19 @@ pub async fn introspect(
     Ok(no_store(Json(info).into_response()))
 }
 
+/// Token revocation (RFC 7009): a refresh token ends its session; an access token is
+/// refused from then on by this issuer's own endpoints and introspection.
+///
+/// An unknown token also answers 200. The built-in public client `first-party` needs no
+/// authentication.
+#[utoipa::path(post, path = "/oauth2/revoke", tag = "oauth",
+    request_body(content = RevocationRequest, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "Revoked, or not a live token of this client"),
+        (status = 400, description = "`invalid_request`", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+    ))]
 pub async fn revoke(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -58,10 +113,17 @@ pub async fn revoke(
     Ok(no_store(StatusCode::OK.into_response()))
 }
 
+/// The claims of the bearer's user.
+#[utoipa::path(method(get, post), path = "/oauth2/userinfo", tag = "oauth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The user", body = UserInfo)))]
 pub async fn userinfo(
     State(app): State<Arc<AppState>>,
     Bearer(claims): Bearer,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserInfo>, ApiError> {
     let user = app.accounts.find(&claims.sub).await?;
-    Ok(Json(json!({ "sub": user.id, "email": user.email })))
+    Ok(Json(UserInfo {
+        sub: user.id,
+        email: user.email,
+    }))
 }

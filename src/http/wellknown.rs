@@ -6,11 +6,53 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::error::ApiError;
+use super::openapi::{Jwks, ServerMetadata};
 use crate::app::AppState;
 
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(value_type = String, example = "ok")]
+    status: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    #[schema(value_type = String, example = "ready")]
+    status: &'static str,
+    /// `ok` or `unreachable`.
+    #[schema(value_type = String, example = "ok")]
+    database: &'static str,
+    /// `ok`, or `missing` when the configured algorithm has no active key.
+    #[schema(value_type = String, example = "ok")]
+    signing_key: &'static str,
+    keyset: KeysetHealth,
+}
+
+/// The last good keyset keeps serving while reloads fail; this says how old it is.
+#[derive(Serialize, ToSchema)]
+pub struct KeysetHealth {
+    /// Seconds since the keyset was last read from its source.
+    age_seconds: i64,
+    /// `ok`, or `failing` while re-reading the source fails.
+    #[schema(value_type = String, example = "ok")]
+    reload: &'static str,
+}
+
+/// The public signing keys (RFC 7517): pending, active and retired, by `kid`.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys",
+    params(("If-None-Match" = Option<String>, Header, description = "An `ETag` of an earlier answer")),
+    responses(
+        (status = 200, description = "The key set", body = Jwks, headers(
+            ("ETag" = String, description = "Strong; changes with the key set"),
+            ("Cache-Control" = String, description = "`public, max-age=N` (`ISSUER_JWKS_MAX_AGE`)"),
+        )),
+        (status = 304, description = "The key set is unchanged since that `ETag`"),
+    ))]
 pub async fn jwks(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let keys = app.keys.load();
     let jwks = keys.jwks();
@@ -39,6 +81,16 @@ pub async fn jwks(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     }
 }
 
+/// Authorization-server metadata (RFC 8414), also served as OpenID discovery.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "keys",
+    responses((status = 200, description = "The metadata", body = ServerMetadata)))]
+pub async fn openid_configuration(app: State<Arc<AppState>>) -> Response {
+    discovery(app).await
+}
+
+/// Authorization-server metadata (RFC 8414).
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "keys",
+    responses((status = 200, description = "The metadata", body = ServerMetadata)))]
 pub async fn discovery(State(app): State<Arc<AppState>>) -> Response {
     (
         [
@@ -53,11 +105,19 @@ pub async fn discovery(State(app): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// Ready when the database answers and the configured algorithm has a signing key.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready; the body says why", body = Readiness),
+    ))]
 pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     let database = match app.store.ping().await {
         Ok(()) => "ok",
@@ -80,19 +140,27 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "database": database,
-        "signing_key": signing_key,
-        "keyset": {
-            "age_seconds": age,
-            "reload": if keyset.last_error.is_none() { "ok" } else { "failing" },
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        database,
+        signing_key,
+        keyset: KeysetHealth {
+            age_seconds: age,
+            reload: if keyset.last_error.is_none() {
+                "ok"
+            } else {
+                "failing"
+            },
         },
-    });
+    };
     (status, Json(body)).into_response()
 }
 
 /// Prometheus text format. Gauges that describe the present are set just before rendering.
+///
+/// Served here only when `ISSUER_ADMIN_BIND` is not set.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "The metrics", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     let keyset = app.reloader.status();
     let age = keyset.age_seconds();

@@ -2,19 +2,48 @@
 //! this issuer. Anything not live — unknown, forged, expired, revoked, its user disabled or
 //! deleted, its client deleted — is `{"active": false}` and nothing more.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::client_auth::Caller;
 use super::{BasicCredentials, FormParams, OAuth, OAuthError};
 use crate::accounts::AccountError;
 use crate::tokens::{AccessClaims, FIRST_PARTY_CLIENT};
 
+/// An introspection answer (RFC 7662 §2.2): everything but `active` is absent when it is false.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct Introspection {
+    pub active: bool,
+    /// `Bearer` for an access token, `refresh_token` for a refresh token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Seconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// Seconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// Access tokens only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
 impl OAuth {
     pub async fn introspect(
         &self,
         params: &FormParams,
         basic: Option<BasicCredentials>,
-    ) -> Result<Value, OAuthError> {
+    ) -> Result<Introspection, OAuthError> {
         if let Caller::FirstParty = self.caller("/oauth2/introspect", params, basic).await? {
             return Err(OAuthError::InvalidClient(
                 "introspection needs a registered client's credentials".into(),
@@ -34,7 +63,7 @@ impl OAuth {
                 None => self.refresh_token_info(token).await?,
             }
         };
-        Ok(found.unwrap_or_else(|| json!({ "active": false })))
+        Ok(found.unwrap_or_default())
     }
 
     /// A live access token of this issuer, any audience.
@@ -61,43 +90,34 @@ impl OAuth {
         Ok(subject_live.then_some(claims))
     }
 
-    async fn access_token_info(&self, token: &str) -> Result<Option<Value>, OAuthError> {
-        Ok(self.live_access_token(token).await?.map(|c| {
-            let mut info = json!({
-                "active": true,
-                "token_type": "Bearer",
-                "client_id": c.client_id,
-                "sub": c.sub,
-                "aud": c.aud,
-                "iss": c.iss,
-                "exp": c.exp,
-                "iat": c.iat,
-                "jti": c.jti,
-            });
-            if let Some(scope) = c.scope {
-                info["scope"] = json!(scope);
-            }
-            info
+    async fn access_token_info(&self, token: &str) -> Result<Option<Introspection>, OAuthError> {
+        Ok(self.live_access_token(token).await?.map(|c| Introspection {
+            active: true,
+            token_type: Some("Bearer"),
+            client_id: Some(c.client_id),
+            sub: Some(c.sub),
+            aud: Some(c.aud),
+            iss: Some(c.iss),
+            exp: Some(c.exp),
+            iat: Some(c.iat),
+            jti: Some(c.jti),
+            scope: c.scope,
         }))
     }
 
-    async fn refresh_token_info(&self, token: &str) -> Result<Option<Value>, OAuthError> {
+    async fn refresh_token_info(&self, token: &str) -> Result<Option<Introspection>, OAuthError> {
         let record = self.sessions.refresh_tokens().live(token).await?;
-        Ok(record.map(|r| {
-            let mut info = json!({
-                "active": true,
-                "token_type": "refresh_token",
-                "client_id": r.client_id,
-                                "sub": r.user_id,
-                "aud": self.sessions.audience(),
-                "iss": self.issuer,
-                "exp": r.expires_at,
-                "iat": r.issued_at,
-            });
-            if let Some(scope) = r.scope {
-                info["scope"] = json!(scope);
-            }
-            info
+        Ok(record.map(|r| Introspection {
+            active: true,
+            token_type: Some("refresh_token"),
+            client_id: Some(r.client_id),
+            sub: Some(r.user_id),
+            aud: Some(self.sessions.audience().to_owned()),
+            iss: Some(self.issuer.clone()),
+            exp: Some(r.expires_at),
+            iat: Some(r.issued_at),
+            jti: None,
+            scope: r.scope,
         }))
     }
 }

@@ -13,6 +13,7 @@ mod token_endpoint;
 pub use client_auth::JWT_BEARER_ASSERTION;
 pub use clients::{ClientError, Clients};
 pub use form::{parse_basic_credentials, BasicCredentials, FormParams};
+pub use introspection::Introspection;
 
 use std::sync::Arc;
 

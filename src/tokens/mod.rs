@@ -25,12 +25,17 @@ pub enum TokenError {
 }
 
 /// The body of every successful token response (RFC 6749 §5.1).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
+    /// A JWT access token (RFC 9068), signed with a key published in the JWKS.
     pub access_token: String,
+    #[schema(value_type = String, example = "Bearer")]
     pub token_type: &'static str,
+    /// Seconds until the access token expires.
     pub expires_in: u64,
+    /// Opaque; rotated on every use. Absent for `client_credentials`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub refresh_token: Option<RefreshSecret>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
