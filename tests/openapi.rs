@@ -6,8 +6,9 @@ mod common;
 use common::{start, start_with};
 use serde_json::Value;
 
-/// The contract's endpoint table, plus the document itself.
-const CONTRACT: &[(&str, &str)] = &[
+/// The contract's endpoint table, plus userinfo by POST (OpenID Connect Core §5.3.1) and the
+/// document itself.
+const ROUTES: &[(&str, &str)] = &[
     ("get", "/.well-known/openid-configuration"),
     ("get", "/.well-known/oauth-authorization-server"),
     ("get", "/.well-known/jwks.json"),
@@ -15,6 +16,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("post", "/oauth2/revoke"),
     ("post", "/oauth2/introspect"),
     ("get", "/oauth2/userinfo"),
+    ("post", "/oauth2/userinfo"),
     ("post", "/api/v1/auth/register"),
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/refresh"),
@@ -64,7 +66,19 @@ async fn every_contract_endpoint_is_documented_and_every_documented_one_is_route
     let s = start().await;
     let doc = s.get_json("/openapi.json").await;
     let documented = operations(&doc);
-    for (method, path) in CONTRACT {
+    let mut ids: Vec<&str> = documented
+        .iter()
+        .map(|(method, path)| {
+            doc["paths"][path][method]["operationId"]
+                .as_str()
+                .expect("operationId")
+        })
+        .collect();
+    ids.sort_unstable();
+    let count = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operationIds are unique");
+    for (method, path) in ROUTES {
         assert!(
             documented.iter().any(|(m, p)| m == method && p == path),
             "{method} {path} is not documented"
@@ -100,9 +114,9 @@ async fn what_extractors_refuse_is_documented_where_they_apply() {
             None => answer.clone(),
         }
     };
-    // A JSON body: 400, 413, 415 and 422, each with the error body.
+    // A JSON body: 400, 413, 415 and 422, and every endpoint's 500 and 503: the error body.
     let register = &paths["/api/v1/auth/register"]["post"]["responses"];
-    for status in ["400", "413", "415", "422", "503"] {
+    for status in ["400", "413", "415", "422", "500", "503"] {
         let answer = resolve(&register[status]);
         assert_eq!(
             answer["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorBody",
@@ -114,6 +128,12 @@ async fn what_extractors_refuse_is_documented_where_they_apply() {
         resolve(&register["429"])["headers"]["Retry-After"].is_object(),
         "429 carries Retry-After"
     );
+    assert!(resolve(&register["503"])["headers"]["Retry-After"].is_object());
+    // Wrong credentials are no authentication challenge.
+    let login = &paths["/api/v1/auth/login"]["post"]["responses"];
+    assert!(resolve(&login["401"])["headers"]
+        .get("WWW-Authenticate")
+        .is_none());
     // A bearer: 401 with the challenge; no JSON-body answers without a body.
     let me = &paths["/api/v1/users/me"]["get"];
     assert_eq!(me["security"][0]["bearer"], serde_json::json!([]));
@@ -128,6 +148,18 @@ async fn what_extractors_refuse_is_documented_where_they_apply() {
         "#/components/schemas/OAuthErrorBody"
     );
     assert!(unauthorized["headers"]["WWW-Authenticate"].is_object());
+    // Their failures come in RFC 6749's shape, or the router's when overloaded or timed out.
+    for status in ["500", "503"] {
+        let shapes = &resolve(&token["responses"][status])["content"]["application/json"]["schema"]["oneOf"];
+        assert_eq!(
+            shapes,
+            &serde_json::json!([
+                {"$ref": "#/components/schemas/OAuthErrorBody"},
+                {"$ref": "#/components/schemas/ErrorBody"}
+            ]),
+            "token {status}"
+        );
+    }
 }
 
 #[tokio::test]

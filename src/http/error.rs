@@ -27,7 +27,7 @@ pub struct ErrorBody {
     /// A plain explanation for people; it never carries internals.
     #[schema(value_type = String)]
     message: Cow<'static, str>,
-    /// The offending field, on 422.
+    /// The offending field: on 422, and on the 403 of a wrong password.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
     /// Server errors only: the request id to quote when reporting the problem.

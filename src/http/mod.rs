@@ -50,7 +50,10 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/oauth2/token", post(oauth::token))
         .route("/oauth2/introspect", post(oauth::introspect))
         .route("/oauth2/revoke", post(oauth::revoke))
-        .route("/oauth2/userinfo", get(oauth::userinfo).post(oauth::userinfo))
+        .route(
+            "/oauth2/userinfo",
+            get(oauth::userinfo).post(oauth::userinfo_post),
+        )
         .route("/api/v1/auth/register", post(api::register))
         .route("/api/v1/auth/login", post(api::login))
         .route("/api/v1/auth/refresh", post(api::refresh))

@@ -100,8 +100,8 @@ pub async fn introspect(
     request_body(content = RevocationRequest, content_type = "application/x-www-form-urlencoded"),
     security((), ("client_secret_basic" = [])),
     responses(
-        (status = 200, description = "Revoked, or not a live token of this client"),
-        (status = 400, description = "`invalid_request`", body = OAuthErrorBody),
+        (status = 200, description = "Revoked; also for a token that is unknown, expired or malformed, and then nothing is done"),
+        (status = 400, description = "`invalid_request`, or `unauthorized_client` for a token issued to another client", body = OAuthErrorBody),
         (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
     ))]
 pub async fn revoke(
@@ -114,7 +114,7 @@ pub async fn revoke(
 }
 
 /// The claims of the bearer's user.
-#[utoipa::path(method(get, post), path = "/oauth2/userinfo", tag = "oauth",
+#[utoipa::path(get, path = "/oauth2/userinfo", tag = "oauth",
     security(("bearer" = [])),
     responses((status = 200, description = "The user", body = UserInfo)))]
 pub async fn userinfo(
@@ -126,4 +126,12 @@ pub async fn userinfo(
         sub: user.id,
         email: user.email,
     }))
+}
+
+/// The claims of the bearer's user (OpenID Connect Core §5.3.1 allows POST too).
+#[utoipa::path(post, path = "/oauth2/userinfo", tag = "oauth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The user", body = UserInfo)))]
+pub async fn userinfo_post(app: State<Arc<AppState>>, bearer: Bearer) -> Result<Json<UserInfo>, ApiError> {
+    userinfo(app, bearer).await
 }

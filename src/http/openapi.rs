@@ -1,8 +1,8 @@
 //! The OpenAPI 3.1 document of every endpoint, served at `/openapi.json`.
 //!
 //! Each handler carries its own `#[utoipa::path]`. The answers that a whole kind of endpoint
-//! can give — a JSON body's 400, 413, 415 and 422, a bearer's 401, 503 when overloaded — are
-//! added here once, by the rules the extractors and middleware follow. `scripts/api-schema`
+//! can give — a JSON body's 400, 413, 415 and 422, a bearer's 401, any endpoint's 500 and
+//! 503 — are added here once, by the rules the extractors and middleware follow. `scripts/api-schema`
 //! checks the document against a live server with schemathesis.
 
 use axum::extract::State;
@@ -11,11 +11,12 @@ use axum::response::IntoResponse;
 use bytes::Bytes;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{OneOfBuilder, Schema};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder, Server};
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder, Server};
 use utoipa::{Modify, OpenApi, PartialSchema as _, ToSchema};
 
-use super::error::ErrorBody;
+use super::error::{ErrorBody, OAuthErrorBody};
 use super::{api, oauth, wellknown};
 use crate::config::Settings;
 
@@ -33,6 +34,7 @@ use crate::config::Settings;
         oauth::introspect,
         oauth::revoke,
         oauth::userinfo,
+        oauth::userinfo_post,
         api::register,
         api::login,
         api::refresh,
@@ -63,8 +65,8 @@ pub fn document(settings: &Settings) -> Bytes {
     if settings.admin_bind.is_some() {
         doc.paths.paths.remove("/metrics");
     }
-    // A tree of strings, numbers and maps always serialises.
-    Bytes::from(doc.to_json().unwrap_or_default())
+    // A tree of strings, numbers and maps always serialises; the tests fetch it.
+    Bytes::from(doc.to_json().expect("the OpenAPI document serialises"))
 }
 
 /// This document.
@@ -75,7 +77,63 @@ pub async fn openapi_json(State(doc): State<Bytes>) -> impl IntoResponse {
 }
 
 const JSON: &str = "application/json";
+const FORM: &str = "application/x-www-form-urlencoded";
 const NO_SCOPES: [&str; 0] = [];
+
+/// An answer that a whole kind of endpoint can give, kept once as a named component.
+struct Shared {
+    name: &'static str,
+    status: &'static str,
+    description: &'static str,
+}
+
+/// What the JSON-body extractor refuses.
+const JSON_BODY: [Shared; 4] = [
+    Shared {
+        name: "MalformedJson",
+        status: "400",
+        description: "The body is not JSON (`malformed_json`) or could not be read (`bad_request`)",
+    },
+    Shared {
+        name: "BodyTooLarge",
+        status: "413",
+        description: "The body is larger than `ISSUER_MAX_BODY_BYTES` (`body_too_large`)",
+    },
+    Shared {
+        name: "UnsupportedMediaType",
+        status: "415",
+        description: "The body is not `application/json` (`unsupported_media_type`)",
+    },
+    Shared {
+        name: "InvalidField",
+        status: "422",
+        description: "A field is missing or of the wrong type, or its value is refused \
+            (`invalid_field`, `invalid_email`, `weak_password`); `field` names it",
+    },
+];
+
+/// What the bearer extractor refuses.
+const BEARER: Shared = Shared {
+    name: "Unauthorized",
+    status: "401",
+    description: "No access token (`unauthorized`), or one that is invalid, expired or revoked \
+        (`invalid_token`)",
+};
+
+/// What any endpoint can answer. The OAuth endpoints answer these in RFC 6749's shape, except
+/// when the router itself sheds the request or times it out.
+const FAILURES: [Shared; 2] = [
+    Shared {
+        name: "InternalError",
+        status: "500",
+        description: "A bug: the body carries only the request id, the log the rest",
+    },
+    Shared {
+        name: "Unavailable",
+        status: "503",
+        description: "Overloaded (`Retry-After` is then set), timed out, or a dependency is down",
+    },
+];
 
 /// Security schemes, the shared answers, and the headers that some answers always carry.
 struct CommonAnswers;
@@ -104,146 +162,142 @@ impl Modify for CommonAnswers {
                     .build(),
             ),
         );
-        for (name, status, description) in SHARED {
-            components
-                .responses
-                .insert((*name).to_owned(), RefOr::T(error_answer(status, description)));
+        let error_body = || RefOr::Ref(Ref::from_schema_name(ErrorBody::name()));
+        let either_body = || {
+            RefOr::T(Schema::OneOf(
+                OneOfBuilder::new()
+                    .item(Ref::from_schema_name(OAuthErrorBody::name()))
+                    .item(Ref::from_schema_name(ErrorBody::name()))
+                    .build(),
+            ))
+        };
+        let answers = &mut components.responses;
+        for shared in JSON_BODY.iter().chain([&BEARER]) {
+            answers.insert(component(shared, false), shared_answer(shared, error_body()));
+        }
+        for shared in &FAILURES {
+            answers.insert(component(shared, false), shared_answer(shared, error_body()));
+            answers.insert(component(shared, true), shared_answer(shared, either_body()));
         }
         for item in doc.paths.paths.values_mut() {
-            for operation in [&mut item.get, &mut item.post, &mut item.delete]
-                .into_iter()
-                .flatten()
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ]
+            .into_iter()
+            .flatten()
             {
                 add_shared(operation);
-            }
-        }
-        for component in components.responses.values_mut() {
-            if let RefOr::T(response) = component {
-                add_request_id(response);
             }
         }
     }
 }
 
-/// Answers the extractors and middleware give: (component name, status, description).
-const SHARED: &[(&str, &str, &str)] = &[
-    (
-        "MalformedJson",
-        "400",
-        "The body is not valid JSON (`malformed_json`)",
-    ),
-    (
-        "Unauthorized",
-        "401",
-        "No access token, or one that is invalid, expired or revoked (`unauthorized`, `invalid_token`)",
-    ),
-    (
-        "BodyTooLarge",
-        "413",
-        "The body is larger than `ISSUER_MAX_BODY_BYTES` (`body_too_large`)",
-    ),
-    (
-        "UnsupportedMediaType",
-        "415",
-        "The body is not `application/json` (`unsupported_media_type`)",
-    ),
-    (
-        "InvalidField",
-        "422",
-        "A field is missing, unknown, of the wrong type or refused; `field` names it",
-    ),
-    (
-        "Unavailable",
-        "503",
-        "Overloaded, timed out, or a dependency is down; retry shortly (`Retry-After` when overloaded)",
-    ),
-];
+/// The component name of a shared answer; the OAuth endpoints have their own failures.
+fn component(shared: &Shared, oauth: bool) -> String {
+    if oauth {
+        format!("OAuth{}", shared.name)
+    } else {
+        shared.name.to_owned()
+    }
+}
 
-fn error_answer(status: &str, description: &str) -> Response {
+fn shared_answer(shared: &Shared, body: RefOr<Schema>) -> RefOr<Response> {
     let mut answer = ResponseBuilder::new()
-        .description(description)
-        .content(
-            JSON,
-            utoipa::openapi::Content::new(Some(Ref::from_schema_name(ErrorBody::name()))),
-        )
+        .description(shared.description)
+        .content(JSON, Content::new(Some(body)))
         .build();
-    add_status_headers(status, &mut answer);
-    answer
+    match shared.status {
+        "401" => add_header(
+            &mut answer,
+            "WWW-Authenticate",
+            "`Bearer`, with `error=\"invalid_token\"` when a token was sent (RFC 6750 §3)",
+        ),
+        "503" => add_header(
+            &mut answer,
+            "Retry-After",
+            "When overloaded: seconds until a retry may succeed",
+        ),
+        _ => {}
+    }
+    add_request_id(&mut answer);
+    RefOr::T(answer)
 }
 
 fn add_shared(operation: &mut Operation) {
-    let json_body = operation
-        .request_body
-        .as_ref()
-        .is_some_and(|body| matches!(body, RefOr::T(body) if body.content.contains_key(JSON)));
+    let body_is = |media_type: &str| match &operation.request_body {
+        Some(RefOr::T(body)) => body.content.contains_key(media_type),
+        _ => false,
+    };
+    let (json_body, oauth) = (body_is(JSON), body_is(FORM));
     let bearer = operation
         .security
         .iter()
         .flatten()
         .any(|requirement| *requirement == SecurityRequirement::new("bearer", NO_SCOPES));
     let answers = &mut operation.responses.responses;
-    for (name, status, _) in SHARED {
-        let applies = match *status {
-            "401" => bearer,
-            "503" => true,
-            _ => json_body,
-        };
-        if applies && !answers.contains_key(*status) {
-            answers.insert((*status).to_owned(), RefOr::Ref(Ref::from_response_name(*name)));
-        }
-    }
-    for (status, answer) in answers.iter_mut() {
+    for answer in answers.values_mut() {
         if let RefOr::T(answer) = answer {
-            add_status_headers(status, answer);
             add_request_id(answer);
         }
     }
-}
-
-/// `WWW-Authenticate` on every 401 (RFC 6750 §3, RFC 6749 §5.2), `Retry-After` on every 429.
-fn add_status_headers(status: &str, answer: &mut Response) {
-    let (name, description) = match status {
-        "401" => (
-            "WWW-Authenticate",
-            "The scheme to authenticate with (`Bearer` or `Basic`)",
-        ),
-        "429" => ("Retry-After", "Seconds until a retry may succeed"),
-        _ => return,
-    };
-    answer.headers.insert(name.to_owned(), string_header(description));
+    if let Some(RefOr::T(answer)) = answers.get_mut("429") {
+        add_header(answer, "Retry-After", "Seconds until a retry may succeed");
+    }
+    if let (true, Some(RefOr::T(answer))) = (oauth, answers.get_mut("401")) {
+        add_header(answer, "WWW-Authenticate", "`Basic` (RFC 6749 §5.2)");
+    }
+    let shared = JSON_BODY
+        .iter()
+        .filter(|_| json_body)
+        .chain(Some(&BEARER).filter(|_| bearer))
+        .map(|shared| (shared, false))
+        .chain(FAILURES.iter().map(|shared| (shared, oauth)));
+    for (shared, oauth) in shared {
+        if !answers.contains_key(shared.status) {
+            let reference = Ref::from_response_name(component(shared, oauth));
+            answers.insert(shared.status.to_owned(), RefOr::Ref(reference));
+        }
+    }
 }
 
 fn add_request_id(answer: &mut Response) {
-    answer.headers.insert(
-        "X-Request-Id".to_owned(),
-        string_header("The request's id: the caller's when well-formed, else a new one"),
+    add_header(
+        answer,
+        "X-Request-Id",
+        "The request's id: the caller's when well-formed, else a new one",
     );
 }
 
-fn string_header(description: &str) -> RefOr<utoipa::openapi::header::Header> {
-    RefOr::T(
-        HeaderBuilder::new()
-            .schema(Some(String::schema()))
-            .description(Some(description))
-            .build(),
-    )
+fn add_header(answer: &mut Response, name: &str, description: &str) {
+    let header = HeaderBuilder::new()
+        .schema(Some(String::schema()))
+        .description(Some(description))
+        .build();
+    answer.headers.insert(name.to_owned(), RefOr::T(header));
 }
 
-// The types below only describe: the JWKS and the metadata are bytes computed once at load,
-// and the OAuth forms are read by `FormParams` (which refuses repeated parameters), so no
-// Rust value of these types is ever made. schemathesis checks them against the live server.
+// The types below only describe: the JWKS is bytes computed once per keyset load, and the
+// OAuth forms are read by `FormParams` (which refuses repeated parameters), so no Rust value
+// of these types is ever made. schemathesis checks them against the live server.
 
 /// A JSON Web Key Set (RFC 7517 §5).
 #[derive(ToSchema)]
 #[allow(dead_code)]
-pub struct Jwks {
-    keys: Vec<Jwk>,
+pub struct JwkSet {
+    keys: Vec<PublicJwk>,
 }
 
 /// A public signing key: RSA (`n`, `e`) or Ed25519 (`crv`, `x`); never private parameters.
 #[derive(ToSchema)]
 #[allow(dead_code)]
-pub struct Jwk {
+pub struct PublicJwk {
     /// `RSA` or `OKP`.
     kty: String,
     /// Always `sig`.
@@ -259,35 +313,11 @@ pub struct Jwk {
     x: Option<String>,
 }
 
-/// Authorization-server metadata (RFC 8414 §2).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ServerMetadata {
-    issuer: String,
-    jwks_uri: String,
-    token_endpoint: String,
-    introspection_endpoint: String,
-    revocation_endpoint: String,
-    userinfo_endpoint: String,
-    grant_types_supported: Vec<String>,
-    response_types_supported: Vec<String>,
-    token_endpoint_auth_methods_supported: Vec<String>,
-    token_endpoint_auth_signing_alg_values_supported: Vec<String>,
-    introspection_endpoint_auth_methods_supported: Vec<String>,
-    introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
-    revocation_endpoint_auth_methods_supported: Vec<String>,
-    revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
-    subject_types_supported: Vec<String>,
-    access_token_signing_alg_values_supported: Vec<String>,
-    /// The scopes of the registered clients; absent while the database cannot be read.
-    scopes_supported: Option<Vec<String>>,
-}
-
 /// A token request (RFC 6749 §4.4, §6).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct TokenRequest {
-    grant_type: GrantType,
+    grant_type: crate::oauth::GrantType,
     /// With `refresh_token`.
     refresh_token: Option<String>,
     /// With `client_credentials`: a subset of the client's scopes (space-separated).
@@ -299,14 +329,6 @@ pub struct TokenRequest {
     #[schema(inline)]
     #[serde(flatten)]
     client: ClientAuthentication,
-}
-
-#[derive(ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum GrantType {
-    ClientCredentials,
-    RefreshToken,
 }
 
 /// An introspection request (RFC 7662 §2.1).
@@ -326,7 +348,7 @@ pub struct IntrospectionRequest {
 #[allow(dead_code)]
 pub struct RevocationRequest {
     token: String,
-    /// `access_token` or `refresh_token`: which kind to look for first.
+    /// Accepted and not needed: a refresh token is looked for first, then an access token.
     token_type_hint: Option<String>,
     #[schema(inline)]
     #[serde(flatten)]

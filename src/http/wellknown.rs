@@ -10,8 +10,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
-use super::openapi::{Jwks, ServerMetadata};
+use super::openapi::JwkSet;
 use crate::app::AppState;
+use crate::oauth::discovery::ServerMetadata;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -47,7 +48,7 @@ pub struct KeysetHealth {
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys",
     params(("If-None-Match" = Option<String>, Header, description = "An `ETag` of an earlier answer")),
     responses(
-        (status = 200, description = "The key set", body = Jwks, headers(
+        (status = 200, description = "The key set", body = JwkSet, headers(
             ("ETag" = String, description = "Strong; changes with the key set"),
             ("Cache-Control" = String, description = "`public, max-age=N` (`ISSUER_JWKS_MAX_AGE`)"),
         )),

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::clients::Clients;
 use crate::keys::Alg;
@@ -16,35 +16,70 @@ const SCOPES_TTL: Duration = Duration::from_secs(60);
 /// Algorithms a client may sign a `private_key_jwt` assertion with.
 pub const ASSERTION_ALGS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
 
+/// Authorization-server metadata (RFC 8414 §2).
+#[derive(Clone, Serialize, utoipa::ToSchema)]
+pub struct ServerMetadata {
+    issuer: String,
+    jwks_uri: String,
+    token_endpoint: String,
+    introspection_endpoint: String,
+    revocation_endpoint: String,
+    userinfo_endpoint: String,
+    #[schema(value_type = Vec<String>)]
+    grant_types_supported: Vec<&'static str>,
+    /// Empty: this issuer has no authorization endpoint.
+    #[schema(value_type = Vec<String>)]
+    response_types_supported: Vec<&'static str>,
+    #[schema(value_type = Vec<String>)]
+    token_endpoint_auth_methods_supported: Vec<&'static str>,
+    #[schema(value_type = Vec<String>)]
+    token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    #[schema(value_type = Vec<String>)]
+    introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    #[schema(value_type = Vec<String>)]
+    introspection_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    #[schema(value_type = Vec<String>)]
+    revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    #[schema(value_type = Vec<String>)]
+    revocation_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    #[schema(value_type = Vec<String>)]
+    subject_types_supported: Vec<&'static str>,
+    #[schema(value_type = Vec<String>)]
+    access_token_signing_alg_values_supported: Vec<&'static str>,
+    /// The registered clients' scopes; absent while the database cannot be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes_supported: Option<Vec<String>>,
+}
+
 pub struct Discovery {
-    base: Value,
+    base: ServerMetadata,
     cached: Mutex<Option<(Instant, Bytes)>>,
 }
 
 impl Discovery {
     pub fn new(issuer: &str) -> Self {
-        let algs: Vec<&str> = Alg::ALL.iter().map(|a| a.as_str()).collect();
-        let confidential = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
-        let mut with_public = confidential.to_vec();
+        let confidential = vec!["client_secret_basic", "client_secret_post", "private_key_jwt"];
+        let mut with_public = confidential.clone();
         with_public.push("none");
-        let base = json!({
-            "issuer": issuer,
-            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-            "token_endpoint": format!("{issuer}/oauth2/token"),
-            "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
-            "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
-            "userinfo_endpoint": format!("{issuer}/oauth2/userinfo"),
-            "grant_types_supported": ["client_credentials", "refresh_token"],
-            "response_types_supported": [],
-            "token_endpoint_auth_methods_supported": with_public,
-            "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
-            "introspection_endpoint_auth_methods_supported": confidential,
-            "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
-            "revocation_endpoint_auth_methods_supported": with_public,
-            "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
-            "subject_types_supported": ["public"],
-            "access_token_signing_alg_values_supported": algs,
-        });
+        let base = ServerMetadata {
+            issuer: issuer.to_owned(),
+            jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+            token_endpoint: format!("{issuer}/oauth2/token"),
+            introspection_endpoint: format!("{issuer}/oauth2/introspect"),
+            revocation_endpoint: format!("{issuer}/oauth2/revoke"),
+            userinfo_endpoint: format!("{issuer}/oauth2/userinfo"),
+            grant_types_supported: vec!["client_credentials", "refresh_token"],
+            response_types_supported: vec![],
+            token_endpoint_auth_methods_supported: with_public.clone(),
+            token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS.to_vec(),
+            introspection_endpoint_auth_methods_supported: confidential,
+            introspection_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS.to_vec(),
+            revocation_endpoint_auth_methods_supported: with_public,
+            revocation_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS.to_vec(),
+            subject_types_supported: vec!["public"],
+            access_token_signing_alg_values_supported: Alg::ALL.iter().map(|a| a.as_str()).collect(),
+            scopes_supported: None,
+        };
         Self {
             base,
             cached: Mutex::new(None),
@@ -64,11 +99,12 @@ impl Discovery {
         }
         let mut doc = self.base.clone();
         match clients.scopes().await {
-            Ok(scopes) => doc["scopes_supported"] = json!(scopes),
+            Ok(scopes) => doc.scopes_supported = Some(scopes),
             // Serve what is known; the scopes come back with the database.
             Err(e) => tracing::warn!(error = %e, "discovery: cannot read client scopes"),
         }
-        let body = Bytes::from(doc.to_string());
+        // Strings and lists of strings always serialise.
+        let body = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
         *lock() = Some((Instant::now(), body.clone()));
         body
     }

@@ -11,7 +11,7 @@ mod revocation;
 mod token_endpoint;
 
 pub use client_auth::JWT_BEARER_ASSERTION;
-pub use clients::{ClientError, Clients};
+pub use clients::{ClientError, Clients, GrantType};
 pub use form::{parse_basic_credentials, BasicCredentials, FormParams};
 pub use introspection::Introspection;
 
