@@ -1,6 +1,6 @@
 //! Resource bounds over real sockets: load shedding past the concurrency limit (503 at once,
-//! no queue), a client too slow to send its headers is disconnected, and metrics on a
-//! separate admin listener.
+//! no queue), a client too slow to send its headers (or its HTTP/2 preface) is disconnected
+//! while both protocols are still served, and metrics on a separate admin listener.
 
 mod common;
 
@@ -50,7 +50,7 @@ async fn requests_past_the_concurrency_limit_are_shed_with_503_not_queued() {
 }
 
 #[tokio::test]
-async fn a_client_that_does_not_finish_its_headers_is_disconnected() {
+async fn a_client_that_does_not_finish_its_headers_or_preface_is_disconnected() {
     let server = common::start_with(&[("ISSUER_REQUEST_TIMEOUT", "1s")]).await;
     let mut slow = TcpStream::connect(host_port(&server.base))
         .await
@@ -62,8 +62,21 @@ async fn a_client_that_does_not_finish_its_headers_is_disconnected() {
     let mut silent = TcpStream::connect(host_port(&server.base))
         .await
         .expect("connect");
+    // And one that starts the HTTP/2 preface and stops half-way (the protocol is not known
+    // yet, so no HTTP/1 or HTTP/2 deadline has started).
+    let mut half_preface = TcpStream::connect(host_port(&server.base))
+        .await
+        .expect("connect");
+    half_preface
+        .write_all(b"PRI * HTTP/2.0\r\n")
+        .await
+        .expect("write");
     let started = Instant::now();
-    for (name, conn) in [("slow", &mut slow), ("silent", &mut silent)] {
+    for (name, conn) in [
+        ("slow", &mut slow),
+        ("silent", &mut silent),
+        ("half preface", &mut half_preface),
+    ] {
         let mut buf = Vec::new();
         let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut buf)).await;
         assert!(
@@ -76,6 +89,36 @@ async fn a_client_that_does_not_finish_its_headers_is_disconnected() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Plain HTTP tells the protocol from the first bytes: HTTP/1.1, and HTTP/2 with prior
+/// knowledge (RFC 9113 §3.3), are both served.
+#[tokio::test]
+async fn plain_http_serves_http_1_1_and_http_2_with_prior_knowledge() {
+    let server = common::start().await;
+    let url = format!("{}/healthz", server.base);
+    for (flag, version) in [("--http1.1", "1.1"), ("--http2-prior-knowledge", "2")] {
+        let out = tokio::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "5",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version} %{http_code}",
+                flag,
+            ])
+            .arg(&url)
+            .output()
+            .await
+            .expect("curl");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{version} 200"),
+            "{flag}"
+        );
+    }
 }
 
 #[tokio::test]

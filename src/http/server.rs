@@ -122,17 +122,22 @@ async fn serve(
         let (builder, tls, watcher) = (builder.clone(), tls.clone(), graceful.watcher());
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
+            // The protocol is settled here, within the patience, never by hyper's own
+            // sniffing, which has no deadline: the HTTP/1 header deadline and the HTTP/2
+            // pings only start once it is known.
+            let only = |h2: bool| {
+                if h2 {
+                    builder.http2_only()
+                } else {
+                    builder.http1_only()
+                }
+            };
             let served = match tls {
                 None => {
-                    // The HTTP/1 header deadline starts only once the protocol is known: a
-                    // client that connects and sends nothing is dropped here.
-                    let mut first = [0u8; 1];
-                    if !matches!(
-                        tokio::time::timeout(patience, tcp.peek(&mut first)).await,
-                        Ok(Ok(1))
-                    ) {
+                    let Some(h2) = opens_http2(&tcp, patience).await else {
                         return;
-                    }
+                    };
+                    let builder = only(h2);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
                     watcher.watch(conn.into_owned()).await
                 }
@@ -140,13 +145,9 @@ async fn serve(
                     let Some(stream) = handshake(&acceptor, tcp, peer, patience).await else {
                         return;
                     };
-                    // ALPN has chosen the protocol: no sniffing, which has no deadline.
+                    // ALPN has chosen the protocol.
                     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                    let builder = if h2 {
-                        builder.http2_only()
-                    } else {
-                        builder.http1_only()
-                    };
+                    let builder = only(h2);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await
                 }
@@ -164,6 +165,33 @@ async fn serve(
         tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
     }
     Ok(())
+}
+
+/// Whether a plain-HTTP client speaks HTTP/2, told by its first bytes (RFC 9113 §3.4: HTTP/2
+/// opens with the preface). `None` when it sends nothing, closes, or stops part-way through
+/// the preface within `patience`.
+async fn opens_http2(tcp: &TcpStream, patience: Duration) -> Option<bool> {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut first = [0u8; PREFACE.len()];
+    loop {
+        let seen = match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
+            Ok(Ok(seen)) if seen > 0 => seen,
+            _ => return None,
+        };
+        if first[..seen] != PREFACE[..seen] {
+            return Some(false);
+        }
+        if seen == PREFACE.len() {
+            return Some(true);
+        }
+        // Part of the preface: peek answers at once while those bytes wait, so pause before
+        // looking again. Clients send the preface in one piece; only a stalling one gets here.
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn handshake(
