@@ -285,7 +285,8 @@ fn add_header(answer: &mut Response, name: &str, description: &str) {
 
 // The types below only describe: the JWKS is bytes computed once per keyset load, and the
 // OAuth forms are read by `FormParams` (which refuses repeated parameters), so no Rust value
-// of these types is ever made. schemathesis checks them against the live server.
+// of these types is ever made. schemathesis checks them against the live server. A form
+// field that may be left out is `#[serde(default)]`: optional, and never null.
 
 /// A JSON Web Key Set (RFC 7517 §5).
 #[derive(ToSchema)]
@@ -307,10 +308,18 @@ pub struct PublicJwk {
     alg: String,
     /// The RFC 7638 thumbprint of the key.
     kid: String,
-    n: Option<String>,
-    e: Option<String>,
-    crv: Option<String>,
-    x: Option<String>,
+    /// RSA: the modulus.
+    #[serde(default)]
+    n: String,
+    /// RSA: the public exponent.
+    #[serde(default)]
+    e: String,
+    /// OKP: `Ed25519`.
+    #[serde(default)]
+    crv: String,
+    /// OKP: the public key.
+    #[serde(default)]
+    x: String,
 }
 
 /// A token request (RFC 6749 §4.4, §6).
@@ -319,13 +328,17 @@ pub struct PublicJwk {
 pub struct TokenRequest {
     grant_type: crate::oauth::GrantType,
     /// With `refresh_token`.
-    refresh_token: Option<String>,
+    #[serde(default)]
+    refresh_token: String,
     /// With `client_credentials`: a subset of the client's scopes (space-separated).
-    scope: Option<String>,
+    #[serde(default)]
+    scope: String,
     /// With `client_credentials`: audiences the client may ask for (RFC 8707).
-    resource: Option<Vec<String>>,
+    #[serde(default)]
+    resource: Vec<String>,
     /// With `client_credentials`: an audience the client may ask for.
-    audience: Option<String>,
+    #[serde(default)]
+    audience: String,
     #[schema(inline)]
     #[serde(flatten)]
     client: ClientAuthentication,
@@ -337,7 +350,8 @@ pub struct TokenRequest {
 pub struct IntrospectionRequest {
     token: String,
     /// `access_token` or `refresh_token`: which kind to look for first.
-    token_type_hint: Option<String>,
+    #[serde(default)]
+    token_type_hint: String,
     #[schema(inline)]
     #[serde(flatten)]
     client: ClientAuthentication,
@@ -349,7 +363,8 @@ pub struct IntrospectionRequest {
 pub struct RevocationRequest {
     token: String,
     /// Accepted and not needed: a refresh token is looked for first, then an access token.
-    token_type_hint: Option<String>,
+    #[serde(default)]
+    token_type_hint: String,
     #[schema(inline)]
     #[serde(flatten)]
     client: ClientAuthentication,
@@ -360,9 +375,13 @@ pub struct RevocationRequest {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct ClientAuthentication {
-    client_id: Option<String>,
-    client_secret: Option<String>,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    client_secret: String,
     /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
-    client_assertion_type: Option<String>,
-    client_assertion: Option<String>,
+    #[serde(default)]
+    client_assertion_type: String,
+    #[serde(default)]
+    client_assertion: String,
 }
