@@ -62,6 +62,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("ISSUER_BEHIND_TLS_PROXY", "false"),
     ("ISSUER_ADMIN_BIND", "none"),
     ("ISSUER_MAX_CONCURRENT_REQUESTS", "1024"),
+    ("ISSUER_MAX_CONCURRENT_REQUESTS_PER_CLIENT", "128"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +157,8 @@ pub struct Settings {
     pub admin_bind: Option<SocketAddr>,
     /// Requests served at once; more are answered 503 at once instead of queueing.
     pub max_concurrent_requests: usize,
+    /// Of those, how many one client address may have (`ratelimit::ip_subject`).
+    pub max_concurrent_requests_per_client: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -414,6 +417,17 @@ impl Settings {
         if max_concurrent_requests == 0 {
             return Err(invalid("ISSUER_MAX_CONCURRENT_REQUESTS", "must be at least 1"));
         }
+        let max_concurrent_requests_per_client: usize = parse_or(
+            "ISSUER_MAX_CONCURRENT_REQUESTS_PER_CLIENT",
+            take("ISSUER_MAX_CONCURRENT_REQUESTS_PER_CLIENT"),
+            "128",
+        )?;
+        if max_concurrent_requests_per_client == 0 {
+            return Err(invalid(
+                "ISSUER_MAX_CONCURRENT_REQUESTS_PER_CLIENT",
+                "must be at least 1",
+            ));
+        }
 
         Ok(Self {
             mode,
@@ -445,6 +459,7 @@ impl Settings {
             behind_tls_proxy,
             admin_bind,
             max_concurrent_requests,
+            max_concurrent_requests_per_client,
         })
     }
 
@@ -513,6 +528,10 @@ impl Settings {
             (
                 "ISSUER_MAX_CONCURRENT_REQUESTS",
                 self.max_concurrent_requests.to_string(),
+            ),
+            (
+                "ISSUER_MAX_CONCURRENT_REQUESTS_PER_CLIENT",
+                self.max_concurrent_requests_per_client.to_string(),
             ),
         ]
     }

@@ -1,5 +1,5 @@
-//! Resource bounds over real sockets: load shedding past the concurrency limit (503 at once,
-//! no queue), a client too slow to send its headers (or its HTTP/2 preface) is disconnected
+//! Resource bounds over real sockets: load shedding past the concurrency limit and past a
+//! client's share of it (503 at once, no queue), a client too slow to send its headers (or its HTTP/2 preface) is disconnected
 //! while both protocols are still served, and metrics on a separate admin listener.
 
 mod common;
@@ -47,6 +47,57 @@ async fn requests_past_the_concurrency_limit_are_shed_with_503_not_queued() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(served, "the slot is free again once the slow client is gone");
+}
+
+/// One client holding requests open takes its own share of the capacity, not all of it.
+#[tokio::test]
+async fn a_client_past_its_share_of_the_capacity_is_shed_and_others_are_not() {
+    let server = common::start_with(&[
+        ("ISSUER_MAX_CONCURRENT_REQUESTS_PER_CLIENT", "1"),
+        ("ISSUER_TRUSTED_PROXIES", "127.0.0.1/32"),
+    ])
+    .await;
+    let mut slow = TcpStream::connect(host_port(&server.base))
+        .await
+        .expect("connect");
+    slow.write_all(
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n{\"email\"",
+    )
+    .await
+    .expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let me_from = |client: &'static str| {
+        server
+            .client
+            .get(server.url("/api/v1/users/me"))
+            .header("x-forwarded-for", client)
+            .send()
+    };
+    let resp = me_from("203.0.113.7").await.expect("me");
+    assert_eq!(resp.status(), 503, "the slow client's second request");
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["error"], "overloaded");
+    assert_eq!(
+        me_from("198.51.100.8").await.expect("me").status(),
+        401,
+        "another client is served"
+    );
+
+    drop(slow);
+    let mut served = false;
+    for _ in 0..50 {
+        if me_from("203.0.113.7").await.expect("me").status() == 401 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        served,
+        "the client's place is given back once its request is gone"
+    );
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ use super::client_ip::client_ip;
 use super::error::ApiError;
 use super::extract::ClientIp;
 use crate::config::Cidr;
+use crate::ratelimit::{ip_subject, rejected, InFlight};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -141,11 +142,27 @@ pub async fn timeout(State(limit): State<Duration>, request: Request, next: Next
     }
 }
 
-/// At most as many requests at once as `permits` holds; the rest are answered 503 at once
-/// (load shedding), so overload shows as fast refusals instead of an unbounded queue. The
-/// router applies it to the routes that do real work only.
-pub async fn shed_load(State(permits): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
-    let Ok(_permit) = permits.try_acquire() else {
+/// The requests the server takes at once: so many in all, and of those so many from one
+/// client address.
+pub struct Capacity {
+    pub permits: Semaphore,
+    pub per_client: Arc<InFlight>,
+}
+
+/// At most as many requests at once as the capacity holds, and a client's share of it; the
+/// rest are answered 503 at once (load shedding, as nginx's `limit_conn` does), so overload
+/// shows as fast refusals instead of an unbounded queue, and one client holding requests open
+/// cannot take every place. The router applies it to the routes that do real work only.
+pub async fn shed_load(State(capacity): State<Arc<Capacity>>, request: Request, next: Next) -> Response {
+    let client = request
+        .extensions()
+        .get::<ClientIp>()
+        .map_or_else(String::new, |ip| ip_subject(ip.0));
+    let Some(_slot) = capacity.per_client.enter(client.clone()) else {
+        rejected("in_flight", &client);
+        return ApiError::overloaded().into_response();
+    };
+    let Ok(_permit) = capacity.permits.try_acquire() else {
         metrics::counter!("issuer_requests_shed_total").increment(1);
         return ApiError::overloaded().into_response();
     };

@@ -63,8 +63,12 @@ pub fn router(app: Arc<AppState>) -> Router {
     if settings.admin_bind.is_none() {
         sheddable = sheddable.route("/metrics", get(wellknown::metrics));
     }
+    let capacity = middleware::Capacity {
+        permits: tokio::sync::Semaphore::new(settings.max_concurrent_requests),
+        per_client: crate::ratelimit::InFlight::new(settings.max_concurrent_requests_per_client),
+    };
     let sheddable = sheddable.route_layer(axum::middleware::from_fn_with_state(
-        Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_requests)),
+        Arc::new(capacity),
         middleware::shed_load,
     ));
     let routes = published

@@ -131,7 +131,8 @@ const FAILURES: [Shared; 2] = [
     Shared {
         name: "Unavailable",
         status: "503",
-        description: "Overloaded (`Retry-After` is then set), timed out, or a dependency is down",
+        description: "Overloaded, in all or for this client (`overloaded`, with `Retry-After`), \
+            timed out (`timeout`), or a dependency is down (`unavailable`)",
     },
 ];
 

@@ -5,9 +5,11 @@
 
 mod counters;
 mod gcra;
+mod in_flight;
 
 pub use counters::{CounterError, Counters, Write};
 pub use gcra::Gcra;
+pub use in_flight::InFlight;
 
 use std::fmt;
 use std::net::IpAddr;
