@@ -147,6 +147,45 @@ async fn the_issuer_serves_https_with_modern_tls_and_picks_up_a_renewed_certific
     assert!(!ok, "the old certificate is no longer served");
 }
 
+/// A client that finishes the TLS handshake and then sends nothing (or part of the HTTP/2
+/// preface) is closed within the request timeout, as on plain HTTP.
+#[tokio::test]
+async fn a_client_silent_after_the_handshake_is_disconnected() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    make_certificate(certs.path(), "silent");
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let (cert_s, key_s) = (cert.display().to_string(), key.display().to_string());
+    let server = common::start_with(&[
+        ("ISSUER_TLS_CERT", &cert_s),
+        ("ISSUER_TLS_KEY", &key_s),
+        ("ISSUER_REQUEST_TIMEOUT", "1s"),
+    ])
+    .await;
+    let address = server.base.trim_start_matches("https://").to_owned();
+    for (what, sends) in [("silent", ""), ("half preface", "PRI * HTTP/2.0")] {
+        // s_client completes the handshake, sends what it reads from stdin (kept open), and
+        // exits when the server closes the connection.
+        let mut client = tokio::process::Command::new("openssl")
+            .args(["s_client", "-quiet", "-connect", &address])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_client");
+        let mut stdin = client.stdin.take().expect("stdin");
+        tokio::io::AsyncWriteExt::write_all(&mut stdin, sends.as_bytes())
+            .await
+            .expect("write");
+        let exited = tokio::time::timeout(Duration::from_secs(8), client.wait()).await;
+        let _ = client.kill().await;
+        assert!(
+            exited.is_ok(),
+            "{what}: the server closes the connection instead of waiting"
+        );
+        drop(stdin);
+    }
+}
+
 #[tokio::test]
 async fn a_key_that_does_not_match_the_certificate_is_refused_at_start() {
     let one = tempfile::tempdir().expect("tempdir");

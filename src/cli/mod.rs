@@ -121,6 +121,13 @@ async fn serve(settings: Settings) -> Result<(), StartError> {
              set ISSUER_ENV=production for real deployments"
         );
     }
+    if settings.behind_tls_proxy && settings.trusted_proxies.is_empty() {
+        tracing::warn!(
+            "ISSUER_BEHIND_TLS_PROXY is set but ISSUER_TRUSTED_PROXIES is empty: every client \
+             counts as the proxy's address, so all clients share one login, rate and \
+             in-flight budget; list the proxy's addresses in ISSUER_TRUSTED_PROXIES"
+        );
+    }
     // Listen before the slow start: an early SIGHUP must not kill the process.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let app = AppState::build(settings).await?;

@@ -16,7 +16,7 @@ use super::client_ip::client_ip;
 use super::error::ApiError;
 use super::extract::ClientIp;
 use crate::config::Cidr;
-use crate::ratelimit::{ip_subject, rejected, InFlight};
+use crate::ratelimit::{counted, ip_subject, rejected, InFlight};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -154,17 +154,26 @@ pub struct Capacity {
 /// shows as fast refusals instead of an unbounded queue, and one client holding requests open
 /// cannot take every place. The router applies it to the routes that do real work only.
 pub async fn shed_load(State(capacity): State<Arc<Capacity>>, request: Request, next: Next) -> Response {
-    let client = request
-        .extensions()
-        .get::<ClientIp>()
-        .map_or_else(String::new, |ip| ip_subject(ip.0));
-    let Some(_slot) = capacity.per_client.enter(client.clone()) else {
-        rejected("in_flight", &client);
-        return ApiError::overloaded().into_response();
+    let shed = || {
+        metrics::counter!("issuer_requests_shed_total").increment(1);
+        ApiError::overloaded().into_response()
+    };
+    // The server always knows the peer; a request without an address has no share to count.
+    let client = request.extensions().get::<ClientIp>().map(|ip| ip_subject(ip.0));
+    let _slot = match client.map(|client| (capacity.per_client.enter(&client), client)) {
+        Some((Err(refused), client)) => {
+            if refused.first {
+                rejected("in_flight", &client);
+            } else {
+                counted("in_flight");
+            }
+            return shed();
+        }
+        Some((Ok(slot), _)) => Some(slot),
+        None => None,
     };
     let Ok(_permit) = capacity.permits.try_acquire() else {
-        metrics::counter!("issuer_requests_shed_total").increment(1);
-        return ApiError::overloaded().into_response();
+        return shed();
     };
     next.run(request).await
 }

@@ -124,7 +124,8 @@ async fn serve(
             let _ = tcp.set_nodelay(true);
             // The protocol is settled here, within the patience, never by hyper's own
             // sniffing, which has no deadline: the HTTP/1 header deadline and the HTTP/2
-            // pings only start once it is known.
+            // pings only start once it is known. (`serve_connection`, not the `_with_upgrades`
+            // variant: that one sniffs whatever the builder says; nothing here upgrades.)
             let only = |h2: bool| {
                 if h2 {
                     builder.http2_only()
@@ -138,7 +139,7 @@ async fn serve(
                         return;
                     };
                     let builder = only(h2);
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                    let conn = builder.serve_connection(TokioIo::new(tcp), service);
                     watcher.watch(conn.into_owned()).await
                 }
                 Some(acceptor) => {
@@ -148,7 +149,7 @@ async fn serve(
                     // ALPN has chosen the protocol.
                     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                     let builder = only(h2);
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await
                 }
             };
@@ -174,6 +175,7 @@ async fn opens_http2(tcp: &TcpStream, patience: Duration) -> Option<bool> {
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     let deadline = tokio::time::Instant::now() + patience;
     let mut first = [0u8; PREFACE.len()];
+    let mut pause = Duration::from_millis(10);
     loop {
         let seen = match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
             Ok(Ok(seen)) if seen > 0 => seen,
@@ -186,11 +188,13 @@ async fn opens_http2(tcp: &TcpStream, patience: Duration) -> Option<bool> {
             return Some(true);
         }
         // Part of the preface: peek answers at once while those bytes wait, so pause before
-        // looking again. Clients send the preface in one piece; only a stalling one gets here.
+        // looking again, longer each time. Clients send the preface in one piece; only a
+        // stalling one gets here, and it is let go at the deadline.
         if tokio::time::Instant::now() >= deadline {
             return None;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep_until((tokio::time::Instant::now() + pause).min(deadline)).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
     }
 }
 

@@ -7,7 +7,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 pub struct InFlight {
     per_client: usize,
-    clients: Mutex<HashMap<String, usize>>,
+    clients: Mutex<HashMap<String, Client>>,
+}
+
+#[derive(Default)]
+struct Client {
+    in_flight: usize,
+    /// Refused since it last had nothing in flight.
+    refused: bool,
+}
+
+/// A request refused: `first` for the first refusal since the client last had nothing in
+/// flight, so a client hammering the limit is reported once, not on every request.
+pub struct Refused {
+    pub first: bool,
 }
 
 /// One request of a client in flight; its place is given back when dropped.
@@ -25,20 +38,32 @@ impl InFlight {
     }
 
     /// A slot for one more request of `client`, unless it already has `per_client` in flight.
-    pub fn enter(self: &Arc<Self>, client: String) -> Option<Slot> {
+    pub fn enter(self: &Arc<Self>, client: &str) -> Result<Slot, Refused> {
         let mut clients = self.lock();
-        let count = clients.entry(client.clone()).or_default();
-        if *count >= self.per_client {
-            return None;
+        if let Some(known) = clients.get_mut(client) {
+            if known.in_flight >= self.per_client {
+                let first = !known.refused;
+                known.refused = true;
+                return Err(Refused { first });
+            }
+            known.in_flight += 1;
+        } else {
+            // `per_client` is at least 1 (the settings say so).
+            clients.insert(
+                client.to_owned(),
+                Client {
+                    in_flight: 1,
+                    refused: false,
+                },
+            );
         }
-        *count += 1;
-        Some(Slot {
+        Ok(Slot {
             in_flight: self.clone(),
-            client,
+            client: client.to_owned(),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Client>> {
         self.clients.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -46,10 +71,10 @@ impl InFlight {
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut clients = self.in_flight.lock();
-        if let Some(count) = clients.get_mut(&self.client) {
-            *count -= 1;
+        if let Some(known) = clients.get_mut(&self.client) {
+            known.in_flight -= 1;
             // Only clients with requests in flight are kept: the map stays as small as that.
-            if *count == 0 {
+            if known.in_flight == 0 {
                 clients.remove(&self.client);
             }
         }
@@ -60,18 +85,36 @@ impl Drop for Slot {
 mod tests {
     use super::*;
 
+    fn first_refusal(result: Result<Slot, Refused>) -> Option<bool> {
+        result.err().map(|refused| refused.first)
+    }
+
     #[test]
     fn each_client_has_its_own_share_and_gets_it_back() {
         let in_flight = InFlight::new(2);
-        let a1 = in_flight.enter("a".into()).expect("first");
-        let a2 = in_flight.enter("a".into()).expect("second");
-        assert!(in_flight.enter("a".into()).is_none(), "a third is refused");
-        let b = in_flight
-            .enter("b".into())
-            .expect("another client is not affected");
+        let a1 = in_flight.enter("a").ok().expect("first");
+        let a2 = in_flight.enter("a").ok().expect("second");
+        assert_eq!(
+            first_refusal(in_flight.enter("a")),
+            Some(true),
+            "a third is refused"
+        );
+        assert_eq!(
+            first_refusal(in_flight.enter("a")),
+            Some(false),
+            "and reported once"
+        );
+        let b = in_flight.enter("b").ok().expect("another client is not affected");
         drop(a1);
-        let a3 = in_flight.enter("a".into()).expect("a place came back");
+        let a3 = in_flight.enter("a").ok().expect("a place came back");
         drop((a2, a3, b));
         assert!(in_flight.lock().is_empty(), "nobody in flight, nothing kept");
+        let _a1 = in_flight.enter("a").ok().expect("a fresh start");
+        let _a2 = in_flight.enter("a").ok().expect("a fresh start");
+        assert_eq!(
+            first_refusal(in_flight.enter("a")),
+            Some(true),
+            "a new episode is reported"
+        );
     }
 }

@@ -177,6 +177,11 @@ pub fn refund(gcra: Gcra, tat: i64, now: i64) -> Write {
 /// IP subject, a client id or an account hash, never an email.
 pub fn rejected(limit: &'static str, subject: &str) {
     tracing::warn!(target: "audit", event = "rate_limited", limit, subject);
+    counted(limit);
+}
+
+/// A rejection counted in the metrics only (its audit event was logged already).
+pub fn counted(limit: &'static str) {
     metrics::counter!("issuer_rate_limited_total", "limit" => limit).increment(1);
 }
 
