@@ -14,6 +14,24 @@ fn host_port(base: &str) -> &str {
     base.trim_start_matches("http://")
 }
 
+/// Sends the request again, a moment apart, until it answers `status` (or about 5 s have
+/// passed); the last response.
+async fn until_status<F, R>(status: u16, mut send: F) -> reqwest::Response
+where
+    F: FnMut() -> R,
+    R: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+{
+    let mut resp = send().await.expect("request");
+    for _ in 0..100 {
+        if resp.status() == status {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        resp = send().await.expect("request");
+    }
+    resp
+}
+
 #[tokio::test]
 async fn requests_past_the_concurrency_limit_are_shed_with_503_not_queued() {
     let server = common::start_with(&[("ISSUER_MAX_CONCURRENT_REQUESTS", "1")]).await;
@@ -38,14 +56,7 @@ async fn requests_past_the_concurrency_limit_are_shed_with_503_not_queued() {
     assert_eq!(body["error"], "overloaded");
 
     drop(slow);
-    let mut served = false;
-    for _ in 0..50 {
-        if get("/api/v1/users/me").await.expect("me").status() == 401 {
-            served = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let served = until_status(401, || get("/api/v1/users/me")).await.status() == 401;
     assert!(served, "the slot is free again once the slow client is gone");
 }
 
@@ -74,14 +85,7 @@ async fn a_client_past_its_share_of_the_capacity_is_shed_and_others_are_not() {
             .send()
     };
     // Once the slow request holds the client's one place, its next request is shed.
-    let mut resp = me_from("203.0.113.7").await.expect("me");
-    for _ in 0..100 {
-        if resp.status() == 503 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        resp = me_from("203.0.113.7").await.expect("me");
-    }
+    let resp = until_status(503, || me_from("203.0.113.7")).await;
     assert_eq!(resp.status(), 503, "the slow client's second request");
     assert_eq!(resp.headers()["retry-after"], "1");
     let body: serde_json::Value = resp.json().await.expect("json");
@@ -93,14 +97,7 @@ async fn a_client_past_its_share_of_the_capacity_is_shed_and_others_are_not() {
     );
 
     drop(slow);
-    let mut served = false;
-    for _ in 0..50 {
-        if me_from("203.0.113.7").await.expect("me").status() == 401 {
-            served = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let served = until_status(401, || me_from("203.0.113.7")).await.status() == 401;
     assert!(
         served,
         "the client's place is given back once its request is gone"

@@ -160,17 +160,20 @@ pub async fn shed_load(State(capacity): State<Arc<Capacity>>, request: Request, 
     };
     // The server always knows the peer; a request without an address has no share to count.
     let client = request.extensions().get::<ClientIp>().map(|ip| ip_subject(ip.0));
-    let _slot = match client.map(|client| (capacity.per_client.enter(&client), client)) {
-        Some((Err(refused), client)) => {
+    let _slot = match client
+        .as_deref()
+        .map(|client| (client, capacity.per_client.enter(client)))
+    {
+        None => None,
+        Some((_, Ok(slot))) => Some(slot),
+        Some((client, Err(refused))) => {
             if refused.first {
-                rejected("in_flight", &client);
+                rejected("in_flight", client);
             } else {
                 counted("in_flight");
             }
             return shed();
         }
-        Some((Ok(slot), _)) => Some(slot),
-        None => None,
     };
     let Ok(_permit) = capacity.permits.try_acquire() else {
         return shed();
