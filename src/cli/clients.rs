@@ -17,7 +17,8 @@ pub enum ClientsCommand {
     /// Register a client. Prints its secret once — or, with --jwk, registers its public key
     /// for private_key_jwt and makes no secret.
     Create {
-        #[arg(long)]
+        // A client id may begin with '-'.
+        #[arg(long, allow_hyphen_values = true)]
         id: String,
         /// client_credentials and/or refresh_token; repeat for several.
         #[arg(long = "grant", required = true)]
@@ -41,9 +42,15 @@ pub enum ClientsCommand {
         json: bool,
     },
     /// Remove a client: its credentials stop working at once.
-    Delete { id: String },
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Make a new secret and print it once; the old one stops working at once.
-    RotateSecret { id: String },
+    RotateSecret {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 pub async fn run(clients: &Clients, command: ClientsCommand) -> Result<(), ClientError> {

@@ -49,7 +49,11 @@ pub enum KeysCommand {
     /// Remove retired keys once every token they signed has expired.
     Prune,
     /// Emergency: remove a (compromised) key from the keyset and the JWKS at once.
-    Revoke { kid: String },
+    Revoke {
+        // A kid is base64url, so it may begin with '-'.
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 pub async fn run(settings: &Settings, command: KeysCommand) -> Result<(), KeyError> {

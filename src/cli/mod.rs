@@ -58,9 +58,16 @@ enum Command {
 #[derive(Subcommand)]
 enum UsersCommand {
     /// Stop a user from logging in or refreshing.
-    Disable { email: String },
+    Disable {
+        // An address may begin with '-'.
+        #[arg(allow_hyphen_values = true)]
+        email: String,
+    },
     /// Allow a disabled user to log in again.
-    Enable { email: String },
+    Enable {
+        #[arg(allow_hyphen_values = true)]
+        email: String,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -234,5 +241,62 @@ async fn users(settings: Settings, command: UsersCommand) -> Result<(), StartErr
         Ok(())
     } else {
         Err(StartError::Accounts(crate::accounts::AccountError::NotFound))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("token-issuer").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn identifiers_beginning_with_a_hyphen_are_values_not_flags() {
+        // One base64url kid in 32 begins with '-'.
+        let kid = "-4dA70q4bjHl6cZf_WToTuaQtdvKx-IsTk5vs6h3g9g";
+        match parse(&["keys", "revoke", kid]).map(|c| c.command) {
+            Ok(Command::Keys {
+                command: keys::KeysCommand::Revoke { kid: parsed },
+            }) => assert_eq!(parsed, kid),
+            _ => panic!("keys revoke {kid} did not parse"),
+        }
+        for args in [
+            ["clients", "delete", "-svc"].as_slice(),
+            &["clients", "rotate-secret", "-svc"],
+            &[
+                "clients",
+                "create",
+                "--id",
+                "-svc",
+                "--grant",
+                "client_credentials",
+            ],
+        ] {
+            match parse(args).map(|c| c.command) {
+                Ok(Command::Clients {
+                    command:
+                        clients::ClientsCommand::Delete { id }
+                        | clients::ClientsCommand::RotateSecret { id }
+                        | clients::ClientsCommand::Create { id, .. },
+                }) => assert_eq!(id, "-svc"),
+                _ => panic!("{args:?} did not parse"),
+            }
+        }
+        match parse(&["users", "disable", "-a@example.com"]).map(|c| c.command) {
+            Ok(Command::Users {
+                command: UsersCommand::Disable { email },
+            }) => assert_eq!(email, "-a@example.com"),
+            _ => panic!("users disable -a@example.com did not parse"),
+        }
+    }
+
+    #[test]
+    fn help_is_still_help() {
+        for args in [["keys", "revoke", "--help"], ["clients", "delete", "--help"]] {
+            let err = parse(&args).err().map(|e| e.kind());
+            assert_eq!(err, Some(clap::error::ErrorKind::DisplayHelp), "{args:?}");
+        }
     }
 }
