@@ -162,7 +162,6 @@ async fn security_events_carry_their_context_and_the_log_holds_no_secret() {
         tokens["access_token"].as_str().expect("access").to_owned(),
         client_secret,
         "PRIVATE KEY".to_owned(),
-        "eyJ".to_owned(),
     ];
     for key in keyset["keys"].as_array().expect("keys") {
         let pem = key["private_key_pem"].as_str().expect("pem");
@@ -176,4 +175,11 @@ async fn security_events_carry_their_context_and_the_log_holds_no_secret() {
             secret.len()
         );
     }
+    // No JWT at all, not only those above: a JSON header ("eyJ…") and two more parts. Not
+    // a bare "eyJ", which a random kid or hash in the log may contain.
+    let jwts = whole_run
+        .split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        .filter(|word| word.starts_with("eyJ") && word.matches('.').count() == 2)
+        .count();
+    assert_eq!(jwts, 0, "the log holds a JWT");
 }

@@ -17,12 +17,13 @@ use serde_json::Value;
 use tempfile::TempDir;
 use token_issuer::keys::source::KeySource;
 
-/// Short periods so a rotation takes seconds: publication 2 s ≥ max-age 1 s + reload 1 s;
-/// retention = access TTL 3 s + max-age 1 s + reload 1 s = 5 s.
+/// Short periods so a rotation takes seconds: publication 3 s ≥ max-age 1 s + reload 1 s,
+/// with a second to spare for a slow reload or CLI start; retention = access TTL 3 s +
+/// max-age 1 s + reload 1 s = 5 s.
 const FAST: [(&str, &str); 5] = [
     ("ISSUER_JWKS_MAX_AGE", "1s"),
     ("ISSUER_KEY_RELOAD_INTERVAL", "1s"),
-    ("ISSUER_KEY_PUBLICATION_PERIOD", "2s"),
+    ("ISSUER_KEY_PUBLICATION_PERIOD", "3s"),
     ("ISSUER_ACCESS_TOKEN_TTL", "3s"),
     ("ISSUER_REFRESH_TOKEN_TTL", "1h"),
 ];
@@ -281,7 +282,7 @@ async fn rotation_without_failed_verification(keys: Keys) {
         "{err}"
     );
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let before_rotation = server.login("rotation@example.com").await["access_token"]
         .as_str()
         .expect("token")

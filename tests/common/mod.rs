@@ -17,6 +17,16 @@ use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "violet tractor melts quietly";
 
+/// Waits out a 429's Retry-After (whole seconds), which must lie in `expected`.
+pub async fn wait_out(retry_after: Option<u64>, expected: std::ops::RangeInclusive<u64>) {
+    match retry_after {
+        Some(secs) if expected.contains(&secs) => {
+            tokio::time::sleep(std::time::Duration::from_millis(secs * 1000 + 100)).await
+        }
+        _ => panic!("Retry-After {retry_after:?}, not {expected:?} s"),
+    }
+}
+
 pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
