@@ -41,23 +41,8 @@ async fn post(server: &TestServer, path: &str, ip: &str, body: Value) -> (u16, O
 /// Status, `Retry-After` and JSON body (null when there is none).
 async fn outcome(resp: reqwest::Response) -> (u16, Option<u64>, Value) {
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    let retry_after = common::retry_after(&resp);
     (status, retry_after, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn login(server: &TestServer, ip: &str, email: &str, password: &str) -> (u16, Option<u64>) {
-    let (status, retry_after, _) = post(
-        server,
-        "/api/v1/auth/login",
-        ip,
-        json!({"email": email, "password": password}),
-    )
-    .await;
-    (status, retry_after)
 }
 
 async fn register(server: &TestServer, ip: &str, email: &str) -> (u16, Option<u64>) {
@@ -100,17 +85,15 @@ async fn budgets_are_shared_by_two_instances(store: &str) {
     // Failed logins per client: 4 across both instances, then both refuse.
     let attacker = fresh_net();
     for i in 0..4 {
-        let (status, _) = login(
-            both[i % 2],
-            &format!("{attacker}::{i}"),
-            &fresh_email("guess"),
-            "wrong",
-        )
-        .await;
+        let (status, _) = both[i % 2]
+            .login_from(&format!("{attacker}::{i}"), &fresh_email("guess"), "wrong")
+            .await;
         assert_eq!(status, 401, "failure {i}");
     }
     for server in both {
-        let (status, retry_after) = login(server, &format!("{attacker}::99"), &victim, PASSWORD).await;
+        let (status, retry_after) = server
+            .login_from(&format!("{attacker}::99"), &victim, PASSWORD)
+            .await;
         assert_eq!(status, 429);
         assert!(
             retry_after.is_some_and(|s| (890..=900).contains(&s)),
@@ -120,19 +103,29 @@ async fn budgets_are_shared_by_two_instances(store: &str) {
 
     // One account from many clients, across both instances: it backs off on both.
     for i in 0..4 {
-        let (status, _) = login(both[i % 2], &format!("{}::1", fresh_net()), &victim, "wrong").await;
+        let (status, _) = both[i % 2]
+            .login_from(&format!("{}::1", fresh_net()), &victim, "wrong")
+            .await;
         assert_eq!(status, 401, "stuffing attempt {i}");
     }
     // The 1 s back-off waited out, a failure on a doubles it to 2 s, which b enforces.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (status, _) = login(&a, &format!("{}::1", fresh_net()), &victim, "wrong").await;
+    let (status, _) = a
+        .login_from(&format!("{}::1", fresh_net()), &victim, "wrong")
+        .await;
     assert_eq!(status, 401, "stuffing attempt after the back-off");
-    let (status, retry_after) = login(&b, &format!("{}::1", fresh_net()), &victim, PASSWORD).await;
+    let (status, retry_after) = b
+        .login_from(&format!("{}::1", fresh_net()), &victim, PASSWORD)
+        .await;
     assert_eq!(status, 429);
     common::wait_out(retry_after, 1..=2).await;
-    let (status, _) = login(&a, &format!("{}::1", fresh_net()), &victim, PASSWORD).await;
+    let (status, _) = a
+        .login_from(&format!("{}::1", fresh_net()), &victim, PASSWORD)
+        .await;
     assert_eq!(status, 200, "the owner gets in after the short wait");
-    let (status, _) = login(&b, &format!("{}::1", fresh_net()), &victim, "wrong").await;
+    let (status, _) = b
+        .login_from(&format!("{}::1", fresh_net()), &victim, "wrong")
+        .await;
     assert_eq!(
         status, 401,
         "a's success cleared the account's failures for b too"
@@ -268,7 +261,9 @@ async fn with_the_redis_store_down_login_and_register_refuse_and_tokens_go_on() 
     .await;
     assert_eq!(status, 503);
     assert_eq!(body["error"], "unavailable");
-    let (status, _) = login(&server, "ignored", "someone@example.com", PASSWORD).await;
+    let (status, _) = server
+        .login_from("ignored", "someone@example.com", PASSWORD)
+        .await;
     assert_eq!(status, 503, "login fails closed");
     let secret = create_client(&server, "svc").await;
     assert_eq!(

@@ -17,6 +17,14 @@ use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "violet tractor melts quietly";
 
+/// A response's Retry-After in whole seconds.
+pub fn retry_after(resp: &reqwest::Response) -> Option<u64> {
+    resp.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
 /// Waits out a 429's Retry-After (whole seconds), which must lie in `expected`.
 pub async fn wait_out(retry_after: Option<u64>, expected: std::ops::RangeInclusive<u64>) {
     match retry_after {
@@ -182,6 +190,20 @@ impl TestServer {
             .await;
         assert_eq!(resp.status(), 200, "login {email}");
         resp.json().await.expect("json")
+    }
+
+    /// Logs in as `email` from `ip`, named by X-Forwarded-For (the test's loopback peer must
+    /// be a trusted proxy); the status and Retry-After.
+    pub async fn login_from(&self, ip: &str, email: &str, password: &str) -> (u16, Option<u64>) {
+        let resp = self
+            .client
+            .post(self.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", ip)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("login");
+        (resp.status().as_u16(), retry_after(&resp))
     }
 
     pub async fn user_session(&self, email: &str) -> (String, String) {
