@@ -807,3 +807,33 @@ async fn the_binary_reads_secrets_manager_from_aws_settings_and_reloads_on_sighu
         "key material in logs"
     );
 }
+
+/// A typo in a secret id must not fork the keyset: `serve` refuses, naming the source and the
+/// command that creates a keyset, and creates nothing in Secrets Manager. Only the development
+/// default (an empty file source) makes up a key.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_on_an_empty_secrets_manager_source_refuses_and_creates_nothing() {
+    let keys = Keys::aws("RS256").await;
+    let mut env = keys.env(&[("ISSUER_BIND", "127.0.0.1:0")]);
+    env.push(("ISSUER_LOG_FORMAT".into(), "json".into()));
+    let (ok, _, err) = common::run_issuer(keys.dir.path(), &["serve"], &env);
+    assert!(!ok, "serve must refuse: {err}");
+    assert!(
+        err.contains(&format!("no keyset in aws-secretsmanager:{}", keys.secret))
+            && err.contains("keys generate --alg RS256"),
+        "{err}"
+    );
+    let moto = keys.moto.as_ref().expect("moto");
+    let described = aws_sdk_secretsmanager::Client::new(&moto.sdk_config().await)
+        .describe_secret()
+        .secret_id(&keys.secret)
+        .send()
+        .await;
+    assert!(described.is_err(), "no secret was created: {described:?}");
+
+    // What the message says to run works, and then serve starts on it.
+    keys.cli_ok(&["generate", "--alg", "RS256"]);
+    let server = keys.serve(&[]).await;
+    let (access, _) = server.user_session("after-generate@example.com").await;
+    assert_eq!(kid_of(&access), keys.kid_in("active")[0]);
+}

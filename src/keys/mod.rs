@@ -74,6 +74,11 @@ pub enum KeyError {
     DuplicateKid(String),
     #[error("no active {alg} key in {source_name}")]
     NoActiveKey { alg: Alg, source_name: String },
+    #[error(
+        "no keyset in {source_name}: check the name, or create one with `token-issuer keys \
+         generate --alg {alg}` (on Secrets Manager this creates the secret)"
+    )]
+    NoKeyset { alg: Alg, source_name: String },
     #[error("keyset document is not valid: {0}")]
     Document(String),
     #[error("key source {source_name}: {reason}")]

@@ -133,11 +133,19 @@ impl KeySource {
         Ok(outcome)
     }
 
-    /// The keyset a server starts with. In development an empty source gets one new active
-    /// key of `alg`; production never generates. Refuses when `alg` has no active key.
+    /// The keyset a server starts with. Only the development default, a file source that is
+    /// empty, gets one new active key of `alg`: anywhere else an empty source is more likely
+    /// a typo in its name, and a key made there would fork the keyset (and create a cloud
+    /// secret behind the operator's back). Refuses when `alg` has no active key.
     pub async fn load_for_serving(&self, mode: Mode, alg: Alg) -> Result<(KeySet, Loaded), KeyError> {
         let mut loaded = self.load().await?;
-        if loaded.doc.keys.is_empty() && mode == Mode::Development {
+        if loaded.doc.keys.is_empty() {
+            if mode != Mode::Development || !matches!(self, Self::File(_)) {
+                return Err(KeyError::NoKeyset {
+                    alg,
+                    source_name: self.name(),
+                });
+            }
             let record = self
                 .blocking(move || generate_record(alg, 2048, KeyState::Active, OffsetDateTime::now_utc()))
                 .await??;
@@ -205,7 +213,11 @@ mod tests {
             .load_for_serving(Mode::Production, Alg::Rs256)
             .await
             .expect_err("no key");
-        assert!(err.to_string().contains("no active RS256 key"), "{err}");
+        assert!(
+            err.to_string().contains("no keyset in file:")
+                && err.to_string().contains("keys generate --alg RS256"),
+            "{err}"
+        );
         assert!(!dir.path().join("keys/keyset.json").exists());
 
         let (first, _) = source
