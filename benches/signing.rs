@@ -97,6 +97,7 @@ fn main() {
             aud: "https://api.example.com".into(),
             client_id: "first-party".into(),
             scope: None,
+            sid: Some("0b9e8f5c-3a51-4f3e-b1c7-2d4a6e8f9a10".into()),
             ttl: None,
         };
         let token = runtime

@@ -14,7 +14,7 @@ use crate::oauth::discovery::Discovery;
 use crate::oauth::{Clients, OAuth};
 use crate::ratelimit::{Counters, RateLimits};
 use crate::store::{Store, StoreError};
-use crate::tokens::{AccessTokens, RefreshTokens};
+use crate::tokens::{AccessTokens, RefreshTokens, Revocations};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -102,7 +102,12 @@ impl AppState {
         );
         let refresh = RefreshTokens::new(store.clone(), settings.refresh_token_ttl);
         let accounts = Accounts::new(store.clone(), passwords, settings.password_min_length);
-        let sessions = Sessions::new(access, refresh, settings.audience.clone());
+        let sessions = Sessions::new(
+            access,
+            refresh,
+            Revocations::new(store.clone()),
+            settings.audience.clone(),
+        );
         let counters = match &settings.rate_limit_store {
             RateLimitStore::Memory => Counters::memory(),
             RateLimitStore::Database => Counters::database(store.clone()),
@@ -118,7 +123,6 @@ impl AppState {
             Clients::new(store.clone(), settings.access_token_ttl),
             sessions.clone(),
             accounts.clone(),
-            store.clone(),
             settings.url.clone(),
             settings.audience.clone(),
             rate_limits.clone(),

@@ -234,8 +234,13 @@ impl Settings {
                 .map_err(|_| invalid("ISSUER_SIGNING_ALG", format!("must be RS256 or EdDSA, not {s:?}")))?,
         };
         let audience = match take("ISSUER_AUDIENCE") {
-            Some(a) if a.trim().is_empty() => return Err(invalid("ISSUER_AUDIENCE", "must not be empty")),
-            Some(a) => a,
+            Some(a) if crate::uri::is_absolute_uri(&a) => a,
+            Some(a) => {
+                return Err(invalid(
+                    "ISSUER_AUDIENCE",
+                    format!("{a:?} is not {}", crate::uri::ABSOLUTE_URI_RULE),
+                ))
+            }
             None => url.clone(),
         };
         let duration = |name: &'static str, value: Option<String>, default: &str| {
@@ -797,6 +802,25 @@ mod tests {
         assert!(refusal(vec![("ISSUER_TYPO", "1")]).contains("ISSUER_TYPO"));
         assert!(refusal(vec![("ISSUER_URL", "http://127.0.0.1:8080/")]).starts_with("ISSUER_URL:"));
         assert!(refusal(vec![("ISSUER_REFRESH_TOKEN_TTL", "400d")]).starts_with("ISSUER_REFRESH_TOKEN_TTL:"));
+        for audience in ["", "reports-api", "/api", "urn:reports#x", "urn:a b"] {
+            let refused = refusal(vec![("ISSUER_AUDIENCE", audience)]);
+            assert!(
+                refused.starts_with("ISSUER_AUDIENCE:") && refused.contains("absolute URI"),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn audiences_are_any_absolute_uri() {
+        for audience in [
+            "urn:reports:api",
+            "spiffe://example.org/api",
+            "https://api.example.com",
+        ] {
+            let s = Settings::from_values(vec![("ISSUER_AUDIENCE", audience)]).expect("accepted");
+            assert_eq!(s.audience, audience);
+        }
     }
 
     #[test]

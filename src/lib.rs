@@ -13,3 +13,4 @@ pub mod oauth;
 pub mod ratelimit;
 pub mod store;
 pub mod tokens;
+pub mod uri;

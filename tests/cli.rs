@@ -32,11 +32,11 @@ fn production_refuses_to_start_naming_the_setting() {
         assert!(err.contains(missing), "{missing}: {err}");
     }
 
-    // Everything given, but no key: production never generates one.
+    // Everything given, but no key: production never generates one, and says how to.
     let (ok, _, err) = issuer(dir.path(), &["serve"], &PROD);
     assert!(!ok);
     assert!(
-        err.contains("no active RS256 key") && err.contains("file:keys"),
+        err.contains("no keyset in file:keys") && err.contains("keys generate --alg RS256"),
         "{err}"
     );
     assert!(!dir.path().join("keys/keyset.json").exists());
@@ -125,6 +125,8 @@ fn clients_cli_shows_a_secret_once_and_never_lists_it() {
         "read write",
         "--audience",
         "https://api.example.com",
+        "--audience",
+        "urn:reports:api",
         "--access-token-ttl",
         "5m",
     ];
@@ -150,7 +152,10 @@ fn clients_cli_shows_a_secret_once_and_never_lists_it() {
     .map(|(ok, out, _)| (ok, out))
     {
         assert!(
-            ok_list && listing.contains("billing") && !listing.contains(&secret),
+            ok_list
+                && listing.contains("billing")
+                && listing.contains("urn:reports:api")
+                && !listing.contains(&secret),
             "{listing}"
         );
     }
@@ -213,6 +218,19 @@ fn clients_cli_shows_a_secret_once_and_never_lists_it() {
                 "api",
             ],
             "invalid audience",
+        ),
+        (
+            vec![
+                "clients",
+                "create",
+                "--id",
+                "x",
+                "--grant",
+                "client_credentials",
+                "--audience",
+                "urn:reports:api#part",
+            ],
+            "without a fragment",
         ),
         (vec!["clients", "delete", "nobody"], "no client nobody"),
     ] {

@@ -18,6 +18,8 @@ use token_issuer::oauth::clients::NewClient;
 
 const API: &str = "https://api.example.com";
 const OTHER_API: &str = "https://other.example.com";
+/// Audiences need not be http(s): any absolute URI (RFC 8707, JWT StringOrURI).
+const URN_API: &str = "urn:reports:api";
 
 /// Registers a client directly (the CLI does the same); returns its secret, if it has one.
 async fn register(
@@ -35,7 +37,7 @@ async fn register(
             id: id.into(),
             grants: grants.iter().map(|g| g.to_string()).collect(),
             scopes: vec![scopes.into()],
-            audiences: vec![API.into(), OTHER_API.into()],
+            audiences: vec![API.into(), OTHER_API.into(), URN_API.into()],
             access_token_ttl: Some(Duration::from_secs(300)),
             jwk,
         })
@@ -252,7 +254,15 @@ async fn the_token_endpoint_answers_every_error_as_rfc_6749_says() {
             400,
             "unauthorized_client",
         ),
-        (None, cc.to_vec(), 400, "unauthorized_client"),
+        // No client authentication at all: nothing was identified (RFC 6749 §5.2).
+        (None, cc.to_vec(), 401, "invalid_client"),
+        // The public client, named: identified, but not allowed this grant.
+        (
+            None,
+            vec![("grant_type", "client_credentials"), ("client_id", "first-party")],
+            400,
+            "unauthorized_client",
+        ),
         (
             ok,
             vec![("grant_type", "client_credentials"), ("scope", "read admin")],
@@ -271,6 +281,15 @@ async fn the_token_endpoint_answers_every_error_as_rfc_6749_says() {
         (
             ok,
             vec![("grant_type", "client_credentials"), ("resource", "not-a-uri")],
+            400,
+            "invalid_target",
+        ),
+        (
+            ok,
+            vec![
+                ("grant_type", "client_credentials"),
+                ("resource", "urn:other:api"),
+            ],
             400,
             "invalid_target",
         ),
@@ -313,16 +332,44 @@ async fn the_token_endpoint_answers_every_error_as_rfc_6749_says() {
         );
     }
 
-    // 401 carries the Basic challenge; the wrong content type is an invalid request.
-    let resp = server
-        .client
-        .post(server.url("/oauth2/token"))
-        .basic_auth("svc", Some("wrong"))
-        .form(&cc)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(resp.headers()["www-authenticate"], "Basic realm=\"token-issuer\"");
+    // A body over ISSUER_MAX_BODY_BYTES is 413 at every form endpoint, in RFC 6749's shape.
+    let huge = "a".repeat(200_000);
+    for path in ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"] {
+        let (status, body) = form(&server, path, ok, &[("token", huge.as_str())]).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (413, Some("invalid_request")),
+            "{path}: {body}"
+        );
+        assert!(body["error_description"]
+            .as_str()
+            .expect("description")
+            .contains("too large"));
+    }
+
+    // A registered URN audience is granted like an https one.
+    let (status, body) = form(
+        &server,
+        "/oauth2/token",
+        ok,
+        &[("grant_type", "client_credentials"), ("resource", URN_API)],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().expect("token");
+    assert_eq!(segment(token, 1)["aud"], URN_API);
+
+    // 401 carries the Basic challenge, also when no authentication was sent at all; the
+    // wrong content type is an invalid request.
+    for basic in [Some(("svc", "wrong")), None] {
+        let mut req = server.client.post(server.url("/oauth2/token")).form(&cc);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let resp = req.send().await.expect("request");
+        assert_eq!(resp.status(), 401);
+        assert_eq!(resp.headers()["www-authenticate"], "Basic realm=\"token-issuer\"");
+    }
     let resp = server
         .client
         .post(server.url("/oauth2/token"))
@@ -800,4 +847,152 @@ async fn discovery_lists_what_clients_can_use() {
         doc.get("code_challenge_methods_supported").is_none(),
         "no authorization endpoint, no PKCE"
     );
+}
+
+/// Whether every online check still honours `access`: introspection, userinfo and /users/me.
+async fn online_checks(server: &TestServer, introspector: (&str, &str), access: &str) -> [bool; 3] {
+    let (_, info) = form(
+        server,
+        "/oauth2/introspect",
+        Some(introspector),
+        &[("token", access)],
+    )
+    .await;
+    let userinfo = server.get_bearer("/oauth2/userinfo", access).await.status();
+    let me = server.get_bearer("/api/v1/users/me", access).await.status();
+    for status in [userinfo, me] {
+        assert!(status == 200 || status == 401, "{status}");
+    }
+    [info["active"] == true, userinfo == 200, me == 200]
+}
+
+#[tokio::test]
+async fn ending_a_session_ends_its_access_tokens_for_every_online_check() {
+    let server = common::start().await;
+    let rs = register(&server, "resource-server", &["client_credentials"], "read", None)
+        .await
+        .expect("secret");
+    let rs = ("resource-server", rs.as_str());
+    let live = [true; 3];
+    let dead = [false; 3];
+
+    // Every user token names its session with an opaque, random sid; a refresh keeps it.
+    let (access, refresh) = server.user_session("sid@example.com").await;
+    let sid = segment(&access, 1)["sid"].as_str().expect("sid").to_owned();
+    assert_eq!(sid.len(), 36, "a UUID v4: {sid}");
+    let (other, _) = server.user_session("sid-other@example.com").await;
+    assert_ne!(segment(&other, 1)["sid"].as_str(), Some(sid.as_str()));
+    let refreshed: Value = server
+        .post_json("/api/v1/auth/refresh", json!({"refresh_token": refresh}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let refreshed_access = refreshed["access_token"].as_str().expect("access");
+    assert_eq!(segment(refreshed_access, 1)["sid"].as_str(), Some(sid.as_str()));
+
+    // (how the session ends, the access token of the ended session, one of a session that
+    // must survive it)
+    let (ended, kept) = {
+        // logout ends one session, and only that one.
+        let (a1, r1) = server.user_session("logout@example.com").await;
+        let (a2, _) = server.session("logout@example.com").await;
+        assert_eq!(online_checks(&server, rs, &a1).await, live);
+        let resp = server
+            .client
+            .post(server.url("/api/v1/auth/logout"))
+            .bearer_auth(&a2)
+            .json(&json!({"refresh_token": r1}))
+            .send()
+            .await
+            .expect("logout");
+        assert_eq!(resp.status(), 204);
+        (a1, a2)
+    };
+    assert_eq!(online_checks(&server, rs, &ended).await, dead, "logout");
+    assert_eq!(online_checks(&server, rs, &kept).await, live, "the other session");
+
+    // logout-all ends every session of the user, the caller's own too.
+    let (a1, _) = server.user_session("all@example.com").await;
+    let (a2, _) = server.session("all@example.com").await;
+    let resp = server
+        .client
+        .post(server.url("/api/v1/auth/logout-all"))
+        .bearer_auth(&a2)
+        .send()
+        .await
+        .expect("logout-all");
+    assert_eq!(resp.status(), 204);
+    for token in [&a1, &a2] {
+        assert_eq!(online_checks(&server, rs, token).await, dead, "logout-all");
+    }
+
+    // Revoking the refresh token at /oauth2/revoke ends its session.
+    let (a1, r1) = server.user_session("revoke@example.com").await;
+    let resp = server.post_form("/oauth2/revoke", &[("token", &r1)]).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        online_checks(&server, rs, &a1).await,
+        dead,
+        "refresh token revoked"
+    );
+
+    // A reused refresh token ends the session: the thief's fresh access token dies too.
+    let (a1, r1) = server.user_session("reuse@example.com").await;
+    let first: Value = server
+        .post_json("/api/v1/auth/refresh", json!({"refresh_token": r1}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let a2 = first["access_token"].as_str().expect("access").to_owned();
+    let reuse = server
+        .post_json("/api/v1/auth/refresh", json!({"refresh_token": r1}))
+        .await;
+    assert_eq!(reuse.status(), 401);
+    for token in [&a1, &a2] {
+        assert_eq!(online_checks(&server, rs, token).await, dead, "refresh reuse");
+    }
+
+    // Disabling the user ends their tokens; enabling them again does not revive ended
+    // sessions, only the disabled state is lifted.
+    let (a1, _) = server.user_session("disable@example.com").await;
+    let accounts = &server.app.accounts;
+    assert!(accounts
+        .set_disabled("disable@example.com", true)
+        .await
+        .expect("disable"));
+    assert_eq!(online_checks(&server, rs, &a1).await, dead, "user disabled");
+    assert!(accounts
+        .set_disabled("disable@example.com", false)
+        .await
+        .expect("enable"));
+    assert_eq!(online_checks(&server, rs, &a1).await, live, "user enabled again");
+
+    // Erasing the user ends every token of theirs.
+    let (a1, _) = server.user_session("erase@example.com").await;
+    let (a2, _) = server.session("erase@example.com").await;
+    let resp = server
+        .client
+        .delete(server.url("/api/v1/users/me"))
+        .bearer_auth(&a2)
+        .json(&json!({"password": common::PASSWORD}))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(resp.status(), 204);
+    for token in [&a1, &a2] {
+        assert_eq!(online_checks(&server, rs, token).await, dead, "user erased");
+    }
+
+    // A service's own token belongs to no session.
+    let (_, token) = form(
+        &server,
+        "/oauth2/token",
+        Some(rs),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let token = token["access_token"].as_str().expect("token");
+    assert!(segment(token, 1).get("sid").is_none());
 }

@@ -232,10 +232,7 @@ async fn logout_ends_one_session_and_logout_all_ends_every_session() {
         .as_str()
         .expect("rt")
         .to_owned();
-    let three = s.login("judy@example.com").await["refresh_token"]
-        .as_str()
-        .expect("rt")
-        .to_owned();
+    let (access_three, three) = s.session("judy@example.com").await;
 
     let resp = s
         .client
@@ -279,10 +276,19 @@ async fn logout_ends_one_session_and_logout_all_ends_every_session() {
         .expect("json");
     let two = rotated["refresh_token"].as_str().expect("still valid").to_owned();
 
+    // Session one is over: its access token opens nothing any more.
     let resp = s
         .client
         .post(s.url("/api/v1/auth/logout-all"))
         .bearer_auth(&access)
+        .send()
+        .await
+        .expect("logout-all");
+    assert_eq!(resp.status(), 401);
+    let resp = s
+        .client
+        .post(s.url("/api/v1/auth/logout-all"))
+        .bearer_auth(&access_three)
         .send()
         .await
         .expect("logout-all");

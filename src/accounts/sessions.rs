@@ -2,7 +2,8 @@
 
 use crate::store::StoreError;
 use crate::tokens::{
-    AccessGrant, AccessTokens, RefreshError, RefreshTokens, TokenError, TokenResponse, FIRST_PARTY_CLIENT,
+    AccessGrant, AccessTokens, RefreshError, RefreshTokens, Revocations, TokenError, TokenResponse,
+    FIRST_PARTY_CLIENT,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -19,15 +20,22 @@ pub enum SessionError {
 pub struct Sessions {
     access: AccessTokens,
     refresh: RefreshTokens,
+    revocations: Revocations,
     /// `aud` of user access tokens.
     audience: String,
 }
 
 impl Sessions {
-    pub fn new(access: AccessTokens, refresh: RefreshTokens, audience: String) -> Self {
+    pub fn new(
+        access: AccessTokens,
+        refresh: RefreshTokens,
+        revocations: Revocations,
+        audience: String,
+    ) -> Self {
         Self {
             access,
             refresh,
+            revocations,
             audience,
         }
     }
@@ -35,8 +43,14 @@ impl Sessions {
     /// Opens a first-party session for a user who has just proved their password.
     pub async fn open(&self, user_id: &str) -> Result<TokenResponse, SessionError> {
         // Sign first: without a signing key no session row is left behind.
-        let access = self.issue("password", user_id, FIRST_PARTY_CLIENT, None).await?;
-        let refresh = self.refresh.start(user_id, FIRST_PARTY_CLIENT, None).await?;
+        let sid = RefreshTokens::new_family_id();
+        let access = self
+            .issue("password", &sid, user_id, FIRST_PARTY_CLIENT, None)
+            .await?;
+        let refresh = self
+            .refresh
+            .start(&sid, user_id, FIRST_PARTY_CLIENT, None)
+            .await?;
         Ok(TokenResponse {
             refresh_token: Some(refresh),
             ..access
@@ -49,6 +63,7 @@ impl Sessions {
         let access = self
             .issue(
                 "refresh_token",
+                &rotated.family_id,
                 &rotated.user_id,
                 &rotated.client_id,
                 rotated.scope.clone(),
@@ -60,9 +75,11 @@ impl Sessions {
         })
     }
 
+    /// An access token of session `sid`.
     async fn issue(
         &self,
         grant: &'static str,
+        sid: &str,
         user_id: &str,
         client_id: &str,
         scope: Option<String>,
@@ -75,6 +92,7 @@ impl Sessions {
                 aud: self.audience.clone(),
                 client_id: client_id.to_owned(),
                 scope: scope.clone(),
+                sid: Some(sid.to_owned()),
                 ttl: None,
             })
             .await?;
@@ -96,6 +114,10 @@ impl Sessions {
 
     pub fn refresh_tokens(&self) -> &RefreshTokens {
         &self.refresh
+    }
+
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
     }
     pub fn audience(&self) -> &str {
         &self.audience

@@ -243,6 +243,7 @@ impl IntoResponse for OAuthError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             OAuthError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            OAuthError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         };
         let body = OAuthErrorBody {

@@ -104,7 +104,10 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
         }
         let body = Bytes::from_request(req, state)
             .await
-            .map_err(|_| OAuthError::InvalidRequest("the request body is too large or unreadable".into()))?;
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => OAuthError::BodyTooLarge,
+                _ => OAuthError::InvalidRequest("the request body could not be read".into()),
+            })?;
         FormParams::parse(&body).map(OAuthForm)
     }
 }
@@ -161,9 +164,9 @@ where
             tracing::info!(client_id = %claims.client_id, "bearer token refused: not a user's token");
             return Err(ApiError::bearer(true));
         }
-        // Revoked at /oauth2/revoke: this issuer's own endpoints honour it.
-        if app.store.access_token_revoked(&claims.jti).await? {
-            tracing::info!("bearer token refused: revoked");
+        // Revoked at /oauth2/revoke, or its session ended: this issuer's own endpoints know.
+        if !sessions.revocations().honours(&claims).await? {
+            tracing::info!("bearer token refused: revoked or its session ended");
             return Err(ApiError::bearer(true));
         }
         Ok(Bearer(claims))

@@ -56,6 +56,7 @@ fn basic(headers: &HeaderMap) -> Result<Option<BasicCredentials>, OAuthError> {
         )),
         (status = 400, description = "`invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope` or `invalid_target`", body = OAuthErrorBody),
         (status = 401, description = "`invalid_client`: the client failed to authenticate", body = OAuthErrorBody),
+        (status = 413, description = "`invalid_request`: the body is larger than `ISSUER_MAX_BODY_BYTES`", body = OAuthErrorBody),
         (status = 429, description = "Too many requests from this client", body = OAuthErrorBody),
     ))]
 pub async fn token(
@@ -81,6 +82,7 @@ pub async fn token(
         (status = 200, description = "What the token is", body = Introspection),
         (status = 400, description = "`invalid_request`", body = OAuthErrorBody),
         (status = 401, description = "`invalid_client`: no registered client authenticated", body = OAuthErrorBody),
+        (status = 413, description = "`invalid_request`: the body is larger than `ISSUER_MAX_BODY_BYTES`", body = OAuthErrorBody),
     ))]
 pub async fn introspect(
     State(app): State<Arc<AppState>>,
@@ -103,6 +105,7 @@ pub async fn introspect(
         (status = 200, description = "Revoked; also for a token that is unknown, expired or malformed, and then nothing is done"),
         (status = 400, description = "`invalid_request`, or `unauthorized_client` for a token issued to another client", body = OAuthErrorBody),
         (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+        (status = 413, description = "`invalid_request`: the body is larger than `ISSUER_MAX_BODY_BYTES`", body = OAuthErrorBody),
     ))]
 pub async fn revoke(
     State(app): State<Arc<AppState>>,

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::store::{ClientRecord, Store, StoreError};
 use crate::tokens::{Secret, FIRST_PARTY_CLIENT};
+use crate::uri::is_absolute_uri;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -19,7 +20,7 @@ pub enum ClientError {
     InvalidId,
     #[error("invalid scope {0:?}: scopes are printable ASCII without spaces, quotes or backslashes")]
     InvalidScope(String),
-    #[error("invalid audience {0:?}: an absolute https:// or http:// URI without a fragment")]
+    #[error("invalid audience {0:?}: {rule}", rule = crate::uri::ABSOLUTE_URI_RULE)]
     InvalidAudience(String),
     #[error("unknown grant type {0:?} (client_credentials, refresh_token)")]
     InvalidGrant(String),
@@ -370,18 +371,6 @@ fn dedup<'a>(items: &[&'a str]) -> Vec<&'a str> {
     out
 }
 
-/// RFC 8707: a resource is an absolute URI without a fragment. Only http(s) makes sense here.
-pub fn is_absolute_uri(uri: &str) -> bool {
-    let rest = uri
-        .strip_prefix("https://")
-        .or_else(|| uri.strip_prefix("http://"));
-    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
-        && !uri.contains('#')
-        && !uri
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,15 +423,5 @@ mod tests {
         assert!(client_key(&weak).expect_err("weak").to_string().contains("2048"));
         let hmac = r#"{"kty":"oct","k":"c2VjcmV0"}"#;
         assert!(client_key(hmac).is_err());
-    }
-
-    #[test]
-    fn resources_are_absolute_uris_without_fragments() {
-        assert!(is_absolute_uri("https://api.example.com"));
-        assert!(is_absolute_uri("https://api.example.com/v1?x=1"));
-        assert!(!is_absolute_uri("api.example.com"));
-        assert!(!is_absolute_uri("https://api.example.com/#frag"));
-        assert!(!is_absolute_uri("https:///path"));
-        assert!(!is_absolute_uri("urn:example"));
     }
 }

@@ -71,21 +71,24 @@ impl OAuth {
         let Ok(claims) = self.sessions.access_tokens().verify(token, None) else {
             return Ok(None);
         };
-        if self.store.access_token_revoked(&claims.jti).await? {
+        if !self.sessions.revocations().honours(&claims).await? {
             return Ok(None);
         }
-        let subject_live = if claims.client_id == FIRST_PARTY_CLIENT {
-            match self.accounts.find(&claims.sub).await {
+        let subject_live = match &claims.sid {
+            // The session's check covered its user.
+            Some(_) => true,
+            // A user's token from a version without `sid`: its user must still be active.
+            None if claims.client_id == FIRST_PARTY_CLIENT => match self.accounts.find(&claims.sub).await {
                 Ok(_) => true,
                 Err(AccountError::NotFound) => false,
                 Err(e) => return Err(OAuthError::Server(e.to_string())),
-            }
-        } else {
+            },
             // A client deleted and registered again under the same id is not the same client.
-            self.clients
+            None => self
+                .clients
                 .find(&claims.client_id)
                 .await?
-                .is_some_and(|c| claims.iat >= c.created_at)
+                .is_some_and(|c| claims.iat >= c.created_at),
         };
         Ok(subject_live.then_some(claims))
     }

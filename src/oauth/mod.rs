@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::accounts::{Accounts, SessionError, Sessions};
 use crate::ratelimit::{Denied, RateLimits};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 use crate::tokens::{RefreshError, TokenError};
 
 /// The OAuth endpoints' shared parts.
@@ -28,7 +28,6 @@ pub struct OAuth {
     pub clients: Clients,
     sessions: Sessions,
     accounts: Accounts,
-    store: Store,
     issuer: String,
     /// `aud` of a client_credentials token for a client without registered audiences.
     default_audience: String,
@@ -40,7 +39,6 @@ impl OAuth {
         clients: Clients,
         sessions: Sessions,
         accounts: Accounts,
-        store: Store,
         issuer: String,
         default_audience: String,
         rate_limits: Arc<RateLimits>,
@@ -50,7 +48,6 @@ impl OAuth {
             clients,
             sessions,
             accounts,
-            store,
             issuer,
             default_audience,
         }
@@ -76,6 +73,9 @@ impl OAuth {
 pub enum OAuthError {
     #[error("invalid_request: {0}")]
     InvalidRequest(String),
+    /// An `invalid_request` whose body is over the size limit: answered 413.
+    #[error("invalid_request: the request body is too large")]
+    BodyTooLarge,
     #[error("invalid_client: {0}")]
     InvalidClient(String),
     #[error("invalid_grant: {0}")]
@@ -143,7 +143,7 @@ impl From<StoreError> for OAuthError {
 impl OAuthError {
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidRequest(_) | Self::BodyTooLarge => "invalid_request",
             Self::InvalidClient(_) => "invalid_client",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnauthorizedClient(_) => "unauthorized_client",
@@ -160,6 +160,7 @@ impl OAuthError {
     pub fn description(&self) -> &str {
         match self {
             Self::RateLimited(_) => "too many requests; retry later",
+            Self::BodyTooLarge => "the request body is too large",
             Self::Unavailable(_) => "the service is temporarily unavailable",
             Self::Server(_) => "internal error",
             Self::InvalidRequest(d)

@@ -31,9 +31,7 @@ impl OAuth {
                 return Err(not_yours());
             }
             let now = OffsetDateTime::now_utc().unix_timestamp();
-            self.store
-                .revoke_access_token(&claims.jti, claims.exp, now)
-                .await?;
+            self.sessions.revocations().revoke(&claims, now).await?;
             tracing::info!(target: "audit", event = "token_revoked", token_type = "access_token",
                 client_id = %claims.client_id, jti = %claims.jti);
         }

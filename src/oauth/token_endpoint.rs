@@ -4,10 +4,11 @@
 use std::net::IpAddr;
 
 use super::client_auth::Caller;
-use super::clients::{is_absolute_uri, Client, GrantType};
+use super::clients::{Client, GrantType};
 use super::{BasicCredentials, FormParams, OAuth, OAuthError};
 use crate::ratelimit::{self, Limit};
 use crate::tokens::{AccessGrant, TokenResponse};
+use crate::uri::{is_absolute_uri, ABSOLUTE_URI_RULE};
 
 impl OAuth {
     pub async fn token(
@@ -17,6 +18,8 @@ impl OAuth {
         client_ip: IpAddr,
     ) -> Result<TokenResponse, OAuthError> {
         let grant_type = params.require("grant_type")?;
+        // Whether the request named a client at all (RFC 6749 §5.2 tells the two apart).
+        let identified = basic.is_some() || params.get("client_id").is_some();
         let caller = self.caller("/oauth2/token", params, basic).await?;
         // Budgets are spent after authentication, so nobody can spend a client's budget
         // with its id alone.
@@ -46,9 +49,14 @@ impl OAuth {
             }
             "client_credentials" => {
                 let Caller::Client(client) = caller else {
-                    return Err(OAuthError::UnauthorizedClient(
-                        "the public client cannot use client_credentials".into(),
-                    ));
+                    return Err(match identified {
+                        true => OAuthError::UnauthorizedClient(
+                            "the public client cannot use client_credentials".into(),
+                        ),
+                        false => OAuthError::InvalidClient(
+                            "client_credentials needs client authentication; none was included".into(),
+                        ),
+                    });
                 };
                 require_grant(&client, GrantType::ClientCredentials)?;
                 let scope = granted_scope(&client, params.get("scope"))?;
@@ -62,6 +70,7 @@ impl OAuth {
                         aud,
                         client_id: client.id.clone(),
                         scope: scope.clone(),
+                        sid: None,
                         ttl: client.access_token_ttl,
                     })
                     .await
@@ -121,7 +130,7 @@ fn audience(client: &Client, params: &FormParams, default: &str) -> Result<Strin
             .map_or(default, String::as_str)
             .to_owned()),
         [one] if !is_absolute_uri(one) => Err(OAuthError::InvalidTarget(format!(
-            "resource {one} is not an absolute URI"
+            "resource {one} is not {ABSOLUTE_URI_RULE}"
         ))),
         [one] if client.audiences.iter().any(|a| a == one) => Ok((*one).to_owned()),
         [one] => Err(OAuthError::InvalidTarget(format!(

@@ -114,6 +114,22 @@ impl Store {
         Ok(true)
     }
 
+    /// Whether an access token of session `sid` still counts: the session open, its user
+    /// `sub` present and enabled, the token's `jti` not revoked. Primary-key lookups only.
+    pub async fn session_token_live(&self, sid: &str, sub: &str, jti: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 FROM refresh_families f JOIN users u ON u.id = f.user_id \
+             WHERE f.id = $1 AND f.user_id = $2 AND f.revoked_at IS NULL AND u.disabled_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $3)",
+        )
+        .bind(sid)
+        .bind(sub)
+        .bind(jti)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Ends one session; false if it was already ended.
     pub async fn revoke_family(&self, family_id: &str, now: i64) -> Result<bool, StoreError> {
         let done =

@@ -28,6 +28,10 @@ pub struct AccessClaims {
     pub client_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The session (refresh family) a user's token belongs to; none for client_credentials.
+    /// Lets the issuer refuse the token once its session has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// Who a token is for; the issuer adds the rest.
@@ -40,6 +44,8 @@ pub struct AccessGrant {
     pub aud: String,
     pub client_id: String,
     pub scope: Option<String>,
+    /// The session the token belongs to, for a user's token.
+    pub sid: Option<String>,
     /// Shorter than the configured lifetime for this token; never longer.
     pub ttl: Option<Duration>,
 }
@@ -87,6 +93,7 @@ impl AccessTokens {
             jti: uuid::Uuid::new_v4().to_string(),
             client_id: grant.client_id,
             scope: grant.scope,
+            sid: grant.sid,
         };
         let payload =
             serde_json::to_vec(&claims).map_err(|_| TokenError::Invalid("unserialisable claims"))?;

@@ -2,10 +2,12 @@
 
 mod access;
 mod refresh;
+mod revocations;
 mod secret;
 
 pub use access::{AccessClaims, AccessGrant, AccessTokens, IssuedAccessToken};
 pub use refresh::{RefreshError, RefreshSecret, RefreshTokens, Rotated};
+pub use revocations::Revocations;
 pub use secret::Secret;
 
 use serde::Serialize;

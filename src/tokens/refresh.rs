@@ -33,6 +33,7 @@ pub enum RefreshError {
 #[derive(Debug)]
 pub struct Rotated {
     pub secret: RefreshSecret,
+    pub family_id: String,
     pub user_id: String,
     pub client_id: String,
     pub scope: Option<String>,
@@ -53,18 +54,23 @@ impl RefreshTokens {
         Self { store, ttl }
     }
 
-    /// Starts a new family for a login and returns its first token.
+    /// A new session's id: random (UUID v4, 122 bits), so it can travel in tokens as `sid`.
+    pub fn new_family_id() -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
+    /// Starts family `family_id` for a login and returns its first token.
     pub async fn start(
         &self,
+        family_id: &str,
         user_id: &str,
         client_id: &str,
         scope: Option<&str>,
     ) -> Result<RefreshSecret, StoreError> {
         let secret = RefreshSecret::generate();
-        let family_id = uuid::Uuid::new_v4().to_string();
         let now = now();
         let family = NewFamily {
-            id: &family_id,
+            id: family_id,
             user_id,
             client_id,
             scope,
@@ -132,6 +138,7 @@ impl RefreshTokens {
         }
         Ok(Rotated {
             secret,
+            family_id: record.family_id,
             user_id: record.user_id,
             client_id: record.client_id,
             scope: record.scope,

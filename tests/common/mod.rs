@@ -206,8 +206,14 @@ impl TestServer {
         (resp.status().as_u16(), retry_after(&resp))
     }
 
+    /// Registers `email` and logs in: (access token, refresh token).
     pub async fn user_session(&self, email: &str) -> (String, String) {
         self.register(email).await;
+        self.session(email).await
+    }
+
+    /// Logs a registered user in once more: another session's (access, refresh) tokens.
+    pub async fn session(&self, email: &str) -> (String, String) {
         let tokens = self.login(email).await;
         (
             tokens["access_token"].as_str().expect("access_token").to_owned(),

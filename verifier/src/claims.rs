@@ -35,6 +35,9 @@ pub struct Claims<T = serde_json::Map<String, serde_json::Value>> {
     pub client_id: String,
     #[serde(default)]
     pub scope: Option<String>,
+    /// The issuer's session the token belongs to (a user's token); absent for a service's.
+    #[serde(default)]
+    pub sid: Option<String>,
     #[serde(flatten)]
     pub custom: T,
 }

@@ -201,6 +201,8 @@ async fn verifies_tokens_of_a_real_token_issuer_found_by_discovery() {
             format!("sqlite://{}/db.sqlite", dir.display()),
         ),
         ("ISSUER_KEY_SOURCE", format!("file:{}/keys", dir.display())),
+        // Audiences need not be URLs: any absolute URI.
+        ("ISSUER_AUDIENCE", "urn:vera:api".into()),
     ])
     .expect("settings");
     let app = token_issuer::app::AppState::build(settings)
@@ -228,15 +230,24 @@ async fn verifies_tokens_of_a_real_token_issuer_found_by_discovery() {
         .expect("json");
 
     let v = Verifier::builder(&base)
+        .audience("urn:vera:api")
+        .build()
+        .await
+        .expect("discovery");
+    let access = tokens["access_token"].as_str().expect("token");
+    let claims: Claims = v.verify(access).await.expect("valid");
+    assert_eq!(claims.client_id, "first-party");
+    assert!(claims.aud.contains("urn:vera:api"));
+    assert!(claims.sid.is_some(), "a user's token names its session");
+    let other_audience = Verifier::builder(&base)
         .audience(&base)
         .build()
         .await
         .expect("discovery");
-    let claims: Claims = v
-        .verify(tokens["access_token"].as_str().expect("token"))
-        .await
-        .expect("valid");
-    assert_eq!(claims.client_id, "first-party");
+    assert!(
+        other_audience.verify::<Value>(access).await.is_err(),
+        "the token is for urn:vera:api only"
+    );
     let refresh = tokens["refresh_token"].as_str().expect("refresh");
     assert!(
         v.verify::<Value>(refresh).await.is_err(),
@@ -244,7 +255,7 @@ async fn verifies_tokens_of_a_real_token_issuer_found_by_discovery() {
     );
 
     let wrong_issuer = Verifier::builder(format!("{base}/other"))
-        .audience(&base)
+        .audience("urn:vera:api")
         .build()
         .await;
     assert!(wrong_issuer.is_err(), "discovery must name the issuer exactly");

@@ -1,0 +1,33 @@
+//! What this issuer knows about its access tokens and offline verifiers cannot: tokens
+//! revoked one by one at `/oauth2/revoke`, and sessions that have ended (logout, logout-all,
+//! refresh-token revocation or reuse, the user deleted or disabled). Introspection and the
+//! issuer's own bearer endpoints ask here after the signature checks.
+
+use super::AccessClaims;
+use crate::store::{Store, StoreError};
+
+#[derive(Clone)]
+pub struct Revocations {
+    store: Store,
+}
+
+impl Revocations {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Refuses `claims` from now until it expires anyway. Revoking twice is fine.
+    pub async fn revoke(&self, claims: &AccessClaims, now: i64) -> Result<(), StoreError> {
+        self.store.revoke_access_token(&claims.jti, claims.exp, now).await
+    }
+
+    /// Whether a verified token still counts: not revoked, and when it belongs to a session
+    /// (`sid`), that session not ended and its user neither deleted nor disabled. One
+    /// indexed query either way.
+    pub async fn honours(&self, claims: &AccessClaims) -> Result<bool, StoreError> {
+        match &claims.sid {
+            Some(sid) => self.store.session_token_live(sid, &claims.sub, &claims.jti).await,
+            None => Ok(!self.store.access_token_revoked(&claims.jti).await?),
+        }
+    }
+}
