@@ -12,5 +12,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod ratelimit;
 pub mod store;
+#[cfg(feature = "test-support")]
+pub mod testkit;
 pub mod tokens;
 pub mod uri;

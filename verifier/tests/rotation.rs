@@ -5,12 +5,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
-use token_issuer::config::Settings;
 use token_issuer::keys::lifecycle::{self, Timing};
 use token_issuer::keys::source::{FileSource, KeySource};
 use token_issuer::keys::{generate_record, Alg, KeyState};
@@ -32,12 +31,7 @@ async fn post_json(http: &reqwest::Client, url: &str, body: &Value) -> Value {
 }
 
 fn kid_of(token: &str) -> String {
-    use base64::Engine as _;
-    let header = token.split('.').next().expect("header");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header)
-        .expect("base64url");
-    serde_json::from_slice::<Value>(&bytes).expect("json")["kid"]
+    token_issuer::testkit::segment(token, 0)["kid"]
         .as_str()
         .expect("kid")
         .to_owned()
@@ -49,38 +43,20 @@ async fn verifies_every_token_across_a_real_rotation_without_an_unknown_kid() {
     let snapshotter = recorder.snapshotter();
     recorder.install().expect("metrics recorder");
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let source = KeySource::File(FileSource::new(dir.path().join("keys")));
-    let now = OffsetDateTime::now_utc;
-    source
-        .update(|doc| lifecycle::add(doc, new_key(), now()))
-        .await
-        .expect("bootstrap key");
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    // Publication 2 s ≥ max-age 1 s + reload 1 s; retention 3 + 1 + 1 = 5 s.
-    let settings = Settings::from_values([
-        ("ISSUER_URL", base.clone()),
-        (
-            "ISSUER_DATABASE_URL",
-            format!("sqlite://{}/db.sqlite", dir.path().display()),
-        ),
-        ("ISSUER_KEY_SOURCE", format!("file:{}/keys", dir.path().display())),
-        ("ISSUER_SIGNING_ALG", "EdDSA".into()),
-        ("ISSUER_JWKS_MAX_AGE", "1s".into()),
-        ("ISSUER_KEY_RELOAD_INTERVAL", "1s".into()),
-        ("ISSUER_KEY_PUBLICATION_PERIOD", "2s".into()),
-        ("ISSUER_ACCESS_TOKEN_TTL", "3s".into()),
-        // The watcher below refreshes 20 times a second.
-        ("ISSUER_REFRESH_RATE_LIMIT", "10000/1m".into()),
+    // Publication 2 s ≥ max-age 1 s + reload 1 s; retention 3 + 1 + 1 = 5 s. The issuer
+    // makes its first EdDSA key itself (development, empty file source).
+    let server = token_issuer::testkit::start_with(&[
+        ("ISSUER_SIGNING_ALG", "EdDSA"),
+        ("ISSUER_JWKS_MAX_AGE", "1s"),
+        ("ISSUER_KEY_RELOAD_INTERVAL", "1s"),
+        ("ISSUER_KEY_PUBLICATION_PERIOD", "2s"),
+        ("ISSUER_ACCESS_TOKEN_TTL", "3s"),
     ])
-    .expect("settings");
-    let timing = Timing::from_settings(&settings);
-    let app = token_issuer::app::AppState::build(settings)
-        .await
-        .expect("issuer");
-    tokio::spawn(token_issuer::http::Server::new(listener, None, app).run(std::future::pending()));
+    .await;
+    let base = server.base.clone();
+    let source = KeySource::File(FileSource::new(server.dir.path().join("keys")));
+    let now = OffsetDateTime::now_utc;
+    let timing = Timing::from_settings(&server.app.settings);
 
     // Honour the issuer's max-age exactly; an unknown kid would be refetched only after an
     // hour, so it would show as a failure, not be papered over.
@@ -99,16 +75,10 @@ async fn verifies_every_token_across_a_real_rotation_without_an_unknown_kid() {
             .expect("verifier"),
     );
 
-    let http = reqwest::Client::new();
-    let creds = json!({"email": "rotation@example.com", "password": "violet tractor melts quietly"});
-    let reg = http
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&creds)
-        .send()
-        .await
-        .expect("register");
-    assert_eq!(reg.status(), 201);
-    let tokens = post_json(&http, &format!("{base}/api/v1/auth/login"), &creds).await;
+    let http = server.client.clone();
+    let creds = json!({"email": "rotation@example.com", "password": token_issuer::testkit::PASSWORD});
+    server.register("rotation@example.com").await;
+    let tokens = server.login("rotation@example.com").await;
     let old_kid = kid_of(tokens["access_token"].as_str().expect("access"));
 
     // Refresh and verify continuously until told to stop.
@@ -155,17 +125,12 @@ async fn verifies_every_token_across_a_real_rotation_without_an_unknown_kid() {
         })
         .await
         .expect("rotate");
-    let start = Instant::now();
-    loop {
-        if kid_of(&login().await) == new_kid {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the issuer never signed with the new key"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let promoted =
+        token_issuer::testkit::eventually(Duration::from_secs(10), Duration::from_millis(100), || async {
+            (kid_of(&login().await) == new_kid).then_some(())
+        })
+        .await;
+    assert!(promoted.is_some(), "the issuer never signed with the new key");
     assert_eq!(kid_of(&before_rotation), old_kid);
     verifier
         .verify::<Value>(&before_rotation)

@@ -1,9 +1,7 @@
 //! `/openapi.json`: an OpenAPI 3.1 document of exactly the endpoints the server routes.
 //! (scripts/api-schema checks the answers against it with schemathesis.)
 
-mod common;
-
-use common::{start, start_with};
+use crate::common::{start, start_with};
 use serde_json::Value;
 
 /// The contract's endpoint table, plus userinfo by POST (OpenID Connect Core §5.3.1) and the

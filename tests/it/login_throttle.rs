@@ -1,11 +1,11 @@
 //! Brute-force defence at `/api/v1/auth/login`, over real HTTP: per client IP (as trusted
 //! proxies report it), per account across IPs, and what resets each.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::PASSWORD;
+use crate::common::PASSWORD;
 
 const BEHIND_PROXY: [(&str, &str); 1] = [("ISSUER_TRUSTED_PROXIES", "127.0.0.1/32,::1/128")];
 

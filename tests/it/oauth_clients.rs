@@ -3,11 +3,11 @@
 //! (RFC 7662) and revocation (RFC 7009) — on SQLite, and on PostgreSQL when
 //! TEST_DATABASE_URL is set.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{segment, TestServer};
+use crate::common::{segment, TestServer};
 use oauth2::basic::BasicClient;
 use oauth2::{
     AuthType, ClientId, ClientSecret, IntrospectionUrl, RefreshToken, RevocationUrl, Scope,
@@ -29,11 +29,8 @@ async fn register(
     scopes: &str,
     jwk: Option<String>,
 ) -> Option<String> {
-    let (_, secret) = server
-        .app
-        .oauth
-        .clients
-        .create(NewClient {
+    server
+        .register_client(NewClient {
             id: id.into(),
             grants: grants.iter().map(|g| g.to_string()).collect(),
             scopes: vec![scopes.into()],
@@ -42,8 +39,6 @@ async fn register(
             jwk,
         })
         .await
-        .expect("register client");
-    secret.map(|s| s.expose().to_owned())
 }
 
 /// oauth2-rs refuses a revocation URL that is not https (RFC 7009 §2). TLS is not what these

@@ -2,7 +2,7 @@
 //! certificate, TLS 1.2 and 1.3 only, HSTS, and a renewed certificate picked up without a
 //! restart.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -130,17 +130,12 @@ async fn the_issuer_serves_https_with_modern_tls_and_picks_up_a_renewed_certific
 
     // Renewal: new files in place; new handshakes get the new certificate, no restart.
     make_certificate(certs.path(), "second");
-    let mut renewed = false;
-    for _ in 0..60 {
-        let (ok, _) = curl(&cert, &local("/healthz"), &[]);
-        if ok {
-            renewed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let renewed = common::eventually(Duration::from_secs(15), Duration::from_millis(250), || async {
+        curl(&cert, &local("/healthz"), &[]).0.then_some(())
+    })
+    .await;
     assert!(
-        renewed,
+        renewed.is_some(),
         "the renewed certificate is served within the watch period"
     );
     let (ok, _) = curl(&first_ca, &local("/healthz"), &[]);

@@ -1,10 +1,10 @@
 //! Hostile bearer tokens on a protected endpoint: every one is a 401, none a 500.
 
-mod common;
+use crate::common;
 
+use crate::common::{segment, start};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
-use common::{segment, start};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 

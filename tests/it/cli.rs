@@ -1,8 +1,6 @@
 //! The binary: configuration refusals in production, check-config, migrate.
 
-mod common;
-
-use common::run_issuer as issuer;
+use crate::common::run_issuer as issuer;
 
 const NO_ENV: &[(&str, &str)] = &[];
 

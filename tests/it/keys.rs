@@ -2,15 +2,15 @@
 //! Secrets Manager (a local moto server). Keys are changed the way operators change them: by
 //! running `token-issuer keys …`; the issuer under test reloads them on its own.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::moto::Moto;
-use common::{run_issuer, TestServer};
+use crate::common::moto::Moto;
+use crate::common::{run_issuer, TestServer};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
@@ -237,13 +237,13 @@ fn watch(server: &TestServer, refresh: String) -> Watcher {
 async fn wait_until<F: std::future::Future<Output = bool>>(
     what: &str,
     limit: Duration,
-    mut check: impl FnMut() -> F,
+    check: impl Fn() -> F,
 ) {
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < limit, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let done = common::eventually(limit, Duration::from_millis(100), || async {
+        check().await.then_some(())
+    })
+    .await;
+    assert!(done.is_some(), "timed out waiting until {what}");
 }
 
 async fn jwks_kids(server: &TestServer) -> Vec<String> {

@@ -1,6 +1,6 @@
 //! Housekeeping on both databases: what expired goes, what is live or kept for good stays.
 
-mod common;
+use crate::common;
 
 use sqlx::Row as _;
 use token_issuer::store::Store;

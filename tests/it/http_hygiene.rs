@@ -1,8 +1,8 @@
 //! Headers every response carries, CORS, request ids, health.
 
-mod common;
+use crate::common;
 
-use common::{start, start_with};
+use crate::common::{start, start_with};
 use serde_json::Value;
 
 fn assert_security_headers(resp: &reqwest::Response, what: &str) {

@@ -1,8 +1,8 @@
 //! Access tokens verified offline from the JWKS; refresh rotation, reuse and concurrency.
 
-mod common;
+use crate::common;
 
-use common::{segment, start, start_with};
+use crate::common::{segment, start, start_with};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{json, Value};

@@ -1,6 +1,5 @@
 //! A JWKS server for tests, on loopback, that counts what it serves and can be told to
 //! misbehave (as jwt-authorizer's harness does); plus keys to sign test tokens with.
-#![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -2,11 +2,9 @@
 //! failed login, a refresh-token reuse and a key rotation carry who, from where and which
 //! request — and the log of the whole run holds no password, token, secret or key.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{run_issuer, ServeProcess, PASSWORD};
+use crate::common::{run_issuer, ServeProcess, PASSWORD};
 use serde_json::{json, Value};
 
 const EMAIL: &str = "audited.person@example.com";

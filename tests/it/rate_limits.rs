@@ -2,11 +2,11 @@
 //! database or Redis as the store, budgets that two instances share instead of each
 //! granting its own. With the store gone, login and register refuse (fail closed).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{TestServer, PASSWORD};
+use crate::common::{TestServer, PASSWORD};
 use serde_json::{json, Value};
 use token_issuer::oauth::clients::NewClient;
 
@@ -143,11 +143,8 @@ async fn two_instances_on_one_redis_share_their_budgets() {
 }
 
 async fn create_client(server: &TestServer, id: &str) -> String {
-    let (_, secret) = server
-        .app
-        .oauth
-        .clients
-        .create(NewClient {
+    server
+        .register_client(NewClient {
             id: id.into(),
             grants: vec!["client_credentials".into()],
             scopes: vec!["read".into()],
@@ -156,8 +153,7 @@ async fn create_client(server: &TestServer, id: &str) -> String {
             jwk: None,
         })
         .await
-        .expect("create client");
-    secret.expect("a secret client").expose().to_owned()
+        .expect("a secret client")
 }
 
 async fn client_token(server: &TestServer, id: &str, secret: &str) -> (u16, Option<u64>, Value) {

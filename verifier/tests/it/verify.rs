@@ -1,12 +1,10 @@
 //! Validation rules, hostile tokens, a real token-issuer, and the axum integration.
 
-mod common;
-
+use crate::common::*;
 use axum::routing::get;
 use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
-use common::*;
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Value};
 use token_issuer::keys::Alg;
@@ -190,44 +188,11 @@ async fn custom_claims_are_typed() {
 
 #[tokio::test]
 async fn verifies_tokens_of_a_real_token_issuer_found_by_discovery() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let dir = dir.path();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let settings = token_issuer::config::Settings::from_values([
-        ("ISSUER_URL", base.clone()),
-        (
-            "ISSUER_DATABASE_URL",
-            format!("sqlite://{}/db.sqlite", dir.display()),
-        ),
-        ("ISSUER_KEY_SOURCE", format!("file:{}/keys", dir.display())),
-        // Audiences need not be URLs: any absolute URI.
-        ("ISSUER_AUDIENCE", "urn:vera:api".into()),
-    ])
-    .expect("settings");
-    let app = token_issuer::app::AppState::build(settings)
-        .await
-        .expect("issuer");
-    tokio::spawn(token_issuer::http::Server::new(listener, None, app).run(std::future::pending()));
-
-    let http = reqwest::Client::new();
-    let creds = json!({"email": "vera@example.com", "password": "violet tractor melts quietly"});
-    let reg = http
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&creds)
-        .send()
-        .await
-        .expect("register");
-    assert_eq!(reg.status(), 201);
-    let tokens: Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&creds)
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
+    // Audiences need not be URLs: any absolute URI.
+    let server = token_issuer::testkit::start_with(&[("ISSUER_AUDIENCE", "urn:vera:api")]).await;
+    let base = server.base.clone();
+    server.register("vera@example.com").await;
+    let tokens = server.login("vera@example.com").await;
 
     let v = Verifier::builder(&base)
         .audience("urn:vera:api")

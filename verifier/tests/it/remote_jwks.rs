@@ -1,12 +1,10 @@
 //! The key cache against a counting JWKS server: TTL, ETag, cooldown, single-flight,
 //! stale-if-error, and bounded bad responses.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use token_issuer::keys::Alg;
 use token_verifier::{Claims, VerifyError};
 
@@ -171,13 +169,12 @@ async fn keys_are_refreshed_in_the_background_before_they_expire() {
     // Past 80 % of the 2 s max-age: served from the cache at once, refreshed behind it.
     tokio::time::sleep(Duration::from_millis(1700)).await;
     v.verify::<serde_json::Value>(&token).await.expect("valid");
-    for _ in 0..50 {
-        if server.state.fetches() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(server.state.fetches(), 2, "refreshed ahead of expiry");
+    let refreshed =
+        token_issuer::testkit::eventually(Duration::from_secs(1), Duration::from_millis(20), || async {
+            (server.state.fetches() == 2).then_some(())
+        })
+        .await;
+    assert!(refreshed.is_some(), "refreshed ahead of expiry");
     // Past the original expiry the refreshed keys are still fresh: no fetch on this call.
     tokio::time::sleep(Duration::from_millis(500)).await;
     v.verify::<serde_json::Value>(&token).await.expect("valid");

@@ -1,8 +1,8 @@
 //! Registration, login, the current user and erasure, over HTTP.
 
-mod common;
+use crate::common;
 
-use common::{start, start_on, PASSWORD};
+use crate::common::{start, start_on, PASSWORD};
 use serde_json::{json, Value};
 
 #[tokio::test]

@@ -1,18 +1,21 @@
-//! A fresh issuer per test, over real HTTP on a loopback port, on SQLite or — when
-//! `TEST_DATABASE_URL` names a PostgreSQL server — on a fresh PostgreSQL database.
-#![allow(dead_code)]
+//! The test kit (feature `test-support`): a fresh issuer per test, over real HTTP on a
+//! loopback port, on SQLite or — when `TEST_DATABASE_URL` names a PostgreSQL server — on a
+//! fresh PostgreSQL database; a local Secrets Manager (moto); and the helpers the integration
+//! tests of this crate and of `token-verifier` share.
 
 pub mod moto;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::app::AppState;
+use crate::config::Settings;
+use crate::http::Server;
+use crate::keys::source::KeySource;
+use crate::oauth::clients::NewClient;
 use serde_json::{json, Value};
 use sqlx::{Connection as _, Executor as _};
 use tempfile::TempDir;
-use token_issuer::app::AppState;
-use token_issuer::config::Settings;
-use token_issuer::http::Server;
-use token_issuer::keys::source::KeySource;
 use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "violet tractor melts quietly";
@@ -247,10 +250,43 @@ impl TestServer {
             .expect("json")
     }
 
+    /// Registers a client as `clients create` does; its secret, unless it has a key.
+    pub async fn register_client(&self, client: NewClient) -> Option<String> {
+        let (_, secret) = self
+            .app
+            .oauth
+            .clients
+            .create(client)
+            .await
+            .expect("register client");
+        secret.map(|s| s.expose().to_owned())
+    }
+
     /// The private key document the server signs with (tests forge tokens with it).
     pub fn keyset(&self) -> Value {
         let text = std::fs::read_to_string(self.dir.path().join("keys/keyset.json")).expect("keyset.json");
         serde_json::from_str(&text).expect("keyset json")
+    }
+}
+
+/// Polls `check` every `every` until it gives `Some`, and returns that; `None` once `limit`
+/// has passed (the caller says what did not happen). For events that take their own time —
+/// a process starting or exiting, a file watcher, a background task — never for a duration
+/// the test could set instead.
+pub async fn eventually<T, F, Fut>(limit: Duration, every: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(done) = check().await {
+            return Some(done);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -262,91 +298,4 @@ pub fn segment(token: &str, index: usize) -> Value {
         .decode(part)
         .expect("base64url");
     serde_json::from_slice(&bytes).expect("json")
-}
-
-/// Runs the `token-issuer` binary in `dir` with only `PATH` and `env` set; returns
-/// (success, stdout, stderr).
-pub fn run_issuer<K, V>(dir: &std::path::Path, args: &[&str], env: &[(K, V)]) -> (bool, String, String)
-where
-    K: AsRef<std::ffi::OsStr>,
-    V: AsRef<std::ffi::OsStr>,
-{
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_token-issuer"));
-    cmd.args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run token-issuer");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The `token-issuer serve` binary on a free loopback port, logging JSON to `DIR/serve.log`;
-/// killed when dropped.
-pub struct ServeProcess {
-    pub base: String,
-    pub log: std::path::PathBuf,
-    child: std::process::Child,
-}
-
-impl ServeProcess {
-    /// Starts the binary in `dir` with only `PATH` and `env` (plus the bind address, the
-    /// issuer URL and JSON logs) and waits until it answers `/healthz`.
-    pub async fn start<K: AsRef<str>, V: AsRef<str>>(dir: &std::path::Path, env: &[(K, V)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("port")
-            .port();
-        let base = format!("http://127.0.0.1:{port}");
-        let log = dir.join("serve.log");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_token-issuer"))
-            .arg("serve")
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("ISSUER_BIND", format!("127.0.0.1:{port}"))
-            .env("ISSUER_URL", &base)
-            .env("ISSUER_LOG_FORMAT", "json")
-            .envs(env.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("serve");
-        let process = Self { base, log, child };
-        let client = reqwest::Client::new();
-        for _ in 0..300 {
-            if let Ok(r) = client.get(format!("{}/healthz", process.base)).send().await {
-                if r.status().is_success() {
-                    return process;
-                }
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("the binary did not start: {}", process.logs());
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

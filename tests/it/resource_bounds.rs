@@ -2,11 +2,11 @@
 //! client's share of it (503 at once, no queue), a client too slow to send its headers (or its HTTP/2 preface) is disconnected
 //! while both protocols are still served, and metrics on a separate admin listener.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::ServeProcess;
+use crate::common::ServeProcess;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -14,22 +14,19 @@ fn host_port(base: &str) -> &str {
     base.trim_start_matches("http://")
 }
 
-/// Sends the request again, a moment apart, until it answers `status` (or about 5 s have
-/// passed); the last response.
-async fn until_status<F, R>(status: u16, mut send: F) -> reqwest::Response
+/// Sends the request again, a moment apart, until it answers `status` (within 5 s): that
+/// response.
+async fn until_status<F, R>(status: u16, what: &str, send: F) -> reqwest::Response
 where
-    F: FnMut() -> R,
+    F: Fn() -> R,
     R: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
 {
-    let mut resp = send().await.expect("request");
-    for _ in 0..100 {
-        if resp.status() == status {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        resp = send().await.expect("request");
-    }
-    resp
+    common::eventually(Duration::from_secs(5), Duration::from_millis(50), || async {
+        let resp = send().await.expect("request");
+        (resp.status() == status).then_some(resp)
+    })
+    .await
+    .unwrap_or_else(|| panic!("never {status}: {what}"))
 }
 
 #[tokio::test]
@@ -46,8 +43,7 @@ async fn requests_past_the_concurrency_limit_are_shed_with_503_not_queued() {
     .expect("write");
 
     let get = |path: &str| server.client.get(server.url(path)).send();
-    let resp = until_status(503, || get("/api/v1/users/me")).await;
-    assert_eq!(resp.status(), 503);
+    let resp = until_status(503, "shed past the limit", || get("/api/v1/users/me")).await;
     let jwks = get("/.well-known/jwks.json").await.expect("jwks");
     assert_eq!(jwks.status(), 200, "the JWKS is never shed");
     assert_eq!(resp.headers()["retry-after"], "1");
@@ -55,8 +51,10 @@ async fn requests_past_the_concurrency_limit_are_shed_with_503_not_queued() {
     assert_eq!(body["error"], "overloaded");
 
     drop(slow);
-    let served = until_status(401, || get("/api/v1/users/me")).await.status() == 401;
-    assert!(served, "the slot is free again once the slow client is gone");
+    until_status(401, "the slot is free again once the slow client is gone", || {
+        get("/api/v1/users/me")
+    })
+    .await;
 }
 
 /// One client holding requests open takes its own share of the capacity, not all of it.
@@ -84,8 +82,10 @@ async fn a_client_past_its_share_of_the_capacity_is_shed_and_others_are_not() {
             .send()
     };
     // Once the slow request holds the client's one place, its next request is shed.
-    let resp = until_status(503, || me_from("203.0.113.7")).await;
-    assert_eq!(resp.status(), 503, "the slow client's second request");
+    let resp = until_status(503, "the slow client's second request is shed", || {
+        me_from("203.0.113.7")
+    })
+    .await;
     assert_eq!(resp.headers()["retry-after"], "1");
     let body: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(body["error"], "overloaded");
@@ -96,11 +96,12 @@ async fn a_client_past_its_share_of_the_capacity_is_shed_and_others_are_not() {
     );
 
     drop(slow);
-    let served = until_status(401, || me_from("203.0.113.7")).await.status() == 401;
-    assert!(
-        served,
-        "the client's place is given back once its request is gone"
-    );
+    until_status(
+        401,
+        "the client's place is given back once its request is gone",
+        || me_from("203.0.113.7"),
+    )
+    .await;
 }
 
 #[tokio::test]

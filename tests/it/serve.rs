@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-const PASSWORD: &str = "violet tractor melts quietly";
+use crate::common::PASSWORD;
 
 #[tokio::test]
 async fn serves_on_defaults_logs_no_secrets_and_stops_on_sigterm() {
@@ -31,21 +31,13 @@ async fn serves_on_defaults_logs_no_secrets_and_stops_on_sigterm() {
         .expect("start token-issuer");
 
     let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..300 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let up = crate::common::eventually(Duration::from_secs(30), Duration::from_millis(100), || async {
+        let resp = client.get(format!("{base}/readyz")).send().await.ok()?;
+        (resp.status() == 200).then_some(())
+    })
+    .await;
     assert!(
-        up,
+        up.is_some(),
         "server did not become ready: {}",
         std::fs::read_to_string(&log_path).unwrap_or_default()
     );
@@ -95,14 +87,11 @@ async fn serves_on_defaults_logs_no_secrets_and_stops_on_sigterm() {
         .status()
         .expect("kill");
     assert!(status.success());
-    let mut exited = None;
-    for _ in 0..100 {
-        if let Some(code) = child.try_wait().expect("wait") {
-            exited = Some(code);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let exited = crate::common::eventually(Duration::from_secs(10), Duration::from_millis(100), || {
+        let code = child.try_wait().expect("wait");
+        async move { code }
+    })
+    .await;
     let code = exited.unwrap_or_else(|| {
         let _ = child.kill();
         panic!("no exit within 10 s of SIGTERM")

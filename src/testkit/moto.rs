@@ -4,9 +4,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::keys::source::{AwsSource, KeySource};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_secretsmanager::config::{Credentials, Region};
-use token_issuer::keys::source::{AwsSource, KeySource};
 
 pub struct Moto {
     pub endpoint: String,
@@ -51,18 +51,13 @@ impl Moto {
             child,
         };
         let client = reqwest::Client::new();
-        for _ in 0..300 {
-            if client
-                .get(format!("{}/moto-api/", moto.endpoint))
-                .send()
-                .await
-                .is_ok()
-            {
-                return moto;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("moto did not answer on {}", moto.endpoint);
+        let url = format!("{}/moto-api/", moto.endpoint);
+        let answered = super::eventually(Duration::from_secs(30), Duration::from_millis(100), || async {
+            client.get(&url).send().await.ok().map(|_| ())
+        })
+        .await;
+        assert!(answered.is_some(), "moto did not answer on {}", moto.endpoint);
+        moto
     }
 
     pub fn port(&self) -> u16 {
