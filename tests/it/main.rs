@@ -8,6 +8,7 @@ mod accounts;
 mod audit;
 mod cli;
 mod forged_tokens;
+mod fuzz_corpus;
 mod housekeeping;
 mod http_hygiene;
 mod keys;
