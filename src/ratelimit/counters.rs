@@ -159,7 +159,8 @@ impl Counters {
                 Ok(true)
             }
             Backend::Database(store) => {
-                let expires_at = ttl.map(|t| super::now_ms().saturating_add(millis(t)));
+                // Whole seconds, rounded up: when housekeeping may delete the row.
+                let expires_at = ttl.map(|t| (super::now_ms().saturating_add(millis(t)) + 999) / 1000);
                 store
                     .swap_counter(key, expected, value, expires_at)
                     .await

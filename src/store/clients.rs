@@ -1,12 +1,10 @@
 //! Registered clients, the jti of accepted client assertions, and revoked access tokens.
 
-use sqlx::any::AnyRow;
-use sqlx::Row as _;
-
 use super::{Store, StoreError};
 
-/// A client as stored. Lists are space-separated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A client as stored. Lists are space-separated. The schema holds exactly one of
+/// `secret_hash` and `public_jwk`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ClientRecord {
     pub id: String,
     pub secret_hash: Option<String>,
@@ -21,20 +19,6 @@ pub struct ClientRecord {
 
 const COLUMNS: &str = "id, secret_hash, public_jwk, grant_types, scopes, audiences, access_token_ttl, \
                        created_at, secret_rotated_at";
-
-fn client_from(row: &AnyRow) -> Result<ClientRecord, StoreError> {
-    Ok(ClientRecord {
-        id: row.try_get(0)?,
-        secret_hash: row.try_get(1)?,
-        public_jwk: row.try_get(2)?,
-        grant_types: row.try_get(3)?,
-        scopes: row.try_get(4)?,
-        audiences: row.try_get(5)?,
-        access_token_ttl: row.try_get(6)?,
-        created_at: row.try_get(7)?,
-        secret_rotated_at: row.try_get(8)?,
-    })
-}
 
 impl Store {
     /// Stores a new client; `Conflict` if the id is taken.
@@ -58,22 +42,13 @@ impl Store {
 
     /// The one read the token endpoint makes per request.
     pub async fn client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
-        sqlx::query(&format!("SELECT {COLUMNS} FROM clients WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(client_from)
-            .transpose()
+        let query = format!("SELECT {COLUMNS} FROM clients WHERE id = $1");
+        Ok(sqlx::query_as(&query).bind(id).fetch_optional(&self.pool).await?)
     }
 
     pub async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
-        sqlx::query(&format!("SELECT {COLUMNS} FROM clients ORDER BY id"))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(client_from)
-            .collect()
+        let query = format!("SELECT {COLUMNS} FROM clients ORDER BY id");
+        Ok(sqlx::query_as(&query).fetch_all(&self.pool).await?)
     }
 
     /// Returns false if there was no such client.

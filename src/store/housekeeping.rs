@@ -12,25 +12,18 @@ impl Store {
     /// Deletes what expired before `now` (Unix seconds); how many rows went.
     pub async fn prune_expired(&self, now: i64) -> Result<u64, StoreError> {
         let statements = [
-            ("DELETE FROM refresh_tokens WHERE expires_at < $1", now),
-            (
-                "DELETE FROM refresh_families WHERE NOT EXISTS \
-                 (SELECT 1 FROM refresh_tokens t WHERE t.family_id = refresh_families.id) \
-                 AND created_at < $1",
-                now,
-            ),
-            ("DELETE FROM client_assertions WHERE expires_at < $1", now),
-            ("DELETE FROM revoked_access_tokens WHERE expires_at < $1", now),
-            // Counters keep milliseconds.
-            (
-                "DELETE FROM rate_limits WHERE expires_at < $1",
-                now.saturating_mul(1000),
-            ),
+            "DELETE FROM refresh_tokens WHERE expires_at < $1",
+            "DELETE FROM refresh_families WHERE NOT EXISTS \
+             (SELECT 1 FROM refresh_tokens t WHERE t.family_id = refresh_families.id) \
+             AND created_at < $1",
+            "DELETE FROM client_assertions WHERE expires_at < $1",
+            "DELETE FROM revoked_access_tokens WHERE expires_at < $1",
+            "DELETE FROM rate_limits WHERE expires_at < $1",
         ];
         let mut pruned = 0;
-        for (sql, bound) in statements {
+        for sql in statements {
             pruned += sqlx::query(sql)
-                .bind(bound)
+                .bind(now)
                 .execute(&self.pool)
                 .await?
                 .rows_affected();

@@ -1,11 +1,9 @@
 //! Refresh families (sessions) and their refresh tokens, stored as hashes.
 
-use sqlx::Row as _;
-
 use super::{Store, StoreError};
 
 /// A stored refresh token with what rotation needs to decide.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RefreshRecord {
     pub family_id: String,
     pub user_id: String,
@@ -58,9 +56,9 @@ impl Store {
     }
 
     pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT t.family_id, f.user_id, f.client_id, f.scope, t.expires_at, t.used_at, \
-                    f.revoked_at, u.disabled_at, t.issued_at \
+        Ok(sqlx::query_as(
+            "SELECT t.family_id, f.user_id, f.client_id, f.scope, t.issued_at, t.expires_at, \
+                    t.used_at, f.revoked_at AS family_revoked_at, u.disabled_at AS user_disabled_at \
              FROM refresh_tokens t \
              JOIN refresh_families f ON f.id = t.family_id \
              JOIN users u ON u.id = f.user_id \
@@ -68,19 +66,7 @@ impl Store {
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(RefreshRecord {
-            family_id: row.try_get(0)?,
-            user_id: row.try_get(1)?,
-            client_id: row.try_get(2)?,
-            scope: row.try_get(3)?,
-            expires_at: row.try_get(4)?,
-            used_at: row.try_get(5)?,
-            family_revoked_at: row.try_get(6)?,
-            user_disabled_at: row.try_get(7)?,
-            issued_at: row.try_get(8)?,
-        }))
+        .await?)
     }
 
     /// Marks `old_hash` used and adds its successor, atomically. Returns false, changing

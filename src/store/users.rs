@@ -1,11 +1,8 @@
 //! Users: accounts with an argon2id password hash.
 
-use sqlx::any::AnyRow;
-use sqlx::Row as _;
-
 use super::{Store, StoreError};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRecord {
     pub id: String,
     pub email: String,
@@ -23,16 +20,6 @@ pub struct NewUser<'a> {
 
 const COLUMNS: &str = "id, email, password_hash, created_at, disabled_at";
 
-fn user(row: AnyRow) -> Result<UserRecord, sqlx::Error> {
-    Ok(UserRecord {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        password_hash: row.try_get("password_hash")?,
-        created_at: row.try_get("created_at")?,
-        disabled_at: row.try_get("disabled_at")?,
-    })
-}
-
 impl Store {
     /// Fails with `Conflict` when the email is taken.
     pub async fn insert_user(&self, new: NewUser<'_>) -> Result<(), StoreError> {
@@ -47,19 +34,16 @@ impl Store {
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE email = $1"))
+        let query = format!("SELECT {COLUMNS} FROM users WHERE email = $1");
+        Ok(sqlx::query_as(&query)
             .bind(email)
             .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(user).transpose()?)
+            .await?)
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(user).transpose()?)
+        let query = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
+        Ok(sqlx::query_as(&query).bind(id).fetch_optional(&self.pool).await?)
     }
 
     pub async fn set_password_hash(&self, id: &str, hash: &str) -> Result<(), StoreError> {

@@ -21,13 +21,13 @@ async fn expired_tokens_jtis_and_counters_are_pruned_and_live_ones_kept() {
         "INSERT INTO refresh_families (id, user_id, client_id, created_at) VALUES ('f-live', 'u1', 'first-party', 0)".into(),
         format!("INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at) VALUES ('h-old', 'f-old', 0, {past})"),
         format!("INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at) VALUES ('h-live', 'f-live', 0, {future})"),
-        "INSERT INTO clients (id, grant_types, scopes, audiences, created_at) VALUES ('c1', 'client_credentials', '', '', 0)".into(),
+        "INSERT INTO clients (id, secret_hash, grant_types, scopes, audiences, created_at) VALUES ('c1', 'h', 'client_credentials', '', '', 0)".into(),
         format!("INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ('c1', 'j-old', {past})"),
         format!("INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ('c1', 'j-live', {future})"),
         format!("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ('r-old', {past})"),
         format!("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ('r-live', {future})"),
-        format!("INSERT INTO rate_limits (key, value, expires_at) VALUES ('k-old', 'v', {})", past * 1000),
-        format!("INSERT INTO rate_limits (key, value, expires_at) VALUES ('k-live', 'v', {})", future * 1000),
+        format!("INSERT INTO rate_limits (key, value, expires_at) VALUES ('k-old', 'v', {past})"),
+        format!("INSERT INTO rate_limits (key, value, expires_at) VALUES ('k-live', 'v', {future})"),
         "INSERT INTO rate_limits (key, value, expires_at) VALUES ('k-forever', 'v', NULL)".into(),
     ];
     for sql in &rows {

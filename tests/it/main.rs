@@ -13,6 +13,7 @@ mod housekeeping;
 mod http_hygiene;
 mod keys;
 mod login_throttle;
+mod migrations;
 mod oauth_clients;
 mod openapi;
 mod rate_limits;
