@@ -5,7 +5,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::accounts::throttle::LoginThrottle;
-use crate::accounts::{AccountError, Accounts, Passwords, Sessions};
+use crate::accounts::{AccountError, Accounts, Passwords, SessionParts, Sessions};
 use crate::config::{ConfigError, RateLimitStore, Settings};
 use crate::http::tls::Tls;
 use crate::keys::source::KeySource;
@@ -54,9 +54,7 @@ pub struct AppState {
     pub accounts: Accounts,
     pub sessions: Sessions,
     pub oauth: OAuth,
-    /// Failed-login limits per client IP and per account.
-    pub login_throttle: LoginThrottle,
-    /// Request budgets of register, refresh and the token endpoint.
+    /// Request budgets of register and the token endpoint (sessions spend refresh budgets).
     pub rate_limits: Arc<RateLimits>,
     pub discovery: Discovery,
     /// The HTTPS certificate, when the issuer terminates TLS itself.
@@ -102,12 +100,6 @@ impl AppState {
         );
         let refresh = RefreshTokens::new(store.clone(), settings.refresh_token_ttl);
         let accounts = Accounts::new(store.clone(), passwords, settings.password_min_length);
-        let sessions = Sessions::new(
-            access,
-            refresh,
-            Revocations::new(store.clone()),
-            settings.audience.clone(),
-        );
         let counters = match &settings.rate_limit_store {
             RateLimitStore::Memory => Counters::memory(),
             RateLimitStore::Database => Counters::database(store.clone()),
@@ -119,6 +111,19 @@ impl AppState {
             settings.refresh_rate_limit,
             settings.token_rate_limit,
         ));
+        let sessions = Sessions::new(SessionParts {
+            access,
+            refresh,
+            revocations: Revocations::new(store.clone()),
+            audience: settings.audience.clone(),
+            accounts: accounts.clone(),
+            login_throttle: LoginThrottle::new(
+                counters,
+                settings.login_max_failures,
+                settings.login_failure_window,
+            ),
+            rate_limits: rate_limits.clone(),
+        });
         let oauth = OAuth::new(
             Clients::new(store.clone(), settings.access_token_ttl),
             sessions.clone(),
@@ -128,11 +133,6 @@ impl AppState {
             rate_limits.clone(),
         );
         Ok(Arc::new(Self {
-            login_throttle: LoginThrottle::new(
-                counters,
-                settings.login_max_failures,
-                settings.login_failure_window,
-            ),
             rate_limits,
             tls,
             accounts,

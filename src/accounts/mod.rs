@@ -9,7 +9,7 @@ pub mod throttle;
 pub use email::{normalize_email, EmailProblem};
 pub use password::{Password, Passwords};
 pub use policy::{check_password, PasswordProblem};
-pub use sessions::{SessionError, Sessions};
+pub use sessions::{SessionError, SessionParts, Sessions};
 
 use time::OffsetDateTime;
 

@@ -1,5 +1,11 @@
 //! Sessions: a login opens a refresh family; refreshing rotates it; logout ends it.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::throttle::LoginThrottle;
+use super::{AccountError, Accounts};
+use crate::ratelimit::{self, Denied, Limit, RateLimits};
 use crate::store::StoreError;
 use crate::tokens::{
     AccessGrant, AccessTokens, RefreshError, RefreshTokens, Revocations, TokenError, TokenResponse,
@@ -14,6 +20,26 @@ pub enum SessionError {
     Token(#[from] TokenError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Login: wrong credentials, a disabled account, password hashing at capacity.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// Over a login or refresh budget, or the budget's store is down and it fails closed.
+    #[error("rate limited")]
+    Denied(Denied),
+}
+
+/// What sessions are made of and kept within.
+pub struct SessionParts {
+    pub access: AccessTokens,
+    pub refresh: RefreshTokens,
+    pub revocations: Revocations,
+    /// `aud` of user access tokens.
+    pub audience: String,
+    pub accounts: Accounts,
+    /// Failed-login limits per client IP and per account.
+    pub login_throttle: LoginThrottle,
+    /// The refresh budgets.
+    pub rate_limits: Arc<RateLimits>,
 }
 
 #[derive(Clone)]
@@ -21,27 +47,62 @@ pub struct Sessions {
     access: AccessTokens,
     refresh: RefreshTokens,
     revocations: Revocations,
-    /// `aud` of user access tokens.
     audience: String,
+    accounts: Accounts,
+    login_throttle: Arc<LoginThrottle>,
+    rate_limits: Arc<RateLimits>,
 }
 
 impl Sessions {
-    pub fn new(
-        access: AccessTokens,
-        refresh: RefreshTokens,
-        revocations: Revocations,
-        audience: String,
-    ) -> Self {
+    pub fn new(parts: SessionParts) -> Self {
         Self {
-            access,
-            refresh,
-            revocations,
-            audience,
+            access: parts.access,
+            refresh: parts.refresh,
+            revocations: parts.revocations,
+            audience: parts.audience,
+            accounts: parts.accounts,
+            login_throttle: Arc::new(parts.login_throttle),
+            rate_limits: parts.rate_limits,
         }
     }
 
+    /// A first-party login from `ip`, in the order that keeps guessing expensive: the
+    /// attempt is counted against the client and the account (throttled by a keyed hash of
+    /// the email: the address itself is never kept or logged) before the password is checked;
+    /// a success gives the attempt back and opens a session. Audited either way.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        ip: IpAddr,
+    ) -> Result<TokenResponse, SessionError> {
+        let throttle = &self.login_throttle;
+        let account = throttle.account_key(email).await.map_err(SessionError::Denied)?;
+        let now = ratelimit::now_ms();
+        throttle
+            .begin(ip, &account, now)
+            .await
+            .map_err(SessionError::Denied)?;
+        let user = match self.accounts.authenticate(email, password).await {
+            Ok(user) => user,
+            Err(e) => {
+                if matches!(e, AccountError::InvalidCredentials | AccountError::Disabled) {
+                    metrics::counter!("issuer_login_failures_total").increment(1);
+                    tracing::info!(target: "audit", event = "login_failed", reason = %e, account = %account);
+                }
+                return Err(e.into());
+            }
+        };
+        if let Err(store) = throttle.succeeded(ip, &account, now).await {
+            tracing::error!(error = %store, "cannot give back a successful login's attempt");
+        }
+        let tokens = self.open(&user.id).await?;
+        tracing::info!(target: "audit", event = "login_succeeded", user_id = %user.id);
+        Ok(tokens)
+    }
+
     /// Opens a first-party session for a user who has just proved their password.
-    pub async fn open(&self, user_id: &str) -> Result<TokenResponse, SessionError> {
+    async fn open(&self, user_id: &str) -> Result<TokenResponse, SessionError> {
         // Sign first: without a signing key no session row is left behind.
         let sid = RefreshTokens::new_family_id();
         let access = self
@@ -57,8 +118,24 @@ impl Sessions {
         })
     }
 
-    /// One code path for `/api/v1/auth/refresh` and `grant_type=refresh_token`.
-    pub async fn refresh(&self, presented: &str, client_id: &str) -> Result<TokenResponse, SessionError> {
+    /// One code path for `/api/v1/auth/refresh` and `grant_type=refresh_token`, for a
+    /// refresh token of `client_id` sent from `ip`. Each request spends one of the refresh
+    /// budget: a registered client refreshing for its users has one, wherever its requests
+    /// come from; the public client is limited per client IP.
+    pub async fn refresh(
+        &self,
+        presented: &str,
+        client_id: &str,
+        ip: IpAddr,
+    ) -> Result<TokenResponse, SessionError> {
+        let subject = match client_id {
+            FIRST_PARTY_CLIENT => ratelimit::ip_subject(ip),
+            registered => format!("client:{registered}"),
+        };
+        self.rate_limits
+            .admit(Limit::Refresh, &subject)
+            .await
+            .map_err(SessionError::Denied)?;
         let rotated = self.refresh.rotate(presented, client_id).await?;
         let access = self
             .issue(

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, Bearer, ClientIp};
-use crate::accounts::{AccountError, User};
+use super::reply::TokenReply;
+use crate::accounts::User;
 use crate::app::AppState;
 use crate::ratelimit::{self, Limit};
 use crate::tokens::{TokenResponse, FIRST_PARTY_CLIENT};
@@ -55,15 +56,6 @@ impl From<User> for UserView {
             id: u.id,
             email: u.email,
         }
-    }
-}
-
-/// A token response: never cached (RFC 6749 §5.1).
-pub struct TokenReply(pub TokenResponse);
-
-impl IntoResponse for TokenReply {
-    fn into_response(self) -> Response {
-        super::no_store(Json(self.0).into_response())
     }
 }
 
@@ -111,27 +103,9 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<TokenReply, ApiError> {
-    // Throttled by a keyed hash of the email: the address itself is never kept or logged.
-    let throttle = &app.login_throttle;
-    let account = throttle.account_key(&body.email).await?;
-    let now = ratelimit::now_ms();
-    throttle.begin(ip, &account, now).await?;
-    let user = match app.accounts.authenticate(&body.email, &body.password).await {
-        Ok(user) => user,
-        Err(e) => {
-            if matches!(e, AccountError::InvalidCredentials | AccountError::Disabled) {
-                metrics::counter!("issuer_login_failures_total").increment(1);
-                tracing::info!(target: "audit", event = "login_failed", reason = %e, account = %account);
-            }
-            return Err(e.into());
-        }
-    };
-    if let Err(store) = throttle.succeeded(ip, &account, now).await {
-        tracing::error!(error = %store, "cannot give back a successful login's attempt");
-    }
-    let tokens = app.sessions.open(&user.id).await?;
-    tracing::info!(target: "audit", event = "login_succeeded", user_id = %user.id);
-    Ok(TokenReply(tokens))
+    Ok(TokenReply(
+        app.sessions.login(&body.email, &body.password, ip).await?,
+    ))
 }
 
 /// Swap a refresh token for new tokens. The old refresh token is spent; presenting it again
@@ -149,12 +123,9 @@ pub async fn refresh(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<RefreshBody>,
 ) -> Result<TokenReply, ApiError> {
-    app.rate_limits
-        .admit(Limit::Refresh, &ratelimit::ip_subject(ip))
-        .await?;
     Ok(TokenReply(
         app.sessions
-            .refresh(&body.refresh_token, FIRST_PARTY_CLIENT)
+            .refresh(&body.refresh_token, FIRST_PARTY_CLIENT, ip)
             .await?,
     ))
 }

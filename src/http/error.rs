@@ -9,7 +9,8 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::middleware::current_request_id;
+use super::reply::no_store;
+use super::request_id;
 use crate::accounts::{AccountError, SessionError};
 use crate::oauth::OAuthError;
 use crate::ratelimit::Denied;
@@ -49,7 +50,7 @@ pub struct OAuthErrorBody<'a> {
 
 /// The request id, for the body of a server error only.
 fn request_id_if(status: StatusCode) -> Option<String> {
-    status.is_server_error().then(current_request_id)
+    status.is_server_error().then(request_id::current)
 }
 
 /// An error of the `/api/v1` endpoints: `{"error", "message"}` (+ `field` on 422).
@@ -225,6 +226,8 @@ impl From<SessionError> for ApiError {
             SessionError::Refresh(RefreshError::Store(s)) | SessionError::Store(s) => s.into(),
             SessionError::Token(TokenError::NoSigningKey(_)) => Self::unavailable(&e),
             SessionError::Token(_) => Self::internal(&e),
+            SessionError::Account(e) => e.into(),
+            SessionError::Denied(denied) => denied.into(),
         }
     }
 }
@@ -251,7 +254,7 @@ impl IntoResponse for OAuthError {
             error_description: self.description(),
             request_id: request_id_if(status),
         };
-        let mut response = super::no_store((status, Json(body)).into_response());
+        let mut response = no_store((status, Json(body)).into_response());
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use tokio::sync::Semaphore;
@@ -15,19 +15,9 @@ use tracing::Instrument as _;
 use super::client_ip::client_ip;
 use super::error::ApiError;
 use super::extract::ClientIp;
+use super::request_id::{self, X_REQUEST_ID};
 use crate::config::Cidr;
 use crate::ratelimit::{counted, ip_subject, rejected, InFlight};
-
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The id of the request being handled, for error bodies.
-pub fn current_request_id() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
-}
 
 /// Keeps a well-formed incoming `X-Request-Id` (1–128 of `A-Z a-z 0-9 . _ -`), else makes one;
 /// works out the client IP; logs one line per request inside a span that carries both, so
@@ -67,9 +57,7 @@ pub async fn request_id(
     let started = Instant::now();
     let route = request.extensions().get::<MatchedPath>().cloned();
     let method = request.method().clone();
-    let mut response = REQUEST_ID
-        .scope(id.clone(), next.run(request).instrument(span.clone()))
-        .await;
+    let mut response = request_id::scope(id.clone(), next.run(request).instrument(span.clone())).await;
     let elapsed = started.elapsed();
     span.in_scope(|| {
         tracing::info!(

@@ -7,6 +7,9 @@ mod extract;
 mod middleware;
 mod oauth;
 mod openapi;
+mod reply;
+mod request_id;
+mod schema;
 mod server;
 pub mod tls;
 mod wellknown;
@@ -107,13 +110,4 @@ pub fn admin_router(app: Arc<AppState>) -> Router {
         .route("/healthz", get(wellknown::healthz))
         .route("/readyz", get(wellknown::readyz))
         .with_state(app)
-}
-
-/// Responses that carry or describe tokens are never cached (RFC 6749 §5.1, RFC 7662 §2.2).
-pub(crate) fn no_store(mut response: axum::response::Response) -> axum::response::Response {
-    use axum::http::{header, HeaderValue};
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
 }

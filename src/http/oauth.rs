@@ -9,11 +9,10 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::api::TokenReply;
 use super::error::{ApiError, OAuthErrorBody};
 use super::extract::{Bearer, ClientIp, OAuthForm};
-use super::no_store;
-use super::openapi::{IntrospectionRequest, RevocationRequest, TokenRequest};
+use super::reply::{no_store, TokenReply};
+use super::schema::{IntrospectionRequest, RevocationRequest, TokenRequest};
 use crate::app::AppState;
 use crate::oauth::{parse_basic_credentials, BasicCredentials, Introspection, OAuthError};
 use crate::tokens::TokenResponse;

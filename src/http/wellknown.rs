@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
-use super::openapi::JwkSet;
+use super::schema::JwkSet;
 use crate::app::AppState;
 use crate::oauth::discovery::ServerMetadata;
 

@@ -105,9 +105,17 @@ impl From<SessionError> for OAuthError {
                 OAuthError::InvalidGrant("refresh token is invalid, expired or revoked".into())
             }
             SessionError::Refresh(RefreshError::Store(e)) | SessionError::Store(e) => e.into(),
-            SessionError::Token(TokenError::NoSigningKey(alg)) => {
-                OAuthError::Unavailable(format!("no active {alg} signing key"))
-            }
+            SessionError::Token(e) => e.into(),
+            SessionError::Denied(denied) => denied.into(),
+            SessionError::Account(e) => OAuthError::Server(e.to_string()),
+        }
+    }
+}
+
+impl From<TokenError> for OAuthError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::NoSigningKey(alg) => OAuthError::Unavailable(format!("no active {alg} signing key")),
             other => OAuthError::Server(other.to_string()),
         }
     }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::client_auth::Caller;
 use super::clients::{Client, GrantType};
 use super::{BasicCredentials, FormParams, OAuth, OAuthError};
-use crate::ratelimit::{self, Limit};
+use crate::ratelimit::Limit;
 use crate::tokens::{AccessGrant, TokenResponse};
 use crate::uri::{is_absolute_uri, ABSOLUTE_URI_RULE};
 
@@ -29,13 +29,6 @@ impl OAuth {
         }
         match grant_type {
             "refresh_token" => {
-                // A registered client refreshing for its users has one budget, wherever
-                // its requests come from; the public client is limited per client IP.
-                let subject = match &caller {
-                    Caller::Client(client) => format!("client:{}", client.id),
-                    Caller::FirstParty => ratelimit::ip_subject(client_ip),
-                };
-                self.rate_limits.admit(Limit::Refresh, &subject).await?;
                 if let Caller::Client(client) = &caller {
                     require_grant(client, GrantType::RefreshToken)?;
                 }
@@ -45,7 +38,10 @@ impl OAuth {
                         "a refresh keeps the scope of the session; it cannot be narrowed".into(),
                     ));
                 }
-                Ok(self.sessions.refresh(refresh_token, caller.client_id()).await?)
+                Ok(self
+                    .sessions
+                    .refresh(refresh_token, caller.client_id(), client_ip)
+                    .await?)
             }
             "client_credentials" => {
                 let Caller::Client(client) = caller else {
@@ -73,8 +69,7 @@ impl OAuth {
                         sid: None,
                         ttl: client.access_token_ttl,
                     })
-                    .await
-                    .map_err(|e| OAuthError::from(crate::accounts::SessionError::Token(e)))?;
+                    .await?;
                 tracing::info!(target: "audit", event = "token_issued", grant = "client_credentials", client_id = %client.id);
                 // RFC 6749 §4.4.3: no refresh token for this grant.
                 Ok(TokenResponse::bearer(issued, scope))

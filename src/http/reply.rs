@@ -1,0 +1,24 @@
+//! Answers that more than one handler gives.
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::tokens::TokenResponse;
+
+/// Responses that carry or describe tokens are never cached (RFC 6749 §5.1, RFC 7662 §2.2).
+pub fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A token response: never cached.
+pub struct TokenReply(pub TokenResponse);
+
+impl IntoResponse for TokenReply {
+    fn into_response(self) -> Response {
+        no_store(Json(self.0).into_response())
+    }
+}

@@ -1,0 +1,104 @@
+//! Types that only describe requests and answers in the OpenAPI document: the JWKS is bytes
+//! computed once per keyset load, and the OAuth forms are read by `FormParams` (which refuses
+//! repeated parameters), so no Rust value of these types is ever made. schemathesis checks them against the live server. A form
+//! field that may be left out is `#[serde(default)]`: optional, and never null.
+
+use utoipa::ToSchema;
+
+/// A JSON Web Key Set (RFC 7517 §5).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct JwkSet {
+    keys: Vec<PublicJwk>,
+}
+
+/// A public signing key: RSA (`n`, `e`) or Ed25519 (`crv`, `x`); never private parameters.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PublicJwk {
+    /// `RSA` or `OKP`.
+    kty: String,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    use_: String,
+    /// `RS256` or `EdDSA`.
+    alg: String,
+    /// The RFC 7638 thumbprint of the key.
+    kid: String,
+    /// RSA: the modulus.
+    #[serde(default)]
+    n: String,
+    /// RSA: the public exponent.
+    #[serde(default)]
+    e: String,
+    /// OKP: `Ed25519`.
+    #[serde(default)]
+    crv: String,
+    /// OKP: the public key.
+    #[serde(default)]
+    x: String,
+}
+
+/// A token request (RFC 6749 §4.4, §6).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TokenRequest {
+    grant_type: crate::oauth::GrantType,
+    /// With `refresh_token`.
+    #[serde(default)]
+    refresh_token: String,
+    /// With `client_credentials`: a subset of the client's scopes (space-separated).
+    #[serde(default)]
+    scope: String,
+    /// With `client_credentials`: audiences the client may ask for (RFC 8707).
+    #[serde(default)]
+    resource: Vec<String>,
+    /// With `client_credentials`: an audience the client may ask for.
+    #[serde(default)]
+    audience: String,
+    #[schema(inline)]
+    #[serde(flatten)]
+    client: ClientAuthentication,
+}
+
+/// An introspection request (RFC 7662 §2.1).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct IntrospectionRequest {
+    token: String,
+    /// `access_token` or `refresh_token`: which kind to look for first.
+    #[serde(default)]
+    token_type_hint: String,
+    #[schema(inline)]
+    #[serde(flatten)]
+    client: ClientAuthentication,
+}
+
+/// A revocation request (RFC 7009 §2.1).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RevocationRequest {
+    token: String,
+    /// Accepted and not needed: a refresh token is looked for first, then an access token.
+    #[serde(default)]
+    token_type_hint: String,
+    #[schema(inline)]
+    #[serde(flatten)]
+    client: ClientAuthentication,
+}
+
+/// Client authentication in the body: `client_secret_post`, `private_key_jwt` (RFC 7523), or
+/// just `client_id=first-party` for the built-in public client.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ClientAuthentication {
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    client_secret: String,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    #[serde(default)]
+    client_assertion_type: String,
+    #[serde(default)]
+    client_assertion: String,
+}
