@@ -90,6 +90,7 @@ fn main() {
             Duration::from_secs(900),
             alg,
             Arc::new(ArcSwap::from_pointee(set)),
+            token_issuer::clock::Clock::system(),
         );
         let grant = AccessGrant {
             grant: "password",

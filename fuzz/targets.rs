@@ -26,6 +26,7 @@ pub fn access_token(data: &[u8]) {
                 Duration::from_secs(900),
                 Alg::EdDsa,
                 Arc::new(ArcSwap::from_pointee(set)),
+                token_issuer::clock::Clock::system(),
             )
         })
     }

@@ -6,6 +6,7 @@ use arc_swap::ArcSwap;
 
 use crate::accounts::throttle::LoginThrottle;
 use crate::accounts::{AccountError, Accounts, Passwords, SessionParts, Sessions};
+use crate::clock::Clock;
 use crate::config::{ConfigError, RateLimitStore, Settings};
 use crate::http::tls::Tls;
 use crate::keys::source::KeySource;
@@ -61,20 +62,24 @@ pub struct AppState {
     pub tls: Option<Arc<Tls>>,
     /// `Cache-Control` of the JWKS, formatted once.
     pub jwks_cache_control: String,
+    /// The time every rule goes by (tests move it forward).
+    pub clock: Clock,
 }
 
 impl AppState {
     /// Connects and migrates the database, loads the keys, prepares password hashing.
     pub async fn build(settings: Settings) -> Result<Arc<Self>, StartError> {
         let source = KeySource::from_spec(&settings.key_source).await;
-        Self::build_with_key_source(settings, source).await
+        Self::build_with(settings, source, Clock::system()).await
     }
 
-    /// As [`AppState::build`], with a key source made by the caller (tests give the AWS
-    /// source an explicit endpoint). Starts the key reload task.
-    pub async fn build_with_key_source(
+    /// As [`AppState::build`], with a key source and a clock made by the caller (tests give
+    /// the AWS source an explicit endpoint, and keep a clock they can move). Starts the key
+    /// reload and housekeeping tasks.
+    pub async fn build_with(
         settings: Settings,
         source: KeySource,
+        clock: Clock,
     ) -> Result<Arc<Self>, StartError> {
         crate::metrics::handle();
         let tls = match &settings.tls {
@@ -87,8 +92,8 @@ impl AppState {
         };
         let store = Store::connect(&settings.database_url).await?;
         store.migrate().await?;
-        store.spawn_housekeeping(HOUSEKEEPING_EVERY);
-        let reloader = Reloader::start(source, settings.mode, settings.signing_alg).await?;
+        store.spawn_housekeeping(HOUSEKEEPING_EVERY, clock.clone());
+        let reloader = Reloader::start(source, settings.mode, settings.signing_alg, clock.clone()).await?;
         reloader.spawn(settings.key_reload_interval);
         let keys = reloader.keys().clone();
         let passwords = Passwords::new(settings.argon2).await?;
@@ -97,16 +102,23 @@ impl AppState {
             settings.access_token_ttl,
             settings.signing_alg,
             keys.clone(),
+            clock.clone(),
         );
-        let refresh = RefreshTokens::new(store.clone(), settings.refresh_token_ttl);
-        let accounts = Accounts::new(store.clone(), passwords, settings.password_min_length);
+        let refresh = RefreshTokens::new(store.clone(), settings.refresh_token_ttl, clock.clone());
+        let accounts = Accounts::new(
+            store.clone(),
+            passwords,
+            settings.password_min_length,
+            clock.clone(),
+        );
         let counters = match &settings.rate_limit_store {
             RateLimitStore::Memory => Counters::memory(),
-            RateLimitStore::Database => Counters::database(store.clone()),
+            RateLimitStore::Database => Counters::database(store.clone(), clock.clone()),
             RateLimitStore::Redis(url) => Counters::redis(url)?,
         };
         let rate_limits = Arc::new(RateLimits::new(
             counters.clone(),
+            clock.clone(),
             settings.register_rate_limit,
             settings.refresh_rate_limit,
             settings.token_rate_limit,
@@ -123,9 +135,10 @@ impl AppState {
                 settings.login_failure_window,
             ),
             rate_limits: rate_limits.clone(),
+            clock: clock.clone(),
         });
         let oauth = OAuth::new(
-            Clients::new(store.clone(), settings.access_token_ttl),
+            Clients::new(store.clone(), settings.access_token_ttl, clock.clone()),
             sessions.clone(),
             accounts.clone(),
             settings.url.clone(),
@@ -144,6 +157,7 @@ impl AppState {
             reloader,
             store,
             settings,
+            clock,
         }))
     }
 }

@@ -13,6 +13,7 @@ pub use sessions::{SessionError, SessionParts, Sessions};
 
 use time::OffsetDateTime;
 
+use crate::clock::Clock;
 use crate::store::{NewUser, Store, StoreError, UserRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,14 +67,16 @@ pub struct Accounts {
     store: Store,
     passwords: Passwords,
     min_password_chars: usize,
+    clock: Clock,
 }
 
 impl Accounts {
-    pub fn new(store: Store, passwords: Passwords, min_password_chars: usize) -> Self {
+    pub fn new(store: Store, passwords: Passwords, min_password_chars: usize, clock: Clock) -> Self {
         Self {
             store,
             passwords,
             min_password_chars,
+            clock,
         }
     }
 
@@ -82,7 +85,9 @@ impl Accounts {
         let password = Password::new(password);
         check_password(&password, &email, self.min_password_chars)?;
         let password_hash = self.passwords.hash(password).await?;
-        let now = OffsetDateTime::now_utc()
+        let now = self
+            .clock
+            .now()
             .replace_nanosecond(0)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let id = uuid::Uuid::new_v4().to_string();
@@ -157,7 +162,7 @@ impl Accounts {
     /// Disables or re-enables login for an email; false if no such account.
     pub async fn set_disabled(&self, email: &str, disabled: bool) -> Result<bool, AccountError> {
         let email = normalize_email(email)?;
-        let at = disabled.then(|| OffsetDateTime::now_utc().unix_timestamp());
+        let at = disabled.then(|| self.clock.unix());
         Ok(self.store.set_user_disabled(&email, at).await?)
     }
 }

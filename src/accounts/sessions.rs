@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::throttle::LoginThrottle;
 use super::{AccountError, Accounts};
+use crate::clock::Clock;
 use crate::ratelimit::{self, Denied, Limit, RateLimits};
 use crate::store::StoreError;
 use crate::tokens::{
@@ -40,6 +41,7 @@ pub struct SessionParts {
     pub login_throttle: LoginThrottle,
     /// The refresh budgets.
     pub rate_limits: Arc<RateLimits>,
+    pub clock: Clock,
 }
 
 #[derive(Clone)]
@@ -51,6 +53,7 @@ pub struct Sessions {
     accounts: Accounts,
     login_throttle: Arc<LoginThrottle>,
     rate_limits: Arc<RateLimits>,
+    clock: Clock,
 }
 
 impl Sessions {
@@ -63,6 +66,7 @@ impl Sessions {
             accounts: parts.accounts,
             login_throttle: Arc::new(parts.login_throttle),
             rate_limits: parts.rate_limits,
+            clock: parts.clock,
         }
     }
 
@@ -78,7 +82,7 @@ impl Sessions {
     ) -> Result<TokenResponse, SessionError> {
         let throttle = &self.login_throttle;
         let account = throttle.account_key(email).await.map_err(SessionError::Denied)?;
-        let now = ratelimit::now_ms();
+        let now = self.clock.unix_ms();
         throttle
             .begin(ip, &account, now)
             .await

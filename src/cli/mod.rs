@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::accounts::{Accounts, Passwords};
 use crate::app::{AppState, StartError};
+use crate::clock::Clock;
 use crate::config::{LogFormat, Mode, Settings};
 use crate::http::Server;
 use crate::keys::source::KeySource;
@@ -101,7 +102,7 @@ pub fn main() -> ExitCode {
             Command::Clients { command } => {
                 let store = Store::connect(&settings.database_url).await?;
                 store.migrate().await?;
-                let clients = crate::oauth::Clients::new(store, settings.access_token_ttl);
+                let clients = crate::oauth::Clients::new(store, settings.access_token_ttl, Clock::system());
                 clients::run(&clients, command).await.map_err(StartError::from)
             }
             Command::Users { command } => users(settings, command).await,
@@ -230,6 +231,7 @@ async fn users(settings: Settings, command: UsersCommand) -> Result<(), StartErr
         store,
         Passwords::new(settings.argon2).await?,
         settings.password_min_length,
+        Clock::system(),
     );
     let (email, disable) = match &command {
         UsersCommand::Disable { email } => (email, true),

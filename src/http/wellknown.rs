@@ -134,7 +134,7 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     };
     // The last good keyset keeps serving while reloads fail; say how old it is.
     let keyset = app.reloader.status();
-    let age = keyset.age_seconds();
+    let age = keyset.age_seconds(app.clock.now());
     let ready = database == "ok" && signing_key == "ok";
     let status = if ready {
         StatusCode::OK
@@ -164,7 +164,7 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     responses((status = 200, description = "The metrics", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     let keyset = app.reloader.status();
-    let age = keyset.age_seconds();
+    let age = keyset.age_seconds(app.clock.now());
     metrics::gauge!("issuer_keyset_age_seconds").set(age as f64);
     metrics::gauge!("issuer_keyset_reload_failing").set(if keyset.last_error.is_some() { 1.0 } else { 0.0 });
     metrics::gauge!("issuer_keys_published").set(app.keys.load().key_count() as f64);

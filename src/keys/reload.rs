@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use super::lifecycle::Transition;
 use super::source::{KeySource, Loaded};
 use super::{Alg, KeyError, KeySet};
+use crate::clock::Clock;
 use crate::config::Mode;
 
 /// What `/readyz` and `/metrics` report about the keyset.
@@ -25,10 +26,8 @@ pub struct KeysetStatus {
 
 impl KeysetStatus {
     /// Seconds since the source last confirmed the keyset.
-    pub fn age_seconds(&self) -> i64 {
-        (OffsetDateTime::now_utc() - self.confirmed_at)
-            .whole_seconds()
-            .max(0)
+    pub fn age_seconds(&self, now: OffsetDateTime) -> i64 {
+        (now - self.confirmed_at).whole_seconds().max(0)
     }
 }
 
@@ -40,12 +39,13 @@ pub struct Reloader {
     current: tokio::sync::Mutex<Loaded>,
     status: Mutex<KeysetStatus>,
     wake: Notify,
+    clock: Clock,
 }
 
 impl Reloader {
     /// Loads the keyset a server starts with (see [`KeySource::load_for_serving`]).
-    pub async fn start(source: KeySource, mode: Mode, alg: Alg) -> Result<Arc<Self>, KeyError> {
-        let (set, loaded) = source.load_for_serving(mode, alg).await?;
+    pub async fn start(source: KeySource, mode: Mode, alg: Alg, clock: Clock) -> Result<Arc<Self>, KeyError> {
+        let (set, loaded) = source.load_for_serving(mode, alg, clock.now()).await?;
         for key in &loaded.doc.keys {
             tracing::info!(target: "audit", event = "key_loaded", kid = %key.kid, alg = %key.alg, state = %key.state, source = %source.name());
         }
@@ -55,10 +55,11 @@ impl Reloader {
             keys: Arc::new(ArcSwap::from_pointee(set)),
             current: tokio::sync::Mutex::new(loaded),
             status: Mutex::new(KeysetStatus {
-                confirmed_at: OffsetDateTime::now_utc(),
+                confirmed_at: clock.now(),
                 last_error: None,
             }),
             wake: Notify::new(),
+            clock,
         }))
     }
 
@@ -97,7 +98,7 @@ impl Reloader {
         let (status, result) = match self.read_changed(&current).await {
             Ok(None) => (
                 KeysetStatus {
-                    confirmed_at: OffsetDateTime::now_utc(),
+                    confirmed_at: self.clock.now(),
                     last_error: None,
                 },
                 Ok(()),
@@ -112,7 +113,7 @@ impl Reloader {
                 metrics::counter!("issuer_keyset_reloads_total", "result" => "changed").increment(1);
                 (
                     KeysetStatus {
-                        confirmed_at: OffsetDateTime::now_utc(),
+                        confirmed_at: self.clock.now(),
                         last_error: None,
                     },
                     Ok(()),

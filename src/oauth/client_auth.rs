@@ -5,7 +5,6 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use serde::Deserialize;
-use time::OffsetDateTime;
 
 use super::clients::{compare_with_dummy_secret, Client, Clients, Credential};
 use super::{BasicCredentials, FormParams, OAuthError};
@@ -15,7 +14,7 @@ use crate::tokens::FIRST_PARTY_CLIENT;
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Assertions may live this long at most, so their jti need be remembered only this long.
 const MAX_ASSERTION_LIFETIME_SECS: i64 = 3600;
-const ASSERTION_LEEWAY_SECS: u64 = 30;
+const ASSERTION_LEEWAY_SECS: i64 = 30;
 const MAX_ASSERTION_BYTES: usize = 8 * 1024;
 
 pub enum Caller {
@@ -123,6 +122,8 @@ struct AssertionClaims {
     sub: String,
     exp: i64,
     #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
     jti: Option<String>,
 }
 
@@ -168,8 +169,9 @@ async fn with_assertion(
     let decoding =
         jsonwebtoken::DecodingKey::from_jwk(&key.jwk).map_err(|_| unproven("registered key unusable"))?;
     let mut validation = jsonwebtoken::Validation::new(key.alg);
-    validation.leeway = ASSERTION_LEEWAY_SECS;
-    validation.validate_nbf = true;
+    // Times are checked below, against the service's clock.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
     validation.set_issuer(&[&id]);
     let token_endpoint = format!("{}/oauth2/token", audiences.issuer);
     validation.set_audience(&[audiences.issuer, audiences.endpoint, token_endpoint.as_str()]);
@@ -180,8 +182,6 @@ async fn with_assertion(
             // jsonwebtoken checks the signature before the claims: past it, the caller holds
             // the key and may learn what else is wrong.
             match e.kind() {
-                ErrorKind::ExpiredSignature => refused("client assertion has expired"),
-                ErrorKind::ImmatureSignature => refused("client assertion is not valid yet"),
                 ErrorKind::InvalidAudience => refused("client assertion is not addressed to this server"),
                 ErrorKind::InvalidIssuer | ErrorKind::MissingRequiredClaim(_) => {
                     refused("client assertion lacks a required claim or names another issuer")
@@ -193,7 +193,14 @@ async fn with_assertion(
     if claims.sub != id {
         return Err(refused("client assertion sub must equal its iss"));
     }
-    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let now = clients.clock().unix();
+    let leeway = ASSERTION_LEEWAY_SECS;
+    if claims.exp < now - leeway {
+        return Err(refused("client assertion has expired"));
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > now + leeway) {
+        return Err(refused("client assertion is not valid yet"));
+    }
     if claims.exp > now + MAX_ASSERTION_LIFETIME_SECS {
         return Err(refused("client assertion lives longer than an hour"));
     }
@@ -202,7 +209,7 @@ async fn with_assertion(
         .filter(|j| !j.is_empty() && j.len() <= 256)
         .ok_or_else(|| refused("client assertion needs a jti"))?;
     // Remembered as long as it could still be accepted: until exp plus the leeway.
-    let remember_until = claims.exp + ASSERTION_LEEWAY_SECS as i64;
+    let remember_until = claims.exp + ASSERTION_LEEWAY_SECS;
     match clients.record_assertion(&id, &jti, remember_until, now).await {
         Ok(()) => Ok(Caller::Client(Box::new(client))),
         Err(StoreError::Conflict) => Err(refused("client assertion was used before (jti replayed)")),

@@ -8,8 +8,8 @@ use base64::Engine as _;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
 use serde::Serialize;
 use subtle::ConstantTimeEq as _;
-use time::OffsetDateTime;
 
+use crate::clock::Clock;
 use crate::store::{ClientRecord, Store, StoreError};
 use crate::tokens::{Secret, FIRST_PARTY_CLIENT};
 use crate::uri::is_absolute_uri;
@@ -223,15 +223,21 @@ pub struct Clients {
     store: Store,
     /// The longest access token any client may get: key retention is computed from it.
     max_ttl: Duration,
-}
-
-fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
+    clock: Clock,
 }
 
 impl Clients {
-    pub fn new(store: Store, max_ttl: Duration) -> Self {
-        Self { store, max_ttl }
+    pub fn new(store: Store, max_ttl: Duration, clock: Clock) -> Self {
+        Self {
+            store,
+            max_ttl,
+            clock,
+        }
+    }
+
+    /// The clock client registration and authentication go by.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Registers a client; the secret (for a secret client) is returned once.
@@ -295,7 +301,7 @@ impl Clients {
             scopes: dedup(&scopes).join(" "),
             audiences: dedup(&new.audiences.iter().map(String::as_str).collect::<Vec<_>>()).join(" "),
             access_token_ttl: new.access_token_ttl.map(|d| d.as_secs() as i64),
-            created_at: now(),
+            created_at: self.clock.unix(),
             secret_rotated_at: None,
         };
         match self.store.insert_client(&record).await {
@@ -351,7 +357,7 @@ impl Clients {
     pub async fn rotate_secret(&self, id: &str) -> Result<ClientSecret, ClientError> {
         let secret = Secret::generate();
         let hash = B64.encode(Secret::digest(secret.expose()));
-        if self.store.set_client_secret(id, &hash, now()).await? {
+        if self.store.set_client_secret(id, &hash, self.clock.unix()).await? {
             return Ok(secret);
         }
         match self.store.client(id).await? {

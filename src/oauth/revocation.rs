@@ -3,8 +3,6 @@
 //! it (verifiers that check offline cannot know). Unknown or malformed tokens: 200, nothing
 //! done. A client may revoke only tokens issued to it.
 
-use time::OffsetDateTime;
-
 use super::{BasicCredentials, FormParams, OAuth, OAuthError};
 
 impl OAuth {
@@ -30,7 +28,7 @@ impl OAuth {
             if claims.client_id != caller.client_id() {
                 return Err(not_yours());
             }
-            let now = OffsetDateTime::now_utc().unix_timestamp();
+            let now = self.clients.clock().unix();
             self.sessions.revocations().revoke(&claims, now).await?;
             tracing::info!(target: "audit", event = "token_revoked", token_type = "access_token",
                 client_id = %claims.client_id, jti = %claims.jti);

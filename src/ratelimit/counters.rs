@@ -3,6 +3,7 @@
 //! (compare-and-swap), so the algorithms above stay in one place, in Rust, and stay exact
 //! when several instances update one key at once.
 
+use crate::clock::Clock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -70,7 +71,8 @@ struct MemoryMap {
 #[derive(Clone)]
 enum Backend {
     Memory(Arc<Mutex<MemoryMap>>),
-    Database(Store),
+    /// Expiry times come from the clock.
+    Database(Store, Clock),
     Redis(redis::aio::ConnectionManager, Arc<redis::Script>),
 }
 
@@ -82,9 +84,9 @@ impl Counters {
     }
 
     /// Counters in the database (its housekeeping deletes expired ones).
-    pub fn database(store: Store) -> Self {
+    pub fn database(store: Store, clock: Clock) -> Self {
         Self {
-            backend: Backend::Database(store),
+            backend: Backend::Database(store, clock),
         }
     }
 
@@ -105,7 +107,7 @@ impl Counters {
     pub async fn get(&self, key: &str) -> Result<Option<String>, CounterError> {
         match &self.backend {
             Backend::Memory(map) => Ok(lock(map).values.get(key).map(|(v, _)| v.clone())),
-            Backend::Database(store) => store.counter(key).await.map_err(unavailable),
+            Backend::Database(store, _) => store.counter(key).await.map_err(unavailable),
             Backend::Redis(conn, _) => {
                 let mut conn = conn.clone();
                 let mut get = redis::cmd("GET");
@@ -158,9 +160,9 @@ impl Counters {
                 };
                 Ok(true)
             }
-            Backend::Database(store) => {
+            Backend::Database(store, clock) => {
                 // Whole seconds, rounded up: when housekeeping may delete the row.
-                let expires_at = ttl.map(|t| (super::now_ms().saturating_add(millis(t)) + 999) / 1000);
+                let expires_at = ttl.map(|t| (clock.unix_ms().saturating_add(millis(t)) + 999) / 1000);
                 store
                     .swap_counter(key, expected, value, expires_at)
                     .await

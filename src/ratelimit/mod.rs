@@ -11,17 +11,10 @@ pub use counters::{CounterError, Counters, Write};
 pub use gcra::Gcra;
 pub use in_flight::InFlight;
 
+use crate::clock::Clock;
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
-
-/// Unix milliseconds: the clock instances sharing a store agree on.
-pub fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
-}
 
 /// A request budget, written `N/DURATION`: `10/1h` is 10 at once, then one every 6 minutes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,16 +88,18 @@ pub enum Denied {
 /// The request budgets of register, refresh and the token endpoint.
 pub struct RateLimits {
     counters: Counters,
+    clock: Clock,
     register: Gcra,
     refresh: Gcra,
     token: Gcra,
 }
 
 impl RateLimits {
-    pub fn new(counters: Counters, register: Rate, refresh: Rate, token: Rate) -> Self {
+    pub fn new(counters: Counters, clock: Clock, register: Rate, refresh: Rate, token: Rate) -> Self {
         let gcra = |r: Rate| Gcra::new(r.burst, r.period);
         Self {
             counters,
+            clock,
             register: gcra(register),
             refresh: gcra(refresh),
             token: gcra(token),
@@ -119,7 +114,7 @@ impl RateLimits {
             Limit::Token => self.token,
         };
         let key = format!("{}:{subject}", limit.name());
-        let now = now_ms();
+        let now = self.clock.unix_ms();
         let spent = self
             .counters
             .update(&key, |current| spend(gcra, current, now))
@@ -236,6 +231,7 @@ mod tests {
     async fn a_budget_is_spent_then_refused_per_subject() {
         let limits = RateLimits::new(
             Counters::memory(),
+            Clock::system(),
             "2/1h".parse().expect("rate"),
             "1/1h".parse().expect("rate"),
             "1/1h".parse().expect("rate"),

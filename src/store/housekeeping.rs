@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::{Store, StoreError};
+use crate::clock::Clock;
 
 impl Store {
     /// Deletes what expired before `now` (Unix seconds); how many rows went.
@@ -32,14 +33,14 @@ impl Store {
     }
 
     /// Runs [`Store::prune_expired`] every `every` for as long as the process runs.
-    pub fn spawn_housekeeping(&self, every: Duration) {
+    pub fn spawn_housekeeping(&self, every: Duration, clock: Clock) {
         let store = self.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let now = clock.unix();
                 match store.prune_expired(now).await {
                     Ok(0) => {}
                     Ok(rows) => tracing::info!(rows, "pruned expired rows"),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::AppState;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::http::Server;
 use crate::keys::source::KeySource;
@@ -26,16 +27,6 @@ pub fn retry_after(resp: &reqwest::Response) -> Option<u64> {
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-}
-
-/// Waits out a 429's Retry-After (whole seconds), which must lie in `expected`.
-pub async fn wait_out(retry_after: Option<u64>, expected: std::ops::RangeInclusive<u64>) {
-    match retry_after {
-        Some(secs) if expected.contains(&secs) => {
-            tokio::time::sleep(std::time::Duration::from_millis(secs * 1000 + 100)).await
-        }
-        _ => panic!("Retry-After {retry_after:?}, not {expected:?} s"),
-    }
 }
 
 pub struct TestServer {
@@ -85,7 +76,7 @@ pub async fn start_with(extra: &[(&str, &str)]) -> TestServer {
 
 /// Starts a server on an existing directory and database (a restart, or a second instance).
 pub async fn start_on(dir: Arc<TempDir>, database_url: String, extra: &[(&str, &str)]) -> TestServer {
-    launch(dir, database_url, extra, None).await
+    launch(dir, database_url, extra, None, Clock::adjustable()).await
 }
 
 /// As [`start_on`], with the keys read from `source` instead of `DIR/keys`.
@@ -95,7 +86,7 @@ pub async fn start_on_source(
     extra: &[(&str, &str)],
     source: KeySource,
 ) -> TestServer {
-    launch(dir, database_url, extra, Some(source)).await
+    launch(dir, database_url, extra, Some(source), Clock::adjustable()).await
 }
 
 async fn launch(
@@ -103,6 +94,7 @@ async fn launch(
     database_url: String,
     extra: &[(&str, &str)],
     source: Option<KeySource>,
+    clock: Clock,
 ) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -120,11 +112,13 @@ async fn launch(
     ];
     values.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let settings = Settings::from_values(values).expect("valid test settings");
-    let app = match source {
-        Some(source) => AppState::build_with_key_source(settings, source).await,
-        None => AppState::build(settings).await,
-    }
-    .expect("app starts");
+    let source = match source {
+        Some(source) => source,
+        None => KeySource::from_spec(&settings.key_source).await,
+    };
+    let app = AppState::build_with(settings, source, clock)
+        .await
+        .expect("app starts");
     let (tx, rx) = oneshot::channel::<()>();
     let server = Server::new(listener, None, app.clone());
     tokio::spawn(server.run(async {
@@ -141,6 +135,32 @@ async fn launch(
 }
 
 impl TestServer {
+    /// Moves the server's clock forward: every time rule sees `by` pass at once.
+    pub fn advance(&self, by: Duration) {
+        self.app.clock.advance(by);
+    }
+
+    /// Waits out a 429's Retry-After (whole seconds, which must lie in `expected`) on the
+    /// server's clock.
+    pub fn wait_out(&self, retry_after: Option<u64>, expected: std::ops::RangeInclusive<u64>) {
+        match retry_after {
+            Some(secs) if expected.contains(&secs) => self.advance(Duration::from_secs(secs)),
+            _ => panic!("Retry-After {retry_after:?}, not {expected:?} s"),
+        }
+    }
+
+    /// Another instance on this one's directory, database and clock (`extra` settings).
+    pub async fn sibling(&self, extra: &[(&str, &str)]) -> TestServer {
+        launch(
+            self.dir.clone(),
+            self.database_url.clone(),
+            extra,
+            None,
+            self.app.clock.clone(),
+        )
+        .await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

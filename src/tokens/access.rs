@@ -4,13 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::TokenError;
+use crate::clock::Clock;
+use crate::keys::{Alg, KeySet};
 use arc_swap::ArcSwap;
 use jsonwebtoken::Validation;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-
-use super::TokenError;
-use crate::keys::{Alg, KeySet};
 
 /// Tokens longer than this are refused before any parsing.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -24,6 +23,9 @@ pub struct AccessClaims {
     pub aud: String,
     pub exp: i64,
     pub iat: i64,
+    /// Never set by this issuer; a token that has one is refused until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub jti: String,
     pub client_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,15 +64,17 @@ pub struct AccessTokens {
     ttl: Duration,
     alg: Alg,
     keys: Arc<ArcSwap<KeySet>>,
+    clock: Clock,
 }
 
 impl AccessTokens {
-    pub fn new(issuer: String, ttl: Duration, alg: Alg, keys: Arc<ArcSwap<KeySet>>) -> Self {
+    pub fn new(issuer: String, ttl: Duration, alg: Alg, keys: Arc<ArcSwap<KeySet>>, clock: Clock) -> Self {
         Self {
             issuer,
             ttl,
             alg,
             keys,
+            clock,
         }
     }
 
@@ -81,7 +85,7 @@ impl AccessTokens {
             .active(self.alg)
             .cloned()
             .ok_or(TokenError::NoSigningKey(self.alg))?;
-        let iat = OffsetDateTime::now_utc().unix_timestamp();
+        let iat = self.clock.unix();
         let expires_in = grant.ttl.map_or(self.ttl, |t| t.min(self.ttl)).as_secs();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -89,6 +93,7 @@ impl AccessTokens {
             aud: grant.aud,
             exp: iat + expires_in as i64,
             iat,
+            nbf: None,
             // UUID v4: 122 random bits.
             jti: uuid::Uuid::new_v4().to_string(),
             client_id: grant.client_id,
@@ -136,9 +141,9 @@ impl AccessTokens {
             return Err(TokenError::Invalid("alg does not match the key"));
         }
         let mut validation = Validation::new(alg);
-        validation.leeway = 0;
-        // This issuer never sets nbf; a token that does is refused until then, like any JWT.
-        validation.validate_nbf = true;
+        // Times are checked below, against the service's clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_issuer(&[&self.issuer]);
         match audience {
             Some(audience) => validation.set_audience(&[audience]),
@@ -157,7 +162,14 @@ impl AccessTokens {
                 })
             })?
             .claims;
-        if claims.iat > OffsetDateTime::now_utc().unix_timestamp() + IAT_SKEW_SECS {
+        let now = self.clock.unix();
+        if claims.exp < now {
+            return Err(TokenError::Invalid("expired"));
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now) {
+            return Err(TokenError::Invalid("not valid yet"));
+        }
+        if claims.iat > now + IAT_SKEW_SECS {
             return Err(TokenError::Invalid("issued in the future"));
         }
         if claims.jti.is_empty() {

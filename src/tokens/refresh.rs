@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
+use super::Secret;
+use crate::clock::Clock;
+use crate::store::{NewFamily, RefreshRecord, Store, StoreError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
-use time::OffsetDateTime;
-
-use super::Secret;
-use crate::store::{NewFamily, RefreshRecord, Store, StoreError};
 
 /// A refresh token in plain text, as handed to the client once.
 pub type RefreshSecret = Secret;
@@ -43,15 +42,12 @@ pub struct Rotated {
 pub struct RefreshTokens {
     store: Store,
     ttl: Duration,
-}
-
-fn now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
+    clock: Clock,
 }
 
 impl RefreshTokens {
-    pub fn new(store: Store, ttl: Duration) -> Self {
-        Self { store, ttl }
+    pub fn new(store: Store, ttl: Duration, clock: Clock) -> Self {
+        Self { store, ttl, clock }
     }
 
     /// A new session's id: random (UUID v4, 122 bits), so it can travel in tokens as `sid`.
@@ -68,7 +64,7 @@ impl RefreshTokens {
         scope: Option<&str>,
     ) -> Result<RefreshSecret, StoreError> {
         let secret = RefreshSecret::generate();
-        let now = now();
+        let now = self.clock.unix();
         let family = NewFamily {
             id: family_id,
             user_id,
@@ -94,7 +90,7 @@ impl RefreshTokens {
             .refresh_token(&hash)
             .await?
             .ok_or(RefreshError::Invalid)?;
-        let now = now();
+        let now = self.clock.unix();
         // A used token is not refused here: it is reuse, handled below.
         if record.client_id != client_id || !record.session_live(now) {
             return Err(RefreshError::Invalid);
@@ -165,7 +161,7 @@ impl RefreshTokens {
     /// The record of a token that would refresh now: unused, unexpired, its session and user
     /// active. What introspection calls active.
     pub async fn live(&self, presented: &str) -> Result<Option<RefreshRecord>, StoreError> {
-        let now = now();
+        let now = self.clock.unix();
         Ok(self
             .lookup(presented)
             .await?
@@ -173,10 +169,10 @@ impl RefreshTokens {
     }
 
     pub async fn end_session(&self, family_id: &str) -> Result<bool, StoreError> {
-        self.store.revoke_family(family_id, now()).await
+        self.store.revoke_family(family_id, self.clock.unix()).await
     }
     /// Ends every session of a user.
     pub async fn revoke_all(&self, user_id: &str) -> Result<u64, StoreError> {
-        self.store.revoke_user_families(user_id, now()).await
+        self.store.revoke_user_families(user_id, self.clock.unix()).await
     }
 }

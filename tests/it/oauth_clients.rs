@@ -563,7 +563,7 @@ async fn private_key_jwt_accepts_one_valid_assertion_once() {
     // Accepted until exp plus 30 s of leeway, and remembered that long: no replay after exp.
     let short = assertion(&key, claims(&token_url, now + 1, Some("e-1")));
     assert_eq!(present(short.clone()).await.0, 200);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    server.advance(Duration::from_secs(2));
     let (status, body) = present(short).await;
     assert_eq!(status, 401, "replayed after exp, within the leeway: {body}");
     assert!(
@@ -573,6 +573,12 @@ async fn private_key_jwt_accepts_one_valid_assertion_once() {
             .contains("replayed"),
         "{body}"
     );
+    // Past exp and the leeway: expired, by the server's clock (not the client's).
+    let late = assertion(&key, claims(&token_url, now + 3, Some("e-2")));
+    server.advance(Duration::from_secs(32));
+    let (status, body) = present(late).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error_description"], "client assertion has expired");
 
     let (status, body) = form(
         &server,
@@ -714,7 +720,7 @@ async fn introspection_reports_only_live_tokens_to_registered_clients() {
     let (_, info) = form(&server, "/oauth2/introspect", auth, &[("token", &token)]).await;
     assert_eq!(info, json!({"active": false}), "the client is gone");
     // Registered again under the same id, it is another client: old tokens stay dead.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server.advance(Duration::from_secs(1));
     register(&server, "short-lived", &["client_credentials"], "read", None).await;
     let (_, info) = form(&server, "/oauth2/introspect", auth, &[("token", &token)]).await;
     assert_eq!(

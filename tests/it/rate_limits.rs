@@ -65,7 +65,7 @@ async fn budgets_are_shared_by_two_instances(store: &str) {
         ("ISSUER_REGISTER_RATE_LIMIT", "3/1h"),
     ];
     let a = common::start_with(&settings).await;
-    let b = common::start_on(a.dir.clone(), a.database_url.clone(), &settings).await;
+    let b = a.sibling(&settings).await;
     let both = [&a, &b];
 
     // Registration: 3 per client across both instances (an IPv6 client is its /64).
@@ -109,7 +109,7 @@ async fn budgets_are_shared_by_two_instances(store: &str) {
         assert_eq!(status, 401, "stuffing attempt {i}");
     }
     // The 1 s back-off waited out, a failure on a doubles it to 2 s, which b enforces.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    a.advance(Duration::from_secs(1));
     let (status, _) = a
         .login_from(&format!("{}::1", fresh_net()), &victim, "wrong")
         .await;
@@ -118,7 +118,7 @@ async fn budgets_are_shared_by_two_instances(store: &str) {
         .login_from(&format!("{}::1", fresh_net()), &victim, PASSWORD)
         .await;
     assert_eq!(status, 429);
-    common::wait_out(retry_after, 1..=2).await;
+    a.wait_out(retry_after, 1..=2);
     let (status, _) = a
         .login_from(&format!("{}::1", fresh_net()), &victim, PASSWORD)
         .await;

@@ -137,7 +137,12 @@ impl KeySource {
     /// empty, gets one new active key of `alg`: anywhere else an empty source is more likely
     /// a typo in its name, and a key made there would fork the keyset (and create a cloud
     /// secret behind the operator's back). Refuses when `alg` has no active key.
-    pub async fn load_for_serving(&self, mode: Mode, alg: Alg) -> Result<(KeySet, Loaded), KeyError> {
+    pub async fn load_for_serving(
+        &self,
+        mode: Mode,
+        alg: Alg,
+        now: OffsetDateTime,
+    ) -> Result<(KeySet, Loaded), KeyError> {
         let mut loaded = self.load().await?;
         if loaded.doc.keys.is_empty() {
             if mode != Mode::Development || !matches!(self, Self::File(_)) {
@@ -147,11 +152,11 @@ impl KeySource {
                 });
             }
             let record = self
-                .blocking(move || generate_record(alg, 2048, KeyState::Active, OffsetDateTime::now_utc()))
+                .blocking(move || generate_record(alg, 2048, KeyState::Active, now))
                 .await??;
             let change = self
                 .update(|doc| match doc.keys.is_empty() {
-                    true => lifecycle::add(doc, record, OffsetDateTime::now_utc()).map(Some),
+                    true => lifecycle::add(doc, record, now).map(Some),
                     // Another instance generated one first.
                     false => Ok(None),
                 })
@@ -210,7 +215,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let source = in_dir(&dir.path().join("keys"));
         let err = source
-            .load_for_serving(Mode::Production, Alg::Rs256)
+            .load_for_serving(Mode::Production, Alg::Rs256, OffsetDateTime::now_utc())
             .await
             .expect_err("no key");
         assert!(
@@ -221,12 +226,12 @@ mod tests {
         assert!(!dir.path().join("keys/keyset.json").exists());
 
         let (first, _) = source
-            .load_for_serving(Mode::Development, Alg::EdDsa)
+            .load_for_serving(Mode::Development, Alg::EdDsa, OffsetDateTime::now_utc())
             .await
             .expect("generated");
         let kid = first.active(Alg::EdDsa).expect("active").kid().to_owned();
         let (again, loaded) = source
-            .load_for_serving(Mode::Development, Alg::EdDsa)
+            .load_for_serving(Mode::Development, Alg::EdDsa, OffsetDateTime::now_utc())
             .await
             .expect("loaded");
         assert_eq!(again.active(Alg::EdDsa).expect("active").kid(), kid);
@@ -238,7 +243,7 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
 
         let err = source
-            .load_for_serving(Mode::Development, Alg::Rs256)
+            .load_for_serving(Mode::Development, Alg::Rs256, OffsetDateTime::now_utc())
             .await
             .expect_err("no RS256");
         assert!(
