@@ -17,3 +17,4 @@ pub mod store;
 pub mod testkit;
 pub mod tokens;
 pub mod uri;
+pub mod values;

@@ -11,7 +11,14 @@ use unicode_normalization::UnicodeNormalization as _;
 use zeroize::Zeroizing;
 
 use super::AccountError;
-use crate::config::Argon2Settings;
+
+/// Cost of argon2id password hashing (`ISSUER_ARGON2_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
 
 pub fn argon2_params(s: Argon2Settings) -> Result<Params, argon2::Error> {
     Params::new(s.memory_kib, s.iterations, s.parallelism, None)

@@ -30,7 +30,7 @@ pub enum ClientsCommand {
         #[arg(long = "audience")]
         audiences: Vec<String>,
         /// Lifetime of its access tokens (e.g. 5m), at most ISSUER_ACCESS_TOKEN_TTL.
-        #[arg(long, value_parser = crate::config::parse_duration)]
+        #[arg(long, value_parser = crate::values::parse_duration)]
         access_token_ttl: Option<Duration>,
         /// The client's public key as a JWK (RSA, EC P-256 or Ed25519).
         #[arg(long, value_name = "FILE")]

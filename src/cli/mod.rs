@@ -197,7 +197,7 @@ async fn migrate(settings: Settings) -> Result<(), StartError> {
     store.migrate().await?;
     println!(
         "migrations applied to {}",
-        crate::config::mask_url_password(&settings.database_url)
+        crate::values::mask_url_password(&settings.database_url)
     );
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use axum::http::HeaderMap;
 
-use crate::config::Cidr;
+use crate::values::Cidr;
 
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|c| c.contains(*ip));

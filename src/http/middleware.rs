@@ -16,8 +16,8 @@ use super::client_ip::client_ip;
 use super::error::ApiError;
 use super::extract::ClientIp;
 use super::request_id::{self, X_REQUEST_ID};
-use crate::config::Cidr;
 use crate::ratelimit::{counted, ip_subject, rejected, InFlight};
+use crate::values::Cidr;
 
 /// Keeps a well-formed incoming `X-Request-Id` (1–128 of `A-Z a-z 0-9 . _ -`), else makes one;
 /// works out the client IP; logs one line per request inside a span that carries both, so

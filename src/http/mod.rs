@@ -87,7 +87,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(settings.max_body_bytes));
     let layers = ServiceBuilder::new()
         .layer(axum::middleware::from_fn_with_state(
-            Arc::<[crate::config::Cidr]>::from(settings.trusted_proxies.as_slice()),
+            Arc::<[crate::values::Cidr]>::from(settings.trusted_proxies.as_slice()),
             middleware::request_id,
         ))
         .layer(axum::middleware::from_fn_with_state(

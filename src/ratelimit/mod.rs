@@ -12,42 +12,11 @@ pub use gcra::Gcra;
 pub use in_flight::InFlight;
 
 use crate::clock::Clock;
-use std::fmt;
+pub use crate::values::Rate;
 use std::net::IpAddr;
 use std::time::Duration;
 
 /// A request budget, written `N/DURATION`: `10/1h` is 10 at once, then one every 6 minutes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    pub burst: u32,
-    pub period: Duration,
-}
-
-impl std::str::FromStr for Rate {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not a rate like 10/1h or 600/1m");
-        let (burst, period) = s.trim().split_once('/').ok_or_else(bad)?;
-        let burst: u32 = burst.trim().parse().map_err(|_| bad())?;
-        let period = crate::config::parse_duration(period).map_err(|_| bad())?;
-        if burst == 0 || period.is_zero() {
-            return Err(format!("{s:?}: both the count and the period must be above zero"));
-        }
-        Ok(Self { burst, period })
-    }
-}
-
-impl fmt::Display for Rate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}",
-            self.burst,
-            crate::config::format_duration(self.period)
-        )
-    }
-}
-
 /// The endpoints with a request budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
