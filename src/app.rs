@@ -82,7 +82,7 @@ impl AppState {
         clock: Clock,
     ) -> Result<Arc<Self>, StartError> {
         crate::metrics::handle();
-        let tls = match &settings.tls {
+        let tls = match settings.tls() {
             Some(files) => {
                 let tls = Tls::load(&files.cert, &files.key)?;
                 tls.spawn_watch();
@@ -96,7 +96,7 @@ impl AppState {
         let reloader = Reloader::start(source, settings.mode, settings.signing_alg, clock.clone()).await?;
         reloader.spawn(settings.key_reload_interval);
         let keys = reloader.keys().clone();
-        let passwords = Passwords::new(settings.argon2).await?;
+        let passwords = Passwords::new(settings.argon2()).await?;
         let access = AccessTokens::new(
             settings.url.clone(),
             settings.access_token_ttl,
@@ -111,10 +111,10 @@ impl AppState {
             settings.password_min_length,
             clock.clone(),
         );
-        let counters = match &settings.rate_limit_store {
+        let counters = match settings.rate_limit_store() {
             RateLimitStore::Memory => Counters::memory(),
             RateLimitStore::Database => Counters::database(store.clone(), clock.clone()),
-            RateLimitStore::Redis(url) => Counters::redis(url)?,
+            RateLimitStore::Redis(url) => Counters::redis(&url)?,
         };
         let rate_limits = Arc::new(RateLimits::new(
             counters.clone(),
@@ -127,7 +127,7 @@ impl AppState {
             access,
             refresh,
             revocations: Revocations::new(store.clone()),
-            audience: settings.audience.clone(),
+            audience: settings.audience().to_owned(),
             accounts: accounts.clone(),
             login_throttle: LoginThrottle::new(
                 counters,
@@ -142,7 +142,7 @@ impl AppState {
             sessions.clone(),
             accounts.clone(),
             settings.url.clone(),
-            settings.audience.clone(),
+            settings.audience().to_owned(),
             rate_limits.clone(),
         );
         Ok(Arc::new(Self {

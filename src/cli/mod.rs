@@ -39,6 +39,8 @@ enum Command {
     Migrate,
     /// Print the effective configuration (secrets masked) and check the keys; non-zero if invalid.
     CheckConfig,
+    /// Print a configuration file with every setting, its meaning and its default.
+    ExampleConfig,
     /// Manage the signing keys on the configured key source.
     Keys {
         #[command(subcommand)]
@@ -73,6 +75,11 @@ enum UsersCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Needs no settings: it documents them.
+    if let Command::ExampleConfig = cli.command {
+        print!("{}", crate::config::example_toml());
+        return ExitCode::SUCCESS;
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => {
@@ -96,6 +103,7 @@ pub fn main() -> ExitCode {
             Command::Serve => serve(settings).await,
             Command::Migrate => migrate(settings).await,
             Command::CheckConfig => check_config(settings).await,
+            Command::ExampleConfig => Ok(()),
             Command::Keys { command } => keys::run(&settings, command)
                 .await
                 .map_err(StartError::KeyCommand),
@@ -229,7 +237,7 @@ async fn users(settings: Settings, command: UsersCommand) -> Result<(), StartErr
     store.migrate().await?;
     let accounts = Accounts::new(
         store,
-        Passwords::new(settings.argon2).await?,
+        Passwords::new(settings.argon2()).await?,
         settings.password_min_length,
         Clock::system(),
     );

@@ -94,7 +94,7 @@ pub fn router(app: Arc<AppState>) -> Router {
             settings.issuer_is_https(),
             middleware::security_headers,
         ))
-        .option_layer(middleware::cors(&settings.cors_origins))
+        .option_layer(middleware::cors(&settings.cors_origins.0))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn_with_state(
             settings.request_timeout,

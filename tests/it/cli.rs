@@ -107,6 +107,14 @@ fn the_example_configuration_is_valid() {
     let (ok, out, err) = issuer(dir.path(), &["--config", example, "check-config"], NO_ENV);
     assert!(ok, "{err}");
     assert!(out.contains("ISSUER_SIGNING_ALG = RS256"));
+    // `example-config` writes that file, and needs no configuration to do it.
+    let (ok, printed, err) = issuer(
+        dir.path(),
+        &["example-config"],
+        &[("ISSUER_BIND", "not an address")],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(printed, std::fs::read_to_string(example).expect("example file"));
 }
 
 #[test]
