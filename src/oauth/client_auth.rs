@@ -121,8 +121,9 @@ struct Issuer {
 struct AssertionClaims {
     sub: String,
     exp: i64,
+    /// Some libraries write fractional seconds.
     #[serde(default)]
-    nbf: Option<i64>,
+    nbf: Option<f64>,
     #[serde(default)]
     jti: Option<String>,
 }
@@ -198,7 +199,7 @@ async fn with_assertion(
     if claims.exp < now - leeway {
         return Err(refused("client assertion has expired"));
     }
-    if claims.nbf.is_some_and(|nbf| nbf > now + leeway) {
+    if claims.nbf.is_some_and(|nbf| nbf > (now + leeway) as f64) {
         return Err(refused("client assertion is not valid yet"));
     }
     if claims.exp > now + MAX_ASSERTION_LIFETIME_SECS {

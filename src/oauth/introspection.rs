@@ -74,21 +74,23 @@ impl OAuth {
         if !self.sessions.revocations().honours(&claims).await? {
             return Ok(None);
         }
-        let subject_live = match &claims.sid {
+        let subject_live = if claims.client_id != FIRST_PARTY_CLIENT {
+            // A registered client's token dies with the client; one deleted and registered
+            // again under the same id is not the same client.
+            self.clients
+                .find(&claims.client_id)
+                .await?
+                .is_some_and(|c| claims.iat >= c.created_at)
+        } else if claims.sid.is_some() {
             // The session's check covered its user.
-            Some(_) => true,
+            true
+        } else {
             // A user's token from a version without `sid`: its user must still be active.
-            None if claims.client_id == FIRST_PARTY_CLIENT => match self.accounts.find(&claims.sub).await {
+            match self.accounts.find(&claims.sub).await {
                 Ok(_) => true,
                 Err(AccountError::NotFound) => false,
                 Err(e) => return Err(OAuthError::Server(e.to_string())),
-            },
-            // A client deleted and registered again under the same id is not the same client.
-            None => self
-                .clients
-                .find(&claims.client_id)
-                .await?
-                .is_some_and(|c| claims.iat >= c.created_at),
+            }
         };
         Ok(subject_live.then_some(claims))
     }

@@ -20,6 +20,9 @@ impl Store {
             "DELETE FROM client_assertions WHERE expires_at < $1",
             "DELETE FROM revoked_access_tokens WHERE expires_at < $1",
             "DELETE FROM rate_limits WHERE expires_at < $1",
+            // Milliseconds, written by an instance of a version before migration 0005 during a
+            // rolling upgrade: no expiry in seconds lies that far ahead.
+            "DELETE FROM rate_limits WHERE expires_at > $1 * 100",
         ];
         let mut pruned = 0;
         for sql in statements {

@@ -1,7 +1,8 @@
 //! What this issuer knows about its access tokens and offline verifiers cannot: tokens
-//! revoked one by one at `/oauth2/revoke`, and sessions that have ended (logout, logout-all,
-//! refresh-token revocation or reuse, the user deleted or disabled). Introspection and the
-//! issuer's own bearer endpoints ask here after the signature checks.
+//! revoked one by one at `/oauth2/revoke`, sessions that have ended (logout, logout-all,
+//! refresh-token revocation or reuse, the user deleted), and users who are disabled (a
+//! suspension: enabled again, their sessions count again). Introspection and the issuer's
+//! own bearer endpoints ask here after the signature checks.
 
 use super::AccessClaims;
 use crate::store::{Store, StoreError};

@@ -20,7 +20,26 @@ where
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("run token-issuer");
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run token-issuer");
+    // A command that should have ended but serves on fails the test instead of hanging it.
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(out) => out.expect("token-issuer output"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+            panic!("token-issuer {args:?} did not finish within 120 s");
+        }
+    };
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

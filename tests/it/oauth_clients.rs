@@ -955,8 +955,8 @@ async fn ending_a_session_ends_its_access_tokens_for_every_online_check() {
         assert_eq!(online_checks(&server, rs, token).await, dead, "refresh reuse");
     }
 
-    // Disabling the user ends their tokens; enabling them again does not revive ended
-    // sessions, only the disabled state is lifted.
+    // Disabling the user suspends their tokens (refresh tokens alike); enabling them again
+    // lifts the suspension.
     let (a1, _) = server.user_session("disable@example.com").await;
     let accounts = &server.app.accounts;
     assert!(accounts
