@@ -310,6 +310,23 @@ where
     }
 }
 
+/// Makes every key of `source` look `by` older — created, activated and retired that much
+/// earlier — as if the time had passed: for the `keys` commands, which are processes of their
+/// own and read the system clock.
+pub async fn age_keyset(source: &KeySource, by: Duration) {
+    source
+        .update(|doc| {
+            for key in &mut doc.keys {
+                key.created_at -= by;
+                key.activated_at = key.activated_at.map(|t| t - by);
+                key.retired_at = key.retired_at.map(|t| t - by);
+            }
+            Ok(())
+        })
+        .await
+        .expect("age the keyset");
+}
+
 /// Decodes a JWT segment (header or claims) without verifying anything.
 pub fn segment(token: &str, index: usize) -> Value {
     use base64::Engine as _;

@@ -112,7 +112,10 @@ async fn security_events_carry_their_context_and_the_log_holds_no_secret() {
 
     // A rotation: a pending key, published for the publication period, then promoted.
     cli_log.push_str(&cli(&["keys", "generate", "--alg", "EdDSA"]).1);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let source = token_issuer::keys::source::KeySource::File(token_issuer::keys::source::FileSource::new(
+        dir.path().join("keys"),
+    ));
+    common::age_keyset(&source, Duration::from_secs(3)).await;
     cli_log.push_str(&cli(&["keys", "rotate", "--alg", "EdDSA"]).1);
     // The server picks the rotation up at its next reload (every second here).
     let reloaded = common::eventually(Duration::from_secs(10), Duration::from_millis(100), || async {

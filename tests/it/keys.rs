@@ -131,6 +131,8 @@ struct CachingVerifier {
     client: reqwest::Client,
     cached: Option<(JwkSet, Instant)>,
     fetches: usize,
+    /// The kids of the JWKS it holds, for the test to watch.
+    holds: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl CachingVerifier {
@@ -140,6 +142,7 @@ impl CachingVerifier {
             client: reqwest::Client::new(),
             cached: None,
             fetches: 0,
+            holds: Arc::default(),
         }
     }
 
@@ -160,6 +163,8 @@ impl CachingVerifier {
                 .and_then(|v| v.parse::<u64>().ok())
                 .expect("max-age");
             let set: JwkSet = resp.json().await.expect("jwks json");
+            let kids = set.keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
+            *self.holds.lock().expect("holds") = kids;
             self.cached = Some((set, Instant::now() + Duration::from_secs(max_age)));
             self.fetches += 1;
         }
@@ -196,6 +201,8 @@ fn kid_of(token: &str) -> String {
 type Watcher = (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<(HashMap<String, usize>, Vec<String>)>,
+    // The kids the watcher's verifier holds.
+    Arc<std::sync::Mutex<Vec<String>>>,
 );
 
 fn watch(server: &TestServer, refresh: String) -> Watcher {
@@ -205,8 +212,9 @@ fn watch(server: &TestServer, refresh: String) -> Watcher {
         server.url("/api/v1/auth/refresh"),
         server.base.clone(),
     );
+    let mut verifier = CachingVerifier::new(&issuer);
+    let holds = verifier.holds.clone();
     let task = tokio::spawn(async move {
-        let mut verifier = CachingVerifier::new(&issuer);
         let (mut refresh, mut seen, mut failures) = (refresh, HashMap::new(), Vec::new());
         loop {
             let resp = client
@@ -231,7 +239,7 @@ fn watch(server: &TestServer, refresh: String) -> Watcher {
             }
         }
     });
-    (stop, task)
+    (stop, task, holds)
 }
 
 async fn wait_until<F: std::future::Future<Output = bool>>(
@@ -266,7 +274,7 @@ async fn rotation_without_failed_verification(keys: Keys) {
     let server = keys.serve(&[]).await;
     let (access, refresh) = server.user_session("rotation@example.com").await;
     let old_kid = kid_of(&access);
-    let (stop, watcher) = watch(&server, refresh);
+    let (stop, watcher, verifier_holds) = watch(&server, refresh);
 
     let out = keys.cli_ok(&["generate", "--alg", keys.alg]);
     assert!(out.contains("absent -> pending"), "{out}");
@@ -282,7 +290,15 @@ async fn rotation_without_failed_verification(keys: Keys) {
         "{err}"
     );
 
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Published: once the instance serves the pending key and a verifier that follows the
+    // cache headers holds it, the publication period is what remains — made to pass.
+    wait_until(
+        "a caching verifier holds the pending key",
+        Duration::from_secs(10),
+        || async { verifier_holds.lock().expect("holds").contains(&pending[0]) },
+    )
+    .await;
+    common::age_keyset(&keys.source().await, Duration::from_secs(3)).await;
     let before_rotation = server.login("rotation@example.com").await["access_token"]
         .as_str()
         .expect("token")
@@ -333,7 +349,7 @@ async fn rotation_without_failed_verification(keys: Keys) {
         .expect("rfc3339")
     };
     assert_eq!(at("prunable_at") - at("retired_at"), time::Duration::seconds(5));
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    common::age_keyset(&keys.source().await, Duration::from_secs(5)).await;
     let out = keys.cli_ok(&["prune"]);
     assert!(out.contains(&format!("{old_kid}: retired -> absent")), "{out}");
     wait_until(
