@@ -20,11 +20,13 @@
 #[cfg(feature = "axum")]
 pub mod axum;
 mod claims;
+mod clock;
 mod error;
 mod jwks;
 mod remote;
 
 pub use claims::{Audience, Claims};
+pub use clock::CacheClock;
 pub use error::VerifyError;
 pub use jwks::{parse_jwks, KeyMap, VerifyingKey};
 pub use remote::{JwksOptions, RemoteJwks};
@@ -74,6 +76,7 @@ pub struct VerifierBuilder {
     max_token_bytes: usize,
     jwks: JwksOptions,
     client: Option<reqwest::Client>,
+    clock: CacheClock,
 }
 
 impl Verifier {
@@ -88,6 +91,7 @@ impl Verifier {
             max_token_bytes: 16 * 1024,
             jwks: JwksOptions::default(),
             client: None,
+            clock: CacheClock::system(),
         }
     }
 
@@ -182,6 +186,12 @@ impl VerifierBuilder {
         self
     }
 
+    /// Read the key cache's ages from this clock (tests move an adjustable one forward).
+    pub fn cache_clock(mut self, clock: CacheClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Use this HTTP client (e.g. with a proxy or custom roots) for discovery and keys.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
@@ -241,7 +251,7 @@ impl VerifierBuilder {
         .collect();
         tracing::debug!(%issuer, %jwks_url, "token verifier ready");
         Ok(Verifier {
-            keys: RemoteJwks::new(jwks_url, client, self.jwks),
+            keys: RemoteJwks::with_clock(jwks_url, client, self.jwks, self.clock),
             rules: Arc::new(Rules {
                 types: self.types,
                 leeway,

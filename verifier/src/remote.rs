@@ -11,6 +11,7 @@ use futures_util::future::{BoxFuture, FutureExt as _, Shared};
 use reqwest::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use reqwest::StatusCode;
 
+use crate::clock::CacheClock;
 use crate::jwks::{parse_jwks, KeyMap, VerifyingKey};
 use crate::VerifyError;
 
@@ -92,6 +93,7 @@ struct Inner {
     flight: Mutex<Option<Flight>>,
     last_unknown_kid_fetch: Mutex<Option<Instant>>,
     failed_at: Mutex<Option<Instant>>,
+    clock: CacheClock,
 }
 
 /// A cached remote JWKS. Cheap to clone; clones share the cache.
@@ -106,6 +108,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl RemoteJwks {
     pub fn new(url: impl Into<String>, client: reqwest::Client, options: JwksOptions) -> Self {
+        Self::with_clock(url, client, options, CacheClock::system())
+    }
+
+    /// As [`RemoteJwks::new`], with the cache's ages read from `clock`.
+    pub fn with_clock(
+        url: impl Into<String>,
+        client: reqwest::Client,
+        options: JwksOptions,
+        clock: CacheClock,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 url: url.into(),
@@ -115,6 +127,7 @@ impl RemoteJwks {
                 flight: Mutex::new(None),
                 last_unknown_kid_fetch: Mutex::new(None),
                 failed_at: Mutex::new(None),
+                clock,
             }),
         }
     }
@@ -130,7 +143,7 @@ impl RemoteJwks {
 
     /// The key published under `kid`.
     pub async fn key(&self, kid: &str) -> Result<Arc<VerifyingKey>, VerifyError> {
-        let arrived = Instant::now();
+        let arrived = self.inner.clock.now();
         let snapshot = self.current().await?;
         if let Some(key) = snapshot.keys.get(kid) {
             metrics::counter!("token_verifier_key_cache_hits_total").increment(1);
@@ -147,8 +160,10 @@ impl RemoteJwks {
             let mut last = lock(&self.inner.last_unknown_kid_fetch);
             match self.in_flight() {
                 Some(flight) => flight,
-                None if last.is_none_or(|t| t.elapsed() >= self.inner.options.unknown_kid_cooldown) => {
-                    *last = Some(Instant::now());
+                None if last
+                    .is_none_or(|t| self.inner.clock.since(t) >= self.inner.options.unknown_kid_cooldown) =>
+                {
+                    *last = Some(self.inner.clock.now());
                     self.start_flight()
                 }
                 None => {
@@ -174,14 +189,15 @@ impl RemoteJwks {
     }
 
     fn recently_failed(&self) -> bool {
-        lock(&self.inner.failed_at).is_some_and(|t| t.elapsed() < self.inner.options.retry_after_error)
+        lock(&self.inner.failed_at)
+            .is_some_and(|t| self.inner.clock.since(t) < self.inner.options.retry_after_error)
     }
 
     /// Fresh keys, fetching first when they expired; stale ones when the issuer is down.
     /// After a failed fetch nobody asks again for `retry_after_error`, so an issuer that is
     /// down is not hammered by every request.
     async fn current(&self) -> Result<Arc<Snapshot>, VerifyError> {
-        let now = Instant::now();
+        let now = self.inner.clock.now();
         let cached = self.inner.snapshot.load_full();
         if let Some(s) = cached.as_ref().filter(|s| now < s.fresh_until) {
             if now >= s.refresh_at && self.in_flight().is_none() && !self.recently_failed() {
@@ -245,7 +261,7 @@ async fn fetch(inner: &Inner) -> Result<Arc<Snapshot>, String> {
             tracing::debug!(keys = s.keys.len(), "JWKS fetched");
         }
         Err(e) => {
-            *lock(&inner.failed_at) = Some(Instant::now());
+            *lock(&inner.failed_at) = Some(inner.clock.now());
             metrics::counter!("token_verifier_jwks_fetch_errors_total").increment(1);
             tracing::warn!(error = %e, "JWKS fetch failed; known keys are served until it succeeds");
         }
@@ -275,7 +291,7 @@ async fn fetch_once(inner: &Inner) -> Result<Arc<Snapshot>, String> {
             return Ok(Arc::new(Snapshot {
                 keys: previous.keys.clone(),
                 etag: etag.or_else(|| previous.etag.clone()),
-                ..timing(ttl)
+                ..timing(ttl, &inner.clock)
             }));
         }
         (StatusCode::OK, _) => {
@@ -291,7 +307,7 @@ async fn fetch_once(inner: &Inner) -> Result<Arc<Snapshot>, String> {
     Ok(Arc::new(Snapshot {
         keys,
         etag,
-        ..timing(ttl)
+        ..timing(ttl, &inner.clock)
     }))
 }
 
@@ -315,8 +331,8 @@ pub(crate) async fn read_capped(mut response: reqwest::Response, cap: usize) -> 
 }
 
 /// A snapshot's clock fields, starting now; its keys and ETag are filled in by the caller.
-fn timing(ttl: Duration) -> Snapshot {
-    let now = Instant::now();
+fn timing(ttl: Duration, clock: &CacheClock) -> Snapshot {
+    let now = clock.now();
     Snapshot {
         keys: KeyMap::default(),
         etag: None,

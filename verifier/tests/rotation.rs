@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 use token_issuer::keys::lifecycle::{self, Timing};
 use token_issuer::keys::source::{FileSource, KeySource};
 use token_issuer::keys::{generate_record, Alg, KeyState};
-use token_verifier::{JwksOptions, Verifier};
+use token_verifier::{CacheClock, JwksOptions, Verifier};
 
 fn new_key() -> token_issuer::keys::KeyRecord {
     generate_record(Alg::EdDsa, 0, KeyState::Pending, OffsetDateTime::now_utc()).expect("generate")
@@ -37,11 +37,66 @@ fn kid_of(token: &str) -> String {
         .to_owned()
 }
 
+/// What the verifier counted: a snapshot drains the recorder, so counts are kept here.
+struct Counters {
+    snapshotter: Snapshotter,
+    totals: std::sync::Mutex<HashMap<String, u64>>,
+}
+
+impl Counters {
+    fn count(&self, name: &str) -> u64 {
+        let mut totals = self.totals.lock().expect("totals");
+        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
+            if let DebugValue::Counter(n) = value {
+                *totals.entry(key.key().name().to_owned()).or_default() += n;
+            }
+        }
+        totals.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// Waits until the issuer's JWKS lists `kid` (or no longer does).
+async fn serves(server: &token_issuer::testkit::TestServer, kid: &str, listed: bool) {
+    let done =
+        token_issuer::testkit::eventually(Duration::from_secs(10), Duration::from_millis(100), || async {
+            let jwks = server.jwks().await;
+            let has = jwks["keys"]
+                .as_array()
+                .is_some_and(|keys| keys.iter().any(|k| k["kid"] == kid));
+            (has == listed).then_some(())
+        })
+        .await;
+    assert!(
+        done.is_some(),
+        "the issuer never {} {kid}",
+        if listed { "published" } else { "dropped" }
+    );
+}
+
+/// Lets the verifier's cache age past max-age, twice, and waits for each refetch (the
+/// watcher verifies every 50 ms): the second fetch began after the call.
+async fn refetched(counters: &Counters, clock: &CacheClock) {
+    for _ in 0..2 {
+        let before = counters.count("token_verifier_jwks_fetches_total");
+        clock.advance(Duration::from_secs(1));
+        let fetched =
+            token_issuer::testkit::eventually(Duration::from_secs(10), Duration::from_millis(20), || async {
+                (counters.count("token_verifier_jwks_fetches_total") > before).then_some(())
+            })
+            .await;
+        assert!(fetched.is_some(), "the verifier never refetched the keys");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn verifies_every_token_across_a_real_rotation_without_an_unknown_kid() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     recorder.install().expect("metrics recorder");
+    let fetches = Counters {
+        snapshotter,
+        totals: Default::default(),
+    };
 
     // Publication 2 s ≥ max-age 1 s + reload 1 s; retention 3 + 1 + 1 = 5 s. The issuer
     // makes its first EdDSA key itself (development, empty file source).
@@ -66,10 +121,13 @@ async fn verifies_every_token_across_a_real_rotation_without_an_unknown_kid() {
         unknown_kid_cooldown: Duration::from_secs(3600),
         ..JwksOptions::default()
     };
+    // The key cache runs on a clock the test moves: max-age passes when the test says so.
+    let cache_clock = CacheClock::adjustable();
     let verifier = Arc::new(
         Verifier::builder(&base)
             .audience(&base)
             .jwks_options(options)
+            .cache_clock(cache_clock.clone())
             .build()
             .await
             .expect("verifier"),
@@ -112,7 +170,11 @@ async fn verifies_every_token_across_a_real_rotation_without_an_unknown_kid() {
         .update(|doc| lifecycle::add(doc, next, now()))
         .await
         .expect("pending key");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Published: the issuer serves the pending key and the verifier has fetched the keys
+    // since. Then the publication period is made to pass on the lifecycle's clock.
+    serves(&server, &new_kid, true).await;
+    refetched(&fetches, &cache_clock).await;
+    let published = now() + Duration::from_secs(2);
     let login = || async {
         let tokens = post_json(&http, &format!("{base}/api/v1/auth/login"), &creds).await;
         tokens["access_token"].as_str().expect("access").to_owned()
@@ -120,8 +182,8 @@ async fn verifies_every_token_across_a_real_rotation_without_an_unknown_kid() {
     let before_rotation = login().await;
     source
         .update(|doc| {
-            lifecycle::rotate(doc, Alg::EdDsa, timing, now())?;
-            lifecycle::add(doc, new_key(), now())
+            lifecycle::rotate(doc, Alg::EdDsa, timing, published)?;
+            lifecycle::add(doc, new_key(), published)
         })
         .await
         .expect("rotate");
@@ -136,14 +198,17 @@ async fn verifies_every_token_across_a_real_rotation_without_an_unknown_kid() {
         .verify::<Value>(&before_rotation)
         .await
         .expect("a token from before the rotation verifies until it expires");
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Retention (3 + 1 + 1 s after retirement), on the lifecycle's clock.
+    let retained = published + Duration::from_secs(5);
     let (pruned, _) = source
-        .update(|doc| Ok(lifecycle::prune(doc, timing, now())))
+        .update(|doc| Ok(lifecycle::prune(doc, timing, retained)))
         .await
         .expect("prune");
     assert_eq!(pruned.len(), 1);
     assert_eq!(pruned[0].kid, old_kid);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Verification goes on while the issuer drops the key and the verifier follows.
+    serves(&server, &old_kid, false).await;
+    refetched(&fetches, &cache_clock).await;
 
     let _ = stop.send(());
     let (seen, failures) = watcher.await.expect("watcher");
@@ -153,16 +218,7 @@ async fn verifies_every_token_across_a_real_rotation_without_an_unknown_kid() {
     );
     assert!(seen.get(&old_kid).is_some_and(|n| *n > 0), "{seen:?}");
     assert!(seen.get(&new_kid).is_some_and(|n| *n > 0), "{seen:?}");
-    let metrics = snapshotter.snapshot().into_vec();
-    let counter = |name: &str| {
-        metrics
-            .iter()
-            .find(|(key, ..)| key.key().name() == name)
-            .map_or(0, |(.., value)| match value {
-                DebugValue::Counter(n) => *n,
-                _ => 0,
-            })
-    };
+    let counter = |name: &str| fetches.count(name);
     assert!(counter("token_verifier_key_cache_hits_total") > 0);
     assert!(
         counter("token_verifier_jwks_fetches_total") > 2,

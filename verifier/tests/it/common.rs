@@ -13,7 +13,7 @@ use axum::Router;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 use token_issuer::keys::{generate_record, Alg, KeyRecord, KeySet, KeyState, KeysetDocument, SigningKey};
-use token_verifier::{JwksOptions, Verifier};
+use token_verifier::{CacheClock, JwksOptions, Verifier};
 
 pub const ISSUER: &str = "https://issuer.test";
 pub const AUDIENCE: &str = "https://api.test";
@@ -144,13 +144,21 @@ pub fn options() -> JwksOptions {
 }
 
 pub async fn verifier(server: &JwksServer, options: JwksOptions) -> Verifier {
-    Verifier::builder(ISSUER)
+    verifier_on_clock(server, options).await.0
+}
+
+/// A verifier whose key cache runs on a clock the test moves forward.
+pub async fn verifier_on_clock(server: &JwksServer, options: JwksOptions) -> (Verifier, CacheClock) {
+    let clock = CacheClock::adjustable();
+    let verifier = Verifier::builder(ISSUER)
         .audience(AUDIENCE)
         .jwks_url(&server.url)
         .jwks_options(options)
+        .cache_clock(clock.clone())
         .build()
         .await
-        .expect("verifier")
+        .expect("verifier");
+    (verifier, clock)
 }
 
 pub fn now() -> i64 {

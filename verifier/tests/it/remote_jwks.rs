@@ -12,14 +12,14 @@ use token_verifier::{Claims, VerifyError};
 async fn keys_are_cached_for_max_age_then_revalidated_with_the_etag() {
     let key = new_key(Alg::EdDsa);
     let server = jwks_server(vec![key.clone()], 1).await;
-    let v = verifier(&server, options()).await;
+    let (v, clock) = verifier_on_clock(&server, options()).await;
     let token = sign(&key, &claims());
     for _ in 0..20 {
         let c: Claims = v.verify(&token).await.expect("valid");
         assert_eq!(c.sub, "user-1");
     }
     assert_eq!(server.state.fetches(), 1, "cached within max-age");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(1));
     v.verify::<serde_json::Value>(&token).await.expect("still valid");
     assert_eq!(server.state.full.load(Ordering::SeqCst), 1);
     assert_eq!(
@@ -110,15 +110,15 @@ async fn known_keys_are_served_stale_while_the_issuer_is_down() {
     let server = jwks_server(vec![key.clone()], 1).await;
     let mut opts = options();
     opts.stale_if_error = Duration::from_secs(3);
-    let v = verifier(&server, opts).await;
+    let (v, clock) = verifier_on_clock(&server, opts).await;
     let token = sign(&key, &claims());
     v.verify::<serde_json::Value>(&token).await.expect("valid");
     server.set_mode(Mode::Down);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(1));
     v.verify::<serde_json::Value>(&token)
         .await
         .expect("stale keys still verify");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_secs(2));
     let err = v
         .verify::<serde_json::Value>(&token)
         .await
@@ -162,12 +162,12 @@ async fn slow_huge_and_malformed_responses_are_bounded() {
 async fn keys_are_refreshed_in_the_background_before_they_expire() {
     let key = new_key(Alg::EdDsa);
     let server = jwks_server(vec![key.clone()], 2).await;
-    let v = verifier(&server, options()).await;
+    let (v, clock) = verifier_on_clock(&server, options()).await;
     let token = sign(&key, &claims());
     v.verify::<serde_json::Value>(&token).await.expect("valid");
     assert_eq!(server.state.fetches(), 1);
     // Past 80 % of the 2 s max-age: served from the cache at once, refreshed behind it.
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    clock.advance(Duration::from_millis(1700));
     v.verify::<serde_json::Value>(&token).await.expect("valid");
     let refreshed =
         token_issuer::testkit::eventually(Duration::from_secs(1), Duration::from_millis(20), || async {
@@ -176,7 +176,7 @@ async fn keys_are_refreshed_in_the_background_before_they_expire() {
         .await;
     assert!(refreshed.is_some(), "refreshed ahead of expiry");
     // Past the original expiry the refreshed keys are still fresh: no fetch on this call.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    clock.advance(Duration::from_millis(500));
     v.verify::<serde_json::Value>(&token).await.expect("valid");
     assert_eq!(server.state.fetches(), 2);
 }
@@ -208,11 +208,11 @@ async fn an_issuer_that_is_down_is_not_hammered() {
 async fn an_empty_key_set_does_not_replace_good_keys() {
     let key = new_key(Alg::EdDsa);
     let server = jwks_server(vec![key.clone()], 1).await;
-    let v = verifier(&server, options()).await;
+    let (v, clock) = verifier_on_clock(&server, options()).await;
     let token = sign(&key, &claims());
     v.verify::<serde_json::Value>(&token).await.expect("valid");
     server.state.published.lock().expect("lock").records.clear();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(1));
     v.verify::<serde_json::Value>(&token)
         .await
         .expect("old keys kept");
