@@ -183,6 +183,21 @@ impl TestServer {
             .expect("request")
     }
 
+    /// A `method` request to `path` with a bearer token and, when given, a JSON body.
+    pub async fn with_bearer(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request")
+    }
+
     pub async fn get_bearer(&self, path: &str, token: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))

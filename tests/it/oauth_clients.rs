@@ -13,6 +13,7 @@ use oauth2::{
     AuthType, ClientId, ClientSecret, IntrospectionUrl, RefreshToken, RevocationUrl, Scope,
     StandardRevocableToken, TokenIntrospectionResponse as _, TokenResponse as _, TokenUrl,
 };
+use reqwest::Method;
 use serde_json::{json, Value};
 use token_issuer::oauth::clients::NewClient;
 
@@ -892,37 +893,24 @@ async fn ending_a_session_ends_its_access_tokens_for_every_online_check() {
     let refreshed_access = refreshed["access_token"].as_str().expect("access");
     assert_eq!(segment(refreshed_access, 1)["sid"].as_str(), Some(sid.as_str()));
 
-    // (how the session ends, the access token of the ended session, one of a session that
-    // must survive it)
-    let (ended, kept) = {
-        // logout ends one session, and only that one.
-        let (a1, r1) = server.user_session("logout@example.com").await;
-        let (a2, _) = server.session("logout@example.com").await;
-        assert_eq!(online_checks(&server, rs, &a1).await, live);
-        let resp = server
-            .client
-            .post(server.url("/api/v1/auth/logout"))
-            .bearer_auth(&a2)
-            .json(&json!({"refresh_token": r1}))
-            .send()
-            .await
-            .expect("logout");
-        assert_eq!(resp.status(), 204);
-        (a1, a2)
-    };
-    assert_eq!(online_checks(&server, rs, &ended).await, dead, "logout");
-    assert_eq!(online_checks(&server, rs, &kept).await, live, "the other session");
+    // logout ends one session, and only that one.
+    let (a1, r1) = server.user_session("logout@example.com").await;
+    let (a2, _) = server.session("logout@example.com").await;
+    assert_eq!(online_checks(&server, rs, &a1).await, live);
+    let body = json!({"refresh_token": r1});
+    let resp = server
+        .with_bearer(Method::POST, "/api/v1/auth/logout", &a2, Some(body))
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(online_checks(&server, rs, &a1).await, dead, "logout");
+    assert_eq!(online_checks(&server, rs, &a2).await, live, "the other session");
 
     // logout-all ends every session of the user, the caller's own too.
     let (a1, _) = server.user_session("all@example.com").await;
     let (a2, _) = server.session("all@example.com").await;
     let resp = server
-        .client
-        .post(server.url("/api/v1/auth/logout-all"))
-        .bearer_auth(&a2)
-        .send()
-        .await
-        .expect("logout-all");
+        .with_bearer(Method::POST, "/api/v1/auth/logout-all", &a2, None)
+        .await;
     assert_eq!(resp.status(), 204);
     for token in [&a1, &a2] {
         assert_eq!(online_checks(&server, rs, token).await, dead, "logout-all");
@@ -973,14 +961,10 @@ async fn ending_a_session_ends_its_access_tokens_for_every_online_check() {
     // Erasing the user ends every token of theirs.
     let (a1, _) = server.user_session("erase@example.com").await;
     let (a2, _) = server.session("erase@example.com").await;
+    let body = json!({"password": common::PASSWORD});
     let resp = server
-        .client
-        .delete(server.url("/api/v1/users/me"))
-        .bearer_auth(&a2)
-        .json(&json!({"password": common::PASSWORD}))
-        .send()
-        .await
-        .expect("delete");
+        .with_bearer(Method::DELETE, "/api/v1/users/me", &a2, Some(body))
+        .await;
     assert_eq!(resp.status(), 204);
     for token in [&a1, &a2] {
         assert_eq!(online_checks(&server, rs, token).await, dead, "user erased");
