@@ -23,10 +23,56 @@ use crate::values::{mask_url_password, Cidr, Rate};
 pub enum ConfigError {
     #[error("{setting}: {reason}")]
     Invalid { setting: &'static str, reason: String },
-    #[error("unknown setting {0} (see README.md, Configuration)")]
+    /// An `ISSUER_*` name, or a TOML key, that is no setting: the message names it and where.
+    #[error("{0}")]
     Unknown(String),
     #[error("cannot read config file {path}: {reason}")]
     File { path: PathBuf, reason: String },
+    /// Every problem found, one a line: nobody should need a run per mistake.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<ConfigError>),
+}
+
+/// One error for what was found: itself when alone.
+fn refused(mut problems: Vec<ConfigError>) -> Result<(), ConfigError> {
+    match problems.len() {
+        0 => Ok(()),
+        1 => Err(problems.remove(0)),
+        _ => Err(ConfigError::Several(problems)),
+    }
+}
+
+/// The declared name closest to `given` (an edit or two away), for a did-you-mean.
+fn closest<'a>(given: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .map(|name| (edit_distance(given, name), name))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, name)| name)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+fn unknown_setting(name: &str) -> ConfigError {
+    let hint = closest(name, SETTINGS.iter().map(|s| s.name))
+        .map(|n| format!(" (did you mean {n}?)"))
+        .unwrap_or_default();
+    ConfigError::Unknown(format!(
+        "unknown setting {name}{hint} (see README.md, Configuration)"
+    ))
 }
 
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -113,17 +159,35 @@ macro_rules! settings {
         impl Settings {
             /// Reads each setting from `values`, which must hold no other names.
             fn read(mut values: BTreeMap<String, String>) -> Result<Self, ConfigError> {
-                if let Some(unknown) = values.keys().find(|k| !SETTINGS.iter().any(|s| s.name == *k)) {
-                    return Err(ConfigError::Unknown(unknown.clone()));
-                }
+                let mut problems: Vec<ConfigError> = values
+                    .keys()
+                    .filter(|k| !SETTINGS.iter().any(|s| s.name == *k))
+                    .map(|k| unknown_setting(k))
+                    .collect();
                 let production = values.get("ISSUER_ENV").is_some_and(|e| e.trim() == "production");
-                Ok(Self {$($field: {
+                // A setting that is refused counts as its default, so that the rules between
+                // settings are checked too and every problem is reported in one run.
+                let settings = Self {$($field: {
                     let setting = SETTINGS
                         .iter()
                         .find(|s| s.name == $name)
                         .ok_or_else(|| invalid($name, "not in the table"))?;
-                    read::<$ty>(setting, values.remove($name), production, parser!($ty $(, $parse)?))?
-                },)*})
+                    let parse = parser!($ty $(, $parse)?);
+                    match read::<$ty>(setting, values.remove($name), production, parse) {
+                        Ok(value) => value,
+                        Err(problem) => {
+                            problems.push(problem);
+                            read::<$ty>(setting, None, false, parse)?
+                        }
+                    }
+                },)*};
+                match settings.check() {
+                    Err(ConfigError::Several(more)) => problems.extend(more),
+                    Err(problem) => problems.push(problem),
+                    Ok(()) => {}
+                }
+                refused(problems)?;
+                Ok(settings)
             }
 
             /// `(name, value)` of every setting as read, before what one derives from another.
@@ -281,19 +345,20 @@ impl Settings {
         K: Into<String>,
         V: Into<String>,
     {
-        let settings = Self::read(values.into_iter().map(|(k, v)| (k.into(), v.into())).collect())?;
-        settings.check()?;
-        Ok(settings)
+        Self::read(values.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 
-    /// The rules that relate settings, or bound one beyond what its type allows.
+    /// The rules that relate settings, or bound one beyond what its type allows: every one
+    /// that is broken is reported.
     fn check(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut refuse = |setting: &'static str, reason: String| problems.push(invalid(setting, reason));
         let production = self.mode == Mode::Production;
         if production && !self.url.starts_with("https://") {
-            return Err(invalid(
+            refuse(
                 "ISSUER_URL",
                 format!("must be https:// in production, not {}", self.url),
-            ));
+            );
         }
         for (name, d) in [
             ("ISSUER_ACCESS_TOKEN_TTL", self.access_token_ttl),
@@ -303,70 +368,75 @@ impl Settings {
             ("ISSUER_LOGIN_FAILURE_WINDOW", self.login_failure_window),
         ] {
             if d.is_zero() {
-                return Err(invalid(name, "must be longer than zero"));
+                refuse(name, "must be longer than zero".into());
             }
         }
         if self.access_token_ttl > Duration::from_secs(24 * 3600) {
-            return Err(invalid("ISSUER_ACCESS_TOKEN_TTL", "must be at most 24h"));
+            refuse("ISSUER_ACCESS_TOKEN_TTL", "must be at most 24h".into());
         }
         if self.refresh_token_ttl > Duration::from_secs(365 * 86_400) {
-            return Err(invalid("ISSUER_REFRESH_TOKEN_TTL", "must be at most 365d"));
+            refuse("ISSUER_REFRESH_TOKEN_TTL", "must be at most 365d".into());
         }
         if self.refresh_token_ttl <= self.access_token_ttl {
-            return Err(invalid(
+            refuse(
                 "ISSUER_REFRESH_TOKEN_TTL",
-                "must be longer than ISSUER_ACCESS_TOKEN_TTL",
-            ));
+                "must be longer than ISSUER_ACCESS_TOKEN_TTL".into(),
+            );
         }
         // A new key reaches verifiers after every instance has reloaded it and every cached
         // JWKS has expired; promoting it sooner could show a verifier an unknown kid.
         if self.key_publication_period < self.jwks_max_age + self.key_reload_interval {
-            return Err(invalid(
+            refuse(
                 "ISSUER_KEY_PUBLICATION_PERIOD",
                 "must not be shorter than ISSUER_JWKS_MAX_AGE + ISSUER_KEY_RELOAD_INTERVAL, \
-                 or verifiers could meet an unknown kid",
-            ));
+                 or verifiers could meet an unknown kid"
+                    .into(),
+            );
         }
         if !(8..=64).contains(&self.password_min_length) {
-            return Err(invalid("ISSUER_PASSWORD_MIN_LENGTH", "must be between 8 and 64"));
+            refuse("ISSUER_PASSWORD_MIN_LENGTH", "must be between 8 and 64".into());
         }
-        crate::accounts::password::argon2_params(self.argon2()).map_err(|e| {
-            invalid(
-                "ISSUER_ARGON2_MEMORY_KIB",
-                format!("invalid argon2 parameters: {e}"),
-            )
-        })?;
+        if let Err(e) = crate::accounts::password::argon2_params(self.argon2()) {
+            // Blame the parameter argon2 refused.
+            let setting = match e {
+                argon2::Error::TimeTooSmall => "ISSUER_ARGON2_ITERATIONS",
+                argon2::Error::ThreadsTooFew | argon2::Error::ThreadsTooMany => "ISSUER_ARGON2_PARALLELISM",
+                _ => "ISSUER_ARGON2_MEMORY_KIB",
+            };
+            refuse(setting, format!("invalid argon2 parameters: {e}"));
+        }
         if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
-            return Err(invalid(
+            refuse(
                 "ISSUER_MAX_BODY_BYTES",
-                "must be between 1024 and 16777216",
-            ));
+                "must be between 1024 and 16777216".into(),
+            );
         }
         if !(1..=1000).contains(&self.login_max_failures) {
-            return Err(invalid("ISSUER_LOGIN_MAX_FAILURES", "must be between 1 and 1000"));
+            refuse("ISSUER_LOGIN_MAX_FAILURES", "must be between 1 and 1000".into());
         }
         match (&self.tls_cert, &self.tls_key) {
-            (Some(_), None) => return Err(invalid("ISSUER_TLS_KEY", "must be set with ISSUER_TLS_CERT")),
-            (None, Some(_)) => return Err(invalid("ISSUER_TLS_CERT", "must be set with ISSUER_TLS_KEY")),
+            (Some(_), None) => refuse("ISSUER_TLS_KEY", "must be set with ISSUER_TLS_CERT".into()),
+            (None, Some(_)) => refuse("ISSUER_TLS_CERT", "must be set with ISSUER_TLS_KEY".into()),
             _ => {}
         }
         if production && self.tls_cert.is_none() && !self.behind_tls_proxy {
-            return Err(invalid(
+            refuse(
                 "ISSUER_TLS_CERT",
                 "production serves HTTPS: set ISSUER_TLS_CERT and ISSUER_TLS_KEY, or \
-                 ISSUER_BEHIND_TLS_PROXY=true when a proxy in front terminates TLS",
-            ));
+                 ISSUER_BEHIND_TLS_PROXY=true when a proxy in front terminates TLS"
+                    .into(),
+            );
         }
         if self.max_concurrent_requests == 0 {
-            return Err(invalid("ISSUER_MAX_CONCURRENT_REQUESTS", "must be at least 1"));
+            refuse("ISSUER_MAX_CONCURRENT_REQUESTS", "must be at least 1".into());
         }
         if self.max_concurrent_requests_per_client == 0 {
-            return Err(invalid(
+            refuse(
                 "ISSUER_MAX_CONCURRENT_REQUESTS_PER_CLIENT",
-                "must be at least 1",
-            ));
+                "must be at least 1".into(),
+            );
         }
-        Ok(())
+        refused(problems)
     }
 
     pub fn issuer_is_https(&self) -> bool {
@@ -474,7 +544,25 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
-    toml_values(&text).map_err(file_err)
+    let values = toml_values(&text).map_err(file_err)?;
+    // Named as written in the file, not as the environment variable it stands for.
+    let unknown = values
+        .keys()
+        .filter(|name| !SETTINGS.iter().any(|s| s.name == name.as_str()))
+        .map(|name| {
+            let key = name.trim_start_matches("ISSUER_").to_lowercase();
+            let bare = name.trim_start_matches("ISSUER_");
+            let hint = closest(
+                bare,
+                SETTINGS.iter().map(|s| s.name.trim_start_matches("ISSUER_")),
+            )
+            .map(|k| format!(" (did you mean {:?}?)", k.to_lowercase()))
+            .unwrap_or_default();
+            ConfigError::Unknown(format!("unknown key {key:?} in {}{hint}", path.display()))
+        })
+        .collect();
+    refused(unknown)?;
+    Ok(values)
 }
 
 /// The `ISSUER_*` values of a TOML document: its keys in upper case, lists joined by commas.
@@ -612,6 +700,68 @@ mod tests {
                 "{refused}"
             );
         }
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let refused = refusal(vec![
+            ("ISSUER_ENV", "production"),
+            ("ISSUER_URL", "http://auth.example.com"),
+            ("ISSUER_ARGON2_ITERATIONS", "0"),
+            ("ISSUER_BNID", "127.0.0.1:1"),
+        ]);
+        let lines: Vec<&str> = refused.lines().collect();
+        for expected in [
+            "unknown setting ISSUER_BNID (did you mean ISSUER_BIND?)",
+            "ISSUER_URL: must be https:// in production",
+            "ISSUER_DATABASE_URL: must be set explicitly in production",
+            "ISSUER_KEY_SOURCE: must be set explicitly in production",
+            "ISSUER_CORS_ORIGINS: must be set explicitly in production",
+            "ISSUER_TLS_CERT: production serves HTTPS",
+            "ISSUER_ARGON2_ITERATIONS: invalid argon2 parameters",
+        ] {
+            assert!(
+                lines.iter().any(|l| l.starts_with(expected)),
+                "{expected:?} missing from:\n{refused}"
+            );
+        }
+        assert_eq!(lines.len(), 7, "{refused}");
+    }
+
+    #[test]
+    fn refusals_blame_the_setting_that_is_wrong() {
+        assert!(refusal(vec![("ISSUER_ARGON2_ITERATIONS", "0")]).starts_with("ISSUER_ARGON2_ITERATIONS:"));
+        assert!(refusal(vec![("ISSUER_ARGON2_PARALLELISM", "0")]).starts_with("ISSUER_ARGON2_PARALLELISM:"));
+        assert!(refusal(vec![("ISSUER_ARGON2_MEMORY_KIB", "1")]).starts_with("ISSUER_ARGON2_MEMORY_KIB:"));
+        let slash = refusal(vec![("ISSUER_CORS_ORIGINS", "https://a.example/")]);
+        assert!(
+            slash.contains("an origin has no path; write https://a.example") && !slash.contains("wildcard"),
+            "{slash}"
+        );
+        let path = refusal(vec![("ISSUER_CORS_ORIGINS", "https://a.example/app")]);
+        assert!(path.contains("write https://a.example"), "{path}");
+        assert!(refusal(vec![("ISSUER_CORS_ORIGINS", "https://*.example")]).contains("wildcards are refused"));
+        assert!(refusal(vec![("ISSUER_TYPO", "1")]).contains("unknown setting ISSUER_TYPO (see"));
+    }
+
+    #[test]
+    fn an_unknown_toml_key_is_named_as_written_with_a_suggestion() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("issuer.toml");
+        std::fs::write(&path, "bnid = \"127.0.0.1:1\"\nzzzzzz = 1\n").expect("write");
+        let refused = Settings::load(Some(&path)).expect_err("refused").to_string();
+        assert!(
+            refused.contains(&format!(
+                "unknown key \"bnid\" in {} (did you mean \"bind\"?)",
+                path.display()
+            )),
+            "{refused}"
+        );
+        assert!(
+            refused.contains(&format!("unknown key \"zzzzzz\" in {}", path.display()))
+                && !refused.contains("ISSUER_"),
+            "{refused}"
+        );
     }
 
     #[test]

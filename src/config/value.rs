@@ -232,10 +232,16 @@ impl Value for Origins {
                     .strip_prefix("https://")
                     .or_else(|| origin.strip_prefix("http://"))
                     .unwrap_or("");
-                if host.is_empty() || host.contains(['/', '*', ' ']) {
+                let (authority, path) = host.split_once('/').unwrap_or((host, ""));
+                if origin.contains('*') {
+                    Err(format!("{origin:?}: wildcards are refused; list each origin"))
+                } else if authority.is_empty() || authority.contains(' ') {
                     Err(format!(
-                        "{origin:?} is not an origin like https://app.example.com (wildcards are refused)"
+                        "{origin:?} is not an origin like https://app.example.com"
                     ))
+                } else if host.contains('/') {
+                    let bare = origin.trim_end_matches(&format!("/{path}")[..]);
+                    Err(format!("{origin:?}: an origin has no path; write {bare}"))
                 } else {
                     Ok(origin.to_owned())
                 }

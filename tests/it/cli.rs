@@ -23,6 +23,29 @@ fn production_refuses_to_start_naming_the_setting() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("ISSUER_URL"), "{err}");
 
+    // Everything wrong at once: one run names every setting.
+    let (ok, _, err) = issuer(
+        dir.path(),
+        &["serve"],
+        &[
+            ("ISSUER_ENV", "production"),
+            ("ISSUER_URL", "http://auth.example.com"),
+        ],
+    );
+    assert!(!ok);
+    for setting in [
+        "ISSUER_URL",
+        "ISSUER_DATABASE_URL",
+        "ISSUER_KEY_SOURCE",
+        "ISSUER_CORS_ORIGINS",
+        "ISSUER_TLS_CERT",
+    ] {
+        assert!(
+            err.contains(&format!("{setting}: ")),
+            "{setting} in one run: {err}"
+        );
+    }
+
     for missing in ["ISSUER_DATABASE_URL", "ISSUER_KEY_SOURCE", "ISSUER_CORS_ORIGINS"] {
         let env: Vec<_> = PROD.iter().copied().filter(|(k, _)| *k != missing).collect();
         let (ok, _, err) = issuer(dir.path(), &["serve"], &env);
