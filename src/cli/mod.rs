@@ -86,8 +86,7 @@ pub fn main() -> ExitCode {
             // The settings are refused, so the log format is read on its own.
             let json = std::env::var("ISSUER_LOG_FORMAT").is_ok_and(|f| f == "json");
             logging::init(if json { LogFormat::Json } else { LogFormat::Pretty });
-            tracing::error!(target: "audit", event = "configuration_refused", reason = %e, "configuration refused: {e}");
-            return ExitCode::from(2);
+            return refused(&e);
         }
     };
     logging::init(settings.log_format);
@@ -118,16 +117,29 @@ pub fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(StartError::Config(e)) => {
-            tracing::error!(target: "audit", event = "configuration_refused", reason = %e, "configuration refused: {e}");
-            ExitCode::from(2)
-        }
+        Err(StartError::Config(e)) => refused(&e),
         Err(e) => {
-            // One line, through the configured log format.
-            tracing::error!("{e}");
+            report(&e);
             ExitCode::FAILURE
         }
     }
+}
+
+/// What went wrong, as the operator reads it: plain `error: …` lines on stderr, no timestamp
+/// or colour, each problem once.
+fn report(e: &dyn std::fmt::Display) {
+    for line in e.to_string().lines() {
+        eprintln!("error: {line}");
+    }
+}
+
+/// A refused configuration: the problems for the operator, and an audit event for the log
+/// that names the settings (the operator's lines already say what is wrong with them).
+fn refused(e: &crate::config::ConfigError) -> ExitCode {
+    report(e);
+    let settings = e.settings().join(",");
+    tracing::error!(target: "audit", event = "configuration_refused", %settings, "configuration refused");
+    ExitCode::from(2)
 }
 
 async fn serve(settings: Settings) -> Result<(), StartError> {

@@ -23,14 +23,26 @@ use crate::values::{mask_url_password, Cidr, Rate};
 pub enum ConfigError {
     #[error("{setting}: {reason}")]
     Invalid { setting: &'static str, reason: String },
-    /// An `ISSUER_*` name, or a TOML key, that is no setting: the message names it and where.
-    #[error("{0}")]
-    Unknown(String),
+    /// An `ISSUER_*` name, or a TOML key, that is no setting: the message says where.
+    #[error("{message}")]
+    Unknown { name: String, message: String },
     #[error("cannot read config file {path}: {reason}")]
     File { path: PathBuf, reason: String },
     /// Every problem found, one a line: nobody should need a run per mistake.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Several(Vec<ConfigError>),
+}
+
+impl ConfigError {
+    /// The settings (or TOML keys, or the file) that are wrong.
+    pub fn settings(&self) -> Vec<String> {
+        match self {
+            Self::Invalid { setting, .. } => vec![(*setting).to_owned()],
+            Self::Unknown { name, .. } => vec![name.clone()],
+            Self::File { path, .. } => vec![path.display().to_string()],
+            Self::Several(all) => all.iter().flat_map(Self::settings).collect(),
+        }
+    }
 }
 
 /// One error for what was found: itself when alone.
@@ -70,9 +82,10 @@ fn unknown_setting(name: &str) -> ConfigError {
     let hint = closest(name, SETTINGS.iter().map(|s| s.name))
         .map(|n| format!(" (did you mean {n}?)"))
         .unwrap_or_default();
-    ConfigError::Unknown(format!(
-        "unknown setting {name}{hint} (see README.md, Configuration)"
-    ))
+    ConfigError::Unknown {
+        name: name.to_owned(),
+        message: format!("unknown setting {name}{hint} (see README.md, Configuration)"),
+    }
 }
 
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -558,7 +571,10 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
             )
             .map(|k| format!(" (did you mean {:?}?)", k.to_lowercase()))
             .unwrap_or_default();
-            ConfigError::Unknown(format!("unknown key {key:?} in {}{hint}", path.display()))
+            ConfigError::Unknown {
+                message: format!("unknown key {key:?} in {}{hint}", path.display()),
+                name: key,
+            }
         })
         .collect();
     refused(unknown)?;

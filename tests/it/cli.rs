@@ -20,8 +20,21 @@ fn production_refuses_to_start_naming_the_setting() {
     http[1] = ("ISSUER_URL", "http://auth.example.com");
     let (ok, _, err) = issuer(dir.path(), &["serve"], &http);
     assert!(!ok);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("ISSUER_URL"), "{err}");
+    // For the operator: one plain line, printed once, no colour or timestamp. For the log:
+    // an audit event naming the setting.
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(
+        errors,
+        ["error: ISSUER_URL: must be https:// in production, not http://auth.example.com"],
+        "{err}"
+    );
+    assert_eq!(err.matches("must be https://").count(), 1, "printed once: {err}");
+    assert!(!err.contains('\u{1b}'), "no colour on a pipe: {err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains("event=\"configuration_refused\"") && l.contains("settings=ISSUER_URL")),
+        "{err}"
+    );
 
     // Everything wrong at once: one run names every setting.
     let (ok, _, err) = issuer(
