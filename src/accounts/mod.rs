@@ -35,6 +35,9 @@ pub enum AccountError {
     /// No such user, or a disabled one: a token naming them no longer counts.
     #[error("no such active user")]
     NotFound,
+    /// An operator named an email that no account has.
+    #[error("no user with email {0}")]
+    UnknownEmail(String),
     /// Too many password checks already waiting: a flood is refused, not queued.
     #[error("password hashing is at capacity")]
     Busy,
@@ -159,10 +162,13 @@ impl Accounts {
         Ok(())
     }
 
-    /// Disables or re-enables login for an email; false if no such account.
-    pub async fn set_disabled(&self, email: &str, disabled: bool) -> Result<bool, AccountError> {
+    /// Disables or re-enables login for an email; the user's id.
+    pub async fn set_disabled(&self, email: &str, disabled: bool) -> Result<String, AccountError> {
         let email = normalize_email(email)?;
         let at = disabled.then(|| self.clock.unix());
-        Ok(self.store.set_user_disabled(&email, at).await?)
+        self.store
+            .set_user_disabled(&email, at)
+            .await?
+            .ok_or(AccountError::UnknownEmail(email))
     }
 }

@@ -257,13 +257,10 @@ async fn users(settings: Settings, command: UsersCommand) -> Result<(), StartErr
         UsersCommand::Disable { email } => (email, true),
         UsersCommand::Enable { email } => (email, false),
     };
-    if accounts.set_disabled(email, disable).await? {
-        tracing::info!(target: "audit", event = if disable { "user_disabled" } else { "user_enabled" });
-        println!("{} {email}", if disable { "disabled" } else { "enabled" });
-        Ok(())
-    } else {
-        Err(StartError::Accounts(crate::accounts::AccountError::NotFound))
-    }
+    let user_id = accounts.set_disabled(email, disable).await?;
+    tracing::info!(target: "audit", event = if disable { "user_disabled" } else { "user_enabled" }, %user_id);
+    println!("{} {email}", if disable { "disabled" } else { "enabled" });
+    Ok(())
 }
 
 #[cfg(test)]

@@ -112,6 +112,18 @@ impl ApiError {
         }
     }
 
+    /// 401 for a service's own token (client_credentials) at an endpoint that acts for a user:
+    /// valid, but nobody's — said plainly, so nobody hunts for clock skew.
+    pub fn service_token() -> Self {
+        const WHY: &str = "this is a service's token (client_credentials); it does not act for a user";
+        Self {
+            challenge: Some(format!(
+                "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{WHY}\""
+            )),
+            ..Self::new(StatusCode::UNAUTHORIZED, "invalid_token", WHY)
+        }
+    }
+
     /// 429 with `Retry-After`.
     pub fn too_many_requests(retry_after_secs: u64) -> Self {
         Self {
@@ -208,6 +220,7 @@ impl From<AccountError> for ApiError {
             AccountError::Disabled => Self::new(StatusCode::FORBIDDEN, "account_disabled", e.to_string()),
             // The user behind a valid token is gone or disabled: the token no longer counts.
             AccountError::NotFound => Self::bearer(true),
+            AccountError::UnknownEmail(_) => Self::new(StatusCode::NOT_FOUND, "not_found", "no such user"),
             AccountError::Store(s) => s.into(),
             AccountError::Busy => Self::overloaded(),
             AccountError::Internal(_) => Self::internal(&e),

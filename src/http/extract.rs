@@ -152,16 +152,22 @@ where
             .ok_or_else(|| ApiError::bearer(false))?;
         let app = Arc::<AppState>::from_ref(state);
         let sessions = &app.sessions;
-        let claims = sessions
-            .access_tokens()
-            .verify(token, Some(sessions.audience()))
-            .map_err(|e| {
-                tracing::info!(reason = %e, "bearer token refused");
-                ApiError::bearer(true)
-            })?;
+        // The audience is checked after the kind of token, so that a service's token (whose
+        // audience is the service's API) hears what it is.
+        let claims = sessions.access_tokens().verify(token, None).map_err(|e| {
+            tracing::info!(reason = %e, "bearer token refused");
+            ApiError::bearer(true)
+        })?;
         // These endpoints act for a user: a service's own token (client_credentials) is no user.
         if claims.client_id != crate::tokens::FIRST_PARTY_CLIENT {
             tracing::info!(client_id = %claims.client_id, "bearer token refused: not a user's token");
+            return Err(match claims.sub == claims.client_id {
+                true => ApiError::service_token(),
+                false => ApiError::bearer(true),
+            });
+        }
+        if claims.aud != sessions.audience() {
+            tracing::info!("bearer token refused: wrong audience");
             return Err(ApiError::bearer(true));
         }
         // Revoked at /oauth2/revoke, or its session ended: this issuer's own endpoints know.

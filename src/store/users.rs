@@ -55,14 +55,20 @@ impl Store {
         Ok(())
     }
 
-    /// Disables (`Some(time)`) or re-enables (`None`) a user; false if there is no such email.
-    pub async fn set_user_disabled(&self, email: &str, disabled_at: Option<i64>) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE users SET disabled_at = $1 WHERE email = $2")
-            .bind(disabled_at)
-            .bind(email)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+    /// Disables (`Some(time)`) or re-enables (`None`) a user; their id, or `None` if there is
+    /// no such email.
+    pub async fn set_user_disabled(
+        &self,
+        email: &str,
+        disabled_at: Option<i64>,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("UPDATE users SET disabled_at = $1 WHERE email = $2 RETURNING id")
+                .bind(disabled_at)
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Erases a user and every refresh token and session of theirs, in one transaction.

@@ -282,3 +282,38 @@ fn clients_cli_shows_a_secret_once_and_never_lists_it() {
     let (ok, out, _) = issuer(dir.path(), &["clients", "delete", "billing"], NO_ENV);
     assert!(ok && out.contains("deleted billing"));
 }
+
+#[tokio::test]
+async fn users_disable_and_enable_name_the_user_in_the_audit_log() {
+    let server = crate::common::start().await;
+    let user = server.register("operator-target@example.com").await;
+    let env = [
+        ("ISSUER_DATABASE_URL", server.database_url.as_str()),
+        ("ISSUER_LOG_FORMAT", "json"),
+    ];
+    for (command, event) in [("disable", "user_disabled"), ("enable", "user_enabled")] {
+        let (ok, out, err) = issuer(
+            server.dir.path(),
+            &["users", command, "operator-target@example.com"],
+            &env,
+        );
+        assert!(ok, "{err}");
+        assert!(out.contains("operator-target@example.com"), "{out}");
+        let audit: serde_json::Value = err
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["event"] == event)
+            .unwrap_or_else(|| panic!("no {event} in {err}"));
+        assert_eq!(audit["user_id"], user["id"], "{audit}");
+    }
+    let (ok, _, err) = issuer(
+        server.dir.path(),
+        &["users", "enable", "nobody@example.com"],
+        &env,
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("error: accounts: no user with email nobody@example.com"),
+        "{err}"
+    );
+}

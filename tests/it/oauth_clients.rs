@@ -686,12 +686,12 @@ async fn introspection_reports_only_live_tokens_to_registered_clients() {
 
     // A disabled user's tokens are inactive; a deleted client's too.
     let (access, refresh) = server.user_session("disabled@example.com").await;
-    assert!(server
+    server
         .app
         .accounts
         .set_disabled("disabled@example.com", true)
         .await
-        .expect("disable"));
+        .expect("disable");
     for token in [&access, &refresh] {
         let (_, info) = form(&server, "/oauth2/introspect", auth, &[("token", token)]).await;
         assert_eq!(info, json!({"active": false}));
@@ -709,8 +709,25 @@ async fn introspection_reports_only_live_tokens_to_registered_clients() {
     let token = token["access_token"].as_str().expect("token").to_owned();
     let (_, info) = form(&server, "/oauth2/introspect", auth, &[("token", &token)]).await;
     assert_eq!(info["active"], true);
-    // A service's token is not a user's: the issuer's user endpoints refuse it.
-    assert_eq!(server.get_bearer("/api/v1/users/me", &token).await.status(), 401);
+    // A service's token is not a user's: the issuer's user endpoints refuse it, and say why.
+    for path in ["/api/v1/users/me", "/oauth2/userinfo"] {
+        let refused = server.get_bearer(path, &token).await;
+        assert_eq!(refused.status(), 401);
+        let challenge = refused.headers()["www-authenticate"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(
+            challenge.contains("service's token (client_credentials)"),
+            "{challenge}"
+        );
+        let body: Value = refused.json().await.expect("json");
+        assert_eq!(body["error"], "invalid_token");
+        assert!(body["message"]
+            .as_str()
+            .expect("message")
+            .contains("does not act for a user"));
+    }
     server
         .app
         .oauth
@@ -947,15 +964,15 @@ async fn ending_a_session_ends_its_access_tokens_for_every_online_check() {
     // lifts the suspension.
     let (a1, _) = server.user_session("disable@example.com").await;
     let accounts = &server.app.accounts;
-    assert!(accounts
+    accounts
         .set_disabled("disable@example.com", true)
         .await
-        .expect("disable"));
+        .expect("disable");
     assert_eq!(online_checks(&server, rs, &a1).await, dead, "user disabled");
-    assert!(accounts
+    accounts
         .set_disabled("disable@example.com", false)
         .await
-        .expect("enable"));
+        .expect("enable");
     assert_eq!(online_checks(&server, rs, &a1).await, live, "user enabled again");
 
     // Erasing the user ends every token of theirs.
