@@ -7,6 +7,32 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// The counters an alert watches exist from start, at zero, so an alert can be written and
+/// tested before the first incident (a counter is otherwise born at its first event).
+fn export_from_start() {
+    for limit in [
+        "login_ip",
+        "login_account",
+        "register",
+        "refresh",
+        "token",
+        "in_flight",
+    ] {
+        metrics::counter!("issuer_rate_limited_total", "limit" => limit).absolute(0);
+    }
+    for result in ["changed", "failed"] {
+        metrics::counter!("issuer_keyset_reloads_total", "result" => result).absolute(0);
+    }
+    for name in [
+        "issuer_requests_shed_total",
+        "issuer_rate_limit_store_errors_total",
+        "issuer_refresh_reuse_detected_total",
+        "issuer_login_failures_total",
+    ] {
+        metrics::counter!(name).absolute(0);
+    }
+}
+
 /// The installed recorder's handle; `None` when the embedding process installed its own
 /// recorder first (the issuer's metrics then go there).
 pub fn handle() -> Option<&'static PrometheusHandle> {
@@ -25,7 +51,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             };
             let handle = recorder.handle();
             match metrics::set_global_recorder(recorder) {
-                Ok(()) => Some(handle),
+                Ok(()) => {
+                    export_from_start();
+                    Some(handle)
+                }
                 Err(_) => {
                     tracing::warn!("another metrics recorder is installed; /metrics stays empty");
                     None

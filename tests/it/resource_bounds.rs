@@ -196,6 +196,26 @@ async fn metrics_move_to_the_admin_listener_and_count_what_matters() {
     let http = reqwest::Client::new();
     let public = http.get(server.url("/metrics")).send().await.expect("metrics");
     assert_eq!(public.status(), 404, "not on the public listener");
+    // What alerts watch exists from start, at zero.
+    let fresh = http
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .expect("admin metrics")
+        .text()
+        .await
+        .expect("text");
+    for zero in [
+        r#"issuer_rate_limited_total{limit="register"} 0"#,
+        r#"issuer_rate_limited_total{limit="in_flight"} 0"#,
+        r#"issuer_keyset_reloads_total{result="failed"} 0"#,
+        "issuer_requests_shed_total 0",
+        "issuer_rate_limit_store_errors_total 0",
+        "issuer_refresh_reuse_detected_total 0",
+        "issuer_login_failures_total 0",
+    ] {
+        assert!(fresh.lines().any(|l| l == zero), "missing {zero} in\n{fresh}");
+    }
 
     let body = |email: &str, password: &str| serde_json::json!({"email": email, "password": password});
     let post = |path: &str, json: serde_json::Value| http.post(server.url(path)).json(&json).send();
