@@ -102,13 +102,31 @@ impl Store {
     }
 }
 
-/// Creates the SQLite file's directory and asks sqlx to create the file on first start.
+/// Creates the SQLite file and its directory, readable by the service's user only (0600,
+/// 0700: the file holds password hashes; SQLite gives its WAL and SHM files the database
+/// file's mode), and lets sqlx open it.
 fn prepare_sqlite(url: &str) -> Result<String, StoreError> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let io = |e| StoreError::Unavailable(sqlx::Error::Io(e));
     if !path.is_empty() && path != ":memory:" {
         if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io)?;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(e)),
         }
     }
     Ok(if query.contains("mode=") {

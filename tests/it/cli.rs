@@ -133,7 +133,22 @@ fn migrate_creates_the_sqlite_database() {
     let (ok, out, err) = issuer(dir.path(), &["migrate"], NO_ENV);
     assert!(ok, "{err}");
     assert!(out.contains("migrations applied"));
-    assert!(dir.path().join("data/token-issuer.db").exists());
+    // Password hashes live there: the service's user alone reads them.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |path: &str| {
+        std::fs::metadata(dir.path().join(path))
+            .expect(path)
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("data"), 0o700);
+    assert_eq!(mode("data/token-issuer.db"), 0o600);
+    for side in ["data/token-issuer.db-wal", "data/token-issuer.db-shm"] {
+        if dir.path().join(side).exists() {
+            assert_eq!(mode(side), 0o600, "{side}");
+        }
+    }
 }
 
 #[test]
@@ -316,4 +331,19 @@ async fn users_disable_and_enable_name_the_user_in_the_audit_log() {
         err.contains("error: accounts: no user with email nobody@example.com"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_running_sqlite_database_and_its_wal_are_readable_by_the_service_alone() {
+    let server = crate::common::start().await;
+    if !server.database_url.starts_with("sqlite:") {
+        return; // PostgreSQL keeps its own files.
+    }
+    server.register("wal@example.com").await;
+    use std::os::unix::fs::PermissionsExt as _;
+    for file in ["issuer.db", "issuer.db-wal", "issuer.db-shm"] {
+        let path = server.dir.path().join(file);
+        let mode = std::fs::metadata(&path).expect(file).permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
 }
