@@ -36,11 +36,15 @@ pub enum StartError {
     Accounts(#[from] AccountError),
     #[error("ISSUER_TLS_CERT: {0}")]
     Tls(#[from] crate::http::tls::TlsError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("{setting}: cannot listen on {addr}: {source}; set {setting} to a free address")]
     Bind {
+        setting: &'static str,
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    /// The server stopped serving because of an I/O error.
+    #[error("serving stopped: {0}")]
+    Serve(std::io::Error),
 }
 
 /// How often expired tokens, jtis and counters are deleted.

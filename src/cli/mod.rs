@@ -13,7 +13,7 @@ use crate::accounts::{Accounts, Passwords};
 use crate::app::{AppState, StartError};
 use crate::clock::Clock;
 use crate::config::{LogFormat, Mode, Settings};
-use crate::http::Server;
+use crate::http::{Listeners, Server};
 use crate::keys::source::KeySource;
 use crate::store::Store;
 
@@ -144,8 +144,12 @@ fn refused(e: &crate::config::ConfigError) -> ExitCode {
 
 async fn serve(settings: Settings) -> Result<(), StartError> {
     if settings.mode == Mode::Development {
+        let transport = match settings.tls() {
+            Some(_) => "HTTPS",
+            None => "plain HTTP",
+        };
         tracing::warn!(
-            "development mode: plain-HTTP issuer, embedded defaults, keys generated on demand; \
+            "development mode ({transport}): embedded defaults, keys generated on demand; \
              set ISSUER_ENV=production for real deployments"
         );
     }
@@ -158,18 +162,14 @@ async fn serve(settings: Settings) -> Result<(), StartError> {
     }
     // Listen before the slow start: an early SIGHUP must not kill the process.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    let listeners = Listeners::bind(&settings).await?;
     let app = AppState::build(settings).await?;
-    let server = Server::bind(app.clone()).await?;
-    let addr = server.local_addr().map_err(|source| StartError::Bind {
-        addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-        source,
-    })?;
-    tracing::info!(%addr, tls = app.tls.is_some(), admin = ?app.settings.admin_bind, "listening");
+    let server = Server::new(listeners.main, listeners.admin, app.clone());
+    let addr = server.local_addr().map_err(StartError::Serve)?;
+    let admin = app.settings.admin_bind.map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(%addr, tls = app.tls.is_some(), %admin, "listening");
     reload_on_sighup(hangups, app.clone());
-    server
-        .run(shutdown_signal())
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
+    server.run(shutdown_signal()).await.map_err(StartError::Serve)?;
     tracing::info!("stopped");
     Ok(())
 }

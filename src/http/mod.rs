@@ -16,7 +16,7 @@ mod wellknown;
 
 pub use error::ApiError;
 pub use extract::parse_json;
-pub use server::Server;
+pub use server::{Listeners, Server};
 
 use std::sync::Arc;
 

@@ -15,9 +15,36 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt as _;
 
 use crate::app::{AppState, StartError};
+use crate::config::Settings;
 
 /// How long a stop waits for requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The addresses the service listens on, bound first: a busy port is reported before any
+/// migration runs or key is made.
+pub struct Listeners {
+    pub main: TcpListener,
+    /// `ISSUER_ADMIN_BIND`: metrics and probes, plain HTTP.
+    pub admin: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub async fn bind(settings: &Settings) -> Result<Self, StartError> {
+        let bind = |setting: &'static str, addr: SocketAddr| async move {
+            TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
+                setting,
+                addr,
+                source,
+            })
+        };
+        let main = bind("ISSUER_BIND", settings.bind).await?;
+        let admin = match settings.admin_bind {
+            Some(addr) => Some(bind("ISSUER_ADMIN_BIND", addr).await?),
+            None => None,
+        };
+        Ok(Self { main, admin })
+    }
+}
 
 /// Bound listeners with the application behind them.
 pub struct Server {
@@ -28,20 +55,6 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn bind(app: Arc<AppState>) -> Result<Self, StartError> {
-        let bind = |addr: SocketAddr| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::Bind { addr, source })
-        };
-        let listener = bind(app.settings.bind).await?;
-        let admin = match app.settings.admin_bind {
-            Some(addr) => Some(bind(addr).await?),
-            None => None,
-        };
-        Ok(Self { listener, admin, app })
-    }
-
     /// Serves on listeners the caller bound (tests bind port 0 before building the app).
     pub fn new(listener: TcpListener, admin: Option<TcpListener>, app: Arc<AppState>) -> Self {
         Self { listener, admin, app }

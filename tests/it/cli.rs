@@ -347,3 +347,23 @@ async fn a_running_sqlite_database_and_its_wal_are_readable_by_the_service_alone
         assert_eq!(mode, 0o600, "{file}");
     }
 }
+
+#[test]
+fn a_busy_port_is_refused_before_anything_is_created_and_names_its_setting() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = busy.local_addr().expect("addr").to_string();
+    for setting in ["ISSUER_BIND", "ISSUER_ADMIN_BIND"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut env = vec![("ISSUER_BIND", "127.0.0.1:0")];
+        env.push((setting, taken.as_str()));
+        let (ok, _, err) = issuer(dir.path(), &["serve"], &env);
+        assert!(!ok, "{setting}: {err}");
+        assert!(
+            err.contains(&format!("error: {setting}: cannot listen on {taken}"))
+                && err.contains(&format!("set {setting} to a free address")),
+            "{err}"
+        );
+        assert!(!dir.path().join("data").exists(), "no database was made: {err}");
+        assert!(!dir.path().join("keys").exists(), "no key was made: {err}");
+    }
+}

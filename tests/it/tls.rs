@@ -199,3 +199,45 @@ async fn a_key_that_does_not_match_the_certificate_is_refused_at_start() {
     assert!(err.contains("does not belong to the certificate"), "{err}");
     assert!(!err.contains("PRIVATE KEY"), "{err}");
 }
+
+#[tokio::test]
+async fn start_up_says_https_and_audits_the_certificate_it_loaded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_certificate(dir.path(), "start");
+    let cert = dir.path().join("cert.pem").display().to_string();
+    let key = dir.path().join("key.pem").display().to_string();
+    let log = dir.path().join("serve.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_token-issuer"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs([
+            ("ISSUER_BIND", "127.0.0.1:0"),
+            ("ISSUER_URL", "https://127.0.0.1:8443"),
+            ("ISSUER_TLS_CERT", cert.as_str()),
+            ("ISSUER_TLS_KEY", key.as_str()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("serve");
+    let logs = common::eventually(Duration::from_secs(30), Duration::from_millis(100), || async {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("listening").then_some(text)
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let logs = logs.expect("the server started");
+    assert!(
+        logs.contains("development mode (HTTPS)") && !logs.contains("plain HTTP"),
+        "{logs}"
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("tls_certificate_loaded") && l.contains(&cert)),
+        "{logs}"
+    );
+    assert!(!logs.contains("Some("), "settings print as values: {logs}");
+}
