@@ -42,6 +42,9 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    /// `check-config` found what `serve` would trip on, one line each.
+    #[error("{0}")]
+    Checks(String),
     /// The server stopped serving because of an I/O error.
     #[error("serving stopped: {0}")]
     Serve(std::io::Error),

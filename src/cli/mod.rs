@@ -226,22 +226,104 @@ async fn check_config(settings: Settings) -> Result<(), StartError> {
     for (name, value) in settings.effective() {
         println!("{name} = {value}");
     }
-    let source = KeySource::from_spec(&settings.key_source).await;
-    let doc = source.load().await?.doc;
-    if doc.keys.is_empty() && settings.mode == Mode::Development {
-        println!(
-            "keys: none yet; `serve` generates a {} key in development",
-            settings.signing_alg
-        );
-        return Ok(());
+    // What `serve` would trip on, each check said: ok, skipped (and why), or failed.
+    let mut failed = Vec::new();
+    let mut report = |check: &str, outcome: Result<String, String>| match outcome {
+        Ok(said) => println!("check {check}: {said}"),
+        Err(why) => {
+            println!("check {check}: FAILED: {why}");
+            failed.push(format!("{check}: {why}"));
+        }
+    };
+    report("tls", check_tls(&settings));
+    report("database", check_database(&settings).await);
+    report("rate-limit store", check_rate_limit_store(&settings).await);
+    report("keys", check_keys(&settings).await);
+    match failed.is_empty() {
+        true => Ok(()),
+        false => Err(StartError::Checks(failed.join("\n"))),
     }
-    let set = source.serving_keyset(doc, settings.signing_alg).await?;
-    println!(
-        "keys: {} published, active {} key present",
+}
+
+/// A dependency answers within this long, or counts as unreachable.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn check_tls(settings: &Settings) -> Result<String, String> {
+    match settings.tls() {
+        None => Ok("skipped (no ISSUER_TLS_CERT: plain HTTP)".into()),
+        Some(files) => crate::http::tls::Tls::load(&files.cert, &files.key)
+            .map(|_| "certificate and key readable and matching".into())
+            .map_err(|e| e.to_string()),
+    }
+}
+
+async fn check_database(settings: &Settings) -> Result<String, String> {
+    let url = &settings.database_url;
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .map(|p| p.split('?').next().unwrap_or(p))
+    {
+        if path != ":memory:" && !std::path::Path::new(path).exists() {
+            return Ok(format!("skipped ({path} does not exist yet; serve creates it)"));
+        }
+    }
+    let connected = tokio::time::timeout(CHECK_TIMEOUT, async {
+        let store = Store::connect(url).await?;
+        store.ping().await?;
+        store.close().await;
+        Ok::<_, crate::store::StoreError>(())
+    })
+    .await;
+    match connected {
+        Ok(Ok(())) => Ok("reachable".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
+    }
+}
+
+async fn check_rate_limit_store(settings: &Settings) -> Result<String, String> {
+    let crate::config::RateLimitStore::Redis(url) = settings.rate_limit_store() else {
+        return Ok(format!(
+            "skipped ({}: checked with the database)",
+            settings.rate_limit_store()
+        ));
+    };
+    let counters = crate::ratelimit::Counters::redis(&url).map_err(|e| e.to_string())?;
+    match tokio::time::timeout(CHECK_TIMEOUT, counters.get("check-config")).await {
+        Ok(Ok(_)) => Ok("Redis reachable".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "Redis gave no answer within {} s",
+            CHECK_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+async fn check_keys(settings: &Settings) -> Result<String, String> {
+    let source = KeySource::from_spec(&settings.key_source).await;
+    let doc = source.load().await.map_err(|e| e.to_string())?.doc;
+    if doc.keys.is_empty() {
+        let alg = settings.signing_alg;
+        return match source.generates_when_empty(settings.mode) {
+            true => Ok(format!(
+                "none yet; serve generates a {alg} key (development, file source)"
+            )),
+            false => Err(crate::keys::KeyError::NoKeyset {
+                alg,
+                source_name: source.name(),
+            }
+            .to_string()),
+        };
+    }
+    let set = source
+        .serving_keyset(doc, settings.signing_alg)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{} published, an active {} key present",
         set.key_count(),
         settings.signing_alg
-    );
-    Ok(())
+    ))
 }
 
 async fn users(settings: Settings, command: UsersCommand) -> Result<(), StartError> {

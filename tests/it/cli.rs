@@ -97,21 +97,54 @@ fn production_refuses_to_start_naming_the_setting() {
 #[test]
 fn check_config_prints_the_effective_configuration_masked() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (ok, out, _) = issuer(
+    // A database that does not answer is what serve would trip on: check-config fails, and
+    // names it — without the password.
+    let (ok, out, err) = issuer(
         dir.path(),
         &["check-config"],
         &[(
             "ISSUER_DATABASE_URL",
-            "postgres://issuer:hunter2@db.internal/issuer",
+            "postgres://issuer:hunter2@127.0.0.1:1/issuer",
         )],
     );
-    assert!(ok);
+    assert!(!ok, "{out}");
     assert!(
-        out.contains("ISSUER_DATABASE_URL = postgres://issuer:***@db.internal/issuer"),
+        out.contains("ISSUER_DATABASE_URL = postgres://issuer:***@127.0.0.1:1/issuer"),
         "{out}"
     );
-    assert!(!out.contains("hunter2"));
+    assert!(out.contains("check database: FAILED"), "{out}");
+    assert!(err.contains("error: database: "), "{err}");
+    assert!(!out.contains("hunter2") && !err.contains("hunter2"), "{out}{err}");
     assert!(out.contains("ISSUER_ACCESS_TOKEN_TTL = 15m"));
+    // What is not configured is skipped, and says so; the rest passes.
+    let (ok, out, err) = issuer(dir.path(), &["check-config"], NO_ENV);
+    assert!(ok, "{out}{err}");
+    for said in [
+        "check tls: skipped (no ISSUER_TLS_CERT",
+        "check database: skipped (data/token-issuer.db does not exist yet",
+        "check rate-limit store: skipped (memory",
+        "check keys: none yet; serve generates a RS256 key",
+    ] {
+        assert!(out.contains(said), "{said}: {out}");
+    }
+    let (ok, _, _) = issuer(dir.path(), &["migrate"], NO_ENV);
+    assert!(ok);
+    let (ok, out, _) = issuer(dir.path(), &["check-config"], NO_ENV);
+    assert!(ok && out.contains("check database: reachable"), "{out}");
+    let (ok, out, _) = issuer(
+        dir.path(),
+        &["check-config"],
+        &[("ISSUER_RATE_LIMIT_STORE", "redis://127.0.0.1:1")],
+    );
+    assert!(!ok && out.contains("check rate-limit store: FAILED"), "{out}");
+    // Production never makes up a key: an empty source is what serve would refuse.
+    let empty = tempfile::tempdir().expect("tempdir");
+    let (ok, out, _) = issuer(empty.path(), &["check-config"], &PROD);
+    assert!(!ok);
+    assert!(
+        out.contains("check keys: FAILED: no keyset in file:keys") && out.contains("keys generate"),
+        "{out}"
+    );
 
     std::fs::write(dir.path().join("issuer.toml"), "access_token_ttl = \"never\"\n").expect("write");
     let (ok, _, err) = issuer(dir.path(), &["--config", "issuer.toml", "check-config"], NO_ENV);

@@ -198,6 +198,13 @@ async fn a_key_that_does_not_match_the_certificate_is_refused_at_start() {
     assert!(!ok);
     assert!(err.contains("does not belong to the certificate"), "{err}");
     assert!(!err.contains("PRIVATE KEY"), "{err}");
+    // check-config trips on it too.
+    let (ok, out, _) = common::run_issuer(one.path(), &["check-config"], &env);
+    assert!(!ok);
+    assert!(
+        out.contains("check tls: FAILED") && out.contains("does not belong to the certificate"),
+        "{out}"
+    );
 }
 
 #[tokio::test]

@@ -145,7 +145,7 @@ impl KeySource {
     ) -> Result<(KeySet, Loaded), KeyError> {
         let mut loaded = self.load().await?;
         if loaded.doc.keys.is_empty() {
-            if mode != Mode::Development || !matches!(self, Self::File(_)) {
+            if !self.generates_when_empty(mode) {
                 return Err(KeyError::NoKeyset {
                     alg,
                     source_name: self.name(),
@@ -169,6 +169,12 @@ impl KeySource {
         }
         let set = self.serving_keyset(loaded.doc.clone(), alg).await?;
         Ok((set, loaded))
+    }
+
+    /// Whether `serve` makes up a key for this source when it is empty: only the development
+    /// default, a file source.
+    pub fn generates_when_empty(&self, mode: Mode) -> bool {
+        mode == Mode::Development && matches!(self, Self::File(_))
     }
 
     /// Parses `doc` into signers and requires an active key of `alg`, as a serving instance
