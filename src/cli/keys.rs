@@ -56,10 +56,10 @@ pub enum KeysCommand {
     },
 }
 
-pub async fn run(settings: &Settings, command: KeysCommand) -> Result<(), KeyError> {
+pub async fn run(settings: &Settings, command: KeysCommand, actor: Option<String>) -> Result<(), KeyError> {
     let source = KeySource::from_spec(&settings.key_source).await;
     let timing = Timing::from_settings(settings);
-    let actor = actor();
+    let actor = actor.unwrap_or_else(local_actor);
     let now = OffsetDateTime::now_utc;
     match command {
         KeysCommand::List { json } => list(&source, timing, json).await,
@@ -124,7 +124,16 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> Result<(), KeyErr
             let changes = source
                 .update(|doc| lifecycle::revoke(doc, &kid, fresh, now()))
                 .await?;
-            report("key_revoked", &changes, &actor);
+            // Only the revoked key is a revocation; its replacement's promotion (and a new
+            // key made for it) are state changes, so a count of revocations stays one.
+            for change in &changes {
+                let event = match change.kid == kid {
+                    true => "key_revoked",
+                    false => "key_state_changed",
+                };
+                change.audit(event, &actor);
+                println!("{change}");
+            }
             println!(
                 "running instances drop {kid} from the JWKS at their next reload (SIGHUP reloads at once)"
             );
@@ -246,12 +255,35 @@ fn report(event: &'static str, changes: &[Transition], actor: &str) {
 }
 
 /// Who made a change, for the audit log: the local user and host.
-fn actor() -> String {
+fn local_actor() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown-user".into());
+        .ok()
+        .or_else(os_user)
+        .unwrap_or_else(|| "unknown-user".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "unknown-host".into());
     format!("{user}@{host} (token-issuer keys)")
+}
+
+/// The name of the process's user from the system, for when the environment does not say
+/// (cron, systemd, `env -i`): the real uid of `/proc/self/status` looked up in `/etc/passwd`.
+fn os_user() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_owned();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok();
+    let name = passwd.as_deref().and_then(|p| {
+        p.lines().find_map(|l| {
+            let mut fields = l.split(':');
+            let name = fields.next()?;
+            (fields.nth(1)? == uid).then(|| name.to_owned())
+        })
+    });
+    Some(name.unwrap_or(format!("uid {uid}")))
 }

@@ -43,6 +43,9 @@ enum Command {
     ExampleConfig,
     /// Manage the signing keys on the configured key source.
     Keys {
+        /// Who runs the command, for the audit log (default: the OS user and the host).
+        #[arg(long, global = true, value_name = "NAME")]
+        actor: Option<String>,
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
@@ -103,7 +106,7 @@ pub fn main() -> ExitCode {
             Command::Migrate => migrate(settings).await,
             Command::CheckConfig => check_config(settings).await,
             Command::ExampleConfig => Ok(()),
-            Command::Keys { command } => keys::run(&settings, command)
+            Command::Keys { command, actor } => keys::run(&settings, command, actor)
                 .await
                 .map_err(StartError::KeyCommand),
             Command::Clients { command } => {

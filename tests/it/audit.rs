@@ -152,6 +152,9 @@ async fn security_events_carry_their_context_and_the_log_holds_no_secret() {
     for field in ["kid", "alg", "from", "to", "actor"] {
         assert!(rotated_event[field].is_string(), "{field} in {rotated_event}");
     }
+    // The CLI runs without $USER or $LOGNAME here: the actor comes from the system.
+    let actor = rotated_event["actor"].as_str().expect("actor");
+    assert!(!actor.starts_with("unknown-user"), "{actor}");
     assert_eq!(event(&cli_events, "client_created")["client_id"], "audited-svc");
 
     let keyset = std::fs::read_to_string(dir.path().join("keys/keyset.json")).expect("keyset");

@@ -394,9 +394,26 @@ async fn revocation_takes_effect_at_the_next_reload(keys: Keys) {
     let compromised = kid_of(&access);
     let standby = keys.kid_in("pending").pop().expect("pending");
 
-    let out = keys.cli_ok(&["revoke", &compromised]);
+    let (ok, out, err) = keys.cli(&["revoke", &compromised, "--actor", "ops-oncall"]);
+    assert!(ok, "{err}");
     assert!(out.contains(&format!("{compromised}: active -> absent")), "{out}");
     assert!(out.contains(&format!("{standby}: pending -> active")), "{out}");
+    // A count of revocations is a count of revocations: the takeover is a state change.
+    let events = |name: &str| {
+        err.lines()
+            .filter(|l| l.contains(&format!("event=\"{name}\"")))
+            .collect::<Vec<_>>()
+    };
+    let revoked = events("key_revoked");
+    assert_eq!(revoked.len(), 1, "{err}");
+    assert!(
+        revoked[0].contains(&compromised) && revoked[0].contains("actor=\"ops-oncall\""),
+        "{err}"
+    );
+    assert!(
+        events("key_state_changed").iter().any(|l| l.contains(&standby)),
+        "{err}"
+    );
     server
         .app
         .reloader
