@@ -17,20 +17,21 @@ pub enum ClientsCommand {
     /// Register a client. Prints its secret once — or, with --jwk, registers its public key
     /// for private_key_jwt and makes no secret.
     Create {
-        // A client id may begin with '-'.
-        #[arg(long, allow_hyphen_values = true)]
+        /// The client id: 1–128 of A–Z a–z 0–9 . _ ~ - (it may begin with '-').
+        #[arg(long, allow_hyphen_values = true, value_name = "ID")]
         id: String,
         /// client_credentials and/or refresh_token; repeat for several.
-        #[arg(long = "grant", required = true)]
+        #[arg(long = "grant", required = true, value_name = "GRANT")]
         grants: Vec<String>,
         /// Space-separated scopes the client may ask for; repeatable.
-        #[arg(long = "scope")]
+        #[arg(long = "scope", value_name = "SCOPES")]
         scopes: Vec<String>,
-        /// An audience (RFC 8707 resource) the client may ask for; the first is the default.
-        #[arg(long = "audience")]
+        /// An audience (RFC 8707 resource, any absolute URI) the client may ask for; the
+        /// first is the default; repeatable.
+        #[arg(long = "audience", value_name = "URI")]
         audiences: Vec<String>,
-        /// Lifetime of its access tokens (e.g. 5m), at most ISSUER_ACCESS_TOKEN_TTL.
-        #[arg(long, value_parser = crate::values::parse_duration)]
+        /// Lifetime of its access tokens (90s, 5m, 1h), at most ISSUER_ACCESS_TOKEN_TTL.
+        #[arg(long, value_parser = crate::values::parse_duration, value_name = "DURATION")]
         access_token_ttl: Option<Duration>,
         /// The client's public key as a JWK (RSA, EC P-256 or Ed25519).
         #[arg(long, value_name = "FILE")]
@@ -38,17 +39,20 @@ pub enum ClientsCommand {
     },
     /// Show the registered clients (never a secret).
     List {
+        /// One JSON array, for scripts.
         #[arg(long)]
         json: bool,
     },
     /// Remove a client: its credentials stop working at once.
     Delete {
-        #[arg(allow_hyphen_values = true)]
+        /// The client id (it may begin with '-').
+        #[arg(allow_hyphen_values = true, value_name = "ID")]
         id: String,
     },
     /// Make a new secret and print it once; the old one stops working at once.
     RotateSecret {
-        #[arg(allow_hyphen_values = true)]
+        /// The client id (it may begin with '-').
+        #[arg(allow_hyphen_values = true, value_name = "ID")]
         id: String,
     },
 }
@@ -97,20 +101,22 @@ pub async fn run(clients: &Clients, command: ClientsCommand) -> Result<(), Clien
             } else if all.is_empty() {
                 println!("no clients");
             } else {
+                let rows: Vec<Vec<String>> = all
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.id.clone(),
+                            auth_method(c).to_owned(),
+                            c.grant_types.clone(),
+                            c.audiences.clone(),
+                            c.scopes.clone(),
+                        ]
+                    })
+                    .collect();
                 println!(
-                    "{:<24}  {:<17}  {:<32}  {:<24}  SCOPES",
-                    "ID", "AUTH", "GRANTS", "AUDIENCES"
+                    "{}",
+                    super::table::render(&["ID", "AUTH", "GRANTS", "AUDIENCES", "SCOPES"], &rows)
                 );
-                for c in &all {
-                    println!(
-                        "{:<24}  {:<17}  {:<32}  {:<24}  {}",
-                        c.id,
-                        auth_method(c),
-                        c.grant_types,
-                        c.audiences,
-                        c.scopes
-                    );
-                }
             }
             Ok(())
         }

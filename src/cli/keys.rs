@@ -27,31 +27,35 @@ pub enum KeysCommand {
     },
     /// Add a new key: active at once if its algorithm has no active key, else pending.
     Generate {
-        #[arg(long)]
+        /// RS256 or EdDSA.
+        #[arg(long, value_name = "RS256|EdDSA")]
         alg: Alg,
         /// RSA modulus size: 2048 (default), 3072 or 4096.
-        #[arg(long)]
+        #[arg(long, value_name = "BITS")]
         bits: Option<usize>,
     },
     /// Add an existing PKCS#8 PEM private key, like `generate` does.
     Import {
-        #[arg(long)]
+        /// RS256 or EdDSA: the algorithm the key signs with.
+        #[arg(long, value_name = "RS256|EdDSA")]
         alg: Alg,
+        /// The PKCS#8 PEM file of the private key.
+        #[arg(value_name = "FILE.pem")]
         file: PathBuf,
     },
     /// Promote the oldest pending key that has been published long enough, retire the
     /// active one, and add a new pending key for the next rotation.
     Rotate {
-        /// Defaults to ISSUER_SIGNING_ALG.
-        #[arg(long)]
+        /// RS256 or EdDSA; defaults to ISSUER_SIGNING_ALG.
+        #[arg(long, value_name = "RS256|EdDSA")]
         alg: Option<Alg>,
     },
     /// Remove retired keys once every token they signed has expired.
     Prune,
     /// Emergency: remove a (compromised) key from the keyset and the JWKS at once.
     Revoke {
-        // A kid is base64url, so it may begin with '-'.
-        #[arg(allow_hyphen_values = true)]
+        /// The key's kid, as `keys list` shows it (base64url, so it may begin with '-').
+        #[arg(allow_hyphen_values = true, value_name = "KID")]
         kid: String,
     },
 }
@@ -218,10 +222,7 @@ async fn list(source: &KeySource, timing: Timing, as_json: bool) -> Result<(), K
         left if left.is_positive() => format!("{label} in {}", lifecycle::human(left)),
         _ => format!("{label} now"),
     };
-    println!(
-        "{:<43}  {:<5}  {:<7}  {:<20}  NEXT",
-        "KID", "ALG", "STATE", "SINCE"
-    );
+    let mut rows = Vec::new();
     for k in &doc.keys {
         let since = match k.state {
             KeyState::Pending => Some(k.created_at),
@@ -238,11 +239,18 @@ async fn list(source: &KeySource, timing: Timing, as_json: bool) -> Result<(), K
             .and_then(|t| t.replace_nanosecond(0).ok())
             .and_then(|t| rfc3339(Some(t)))
             .unwrap_or_default();
-        println!(
-            "{:<43}  {:<5}  {:<7}  {:<20}  {next}",
-            k.kid, k.alg, k.state, since
-        );
+        rows.push(vec![
+            k.kid.clone(),
+            k.alg.to_string(),
+            k.state.to_string(),
+            since,
+            next,
+        ]);
     }
+    println!(
+        "{}",
+        super::table::render(&["KID", "ALG", "STATE", "SINCE", "NEXT"], &rows)
+    );
     Ok(())
 }
 

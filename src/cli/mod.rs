@@ -3,6 +3,7 @@
 mod clients;
 mod keys;
 mod logging;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,13 +66,14 @@ enum Command {
 enum UsersCommand {
     /// Stop a user from logging in or refreshing.
     Disable {
-        // An address may begin with '-'.
-        #[arg(allow_hyphen_values = true)]
+        /// The account's email (it may begin with '-').
+        #[arg(allow_hyphen_values = true, value_name = "EMAIL")]
         email: String,
     },
     /// Allow a disabled user to log in again.
     Enable {
-        #[arg(allow_hyphen_values = true)]
+        /// The account's email (it may begin with '-').
+        #[arg(allow_hyphen_values = true, value_name = "EMAIL")]
         email: String,
     },
 }
@@ -357,12 +359,35 @@ mod tests {
     }
 
     #[test]
+    fn every_option_and_argument_says_what_it_takes() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if !matches!(id, "help" | "version") && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(
+            &<Cli as clap::CommandFactory>::command(),
+            "token-issuer",
+            &mut missing,
+        );
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
+
+    #[test]
     fn identifiers_beginning_with_a_hyphen_are_values_not_flags() {
         // One base64url kid in 32 begins with '-'.
         let kid = "-4dA70q4bjHl6cZf_WToTuaQtdvKx-IsTk5vs6h3g9g";
         match parse(&["keys", "revoke", kid]).map(|c| c.command) {
             Ok(Command::Keys {
                 command: keys::KeysCommand::Revoke { kid: parsed },
+                ..
             }) => assert_eq!(parsed, kid),
             _ => panic!("keys revoke {kid} did not parse"),
         }
