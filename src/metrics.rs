@@ -20,6 +20,11 @@ fn export_from_start() {
     ] {
         metrics::counter!("issuer_rate_limited_total", "limit" => limit).absolute(0);
     }
+    for grant in ["password", "refresh_token", "client_credentials"] {
+        for alg in ["RS256", "EdDSA"] {
+            metrics::counter!("issuer_tokens_issued_total", "grant" => grant, "alg" => alg).absolute(0);
+        }
+    }
     for result in ["changed", "failed"] {
         metrics::counter!("issuer_keyset_reloads_total", "result" => result).absolute(0);
     }

@@ -213,6 +213,7 @@ async fn metrics_move_to_the_admin_listener_and_count_what_matters() {
         "issuer_rate_limit_store_errors_total 0",
         "issuer_refresh_reuse_detected_total 0",
         "issuer_login_failures_total 0",
+        r#"issuer_tokens_issued_total{grant="client_credentials",alg="RS256"} 0"#,
     ] {
         assert!(fresh.lines().any(|l| l == zero), "missing {zero} in\n{fresh}");
     }
