@@ -36,11 +36,13 @@ pub enum StartError {
     Accounts(#[from] AccountError),
     #[error("ISSUER_TLS_CERT: {0}")]
     Tls(#[from] crate::http::tls::TlsError),
-    #[error("{setting}: cannot listen on {addr}: {source}; set {setting} to a free address")]
+    #[error("{setting}: cannot listen on {addr}: {source}; {hint}")]
     Bind {
         setting: &'static str,
         addr: std::net::SocketAddr,
         source: std::io::Error,
+        /// What to change.
+        hint: String,
     },
     /// `check-config` found what `serve` would trip on, one line each.
     #[error("{0}")]
@@ -92,6 +94,8 @@ impl AppState {
         let tls = match settings.tls() {
             Some(files) => {
                 let tls = Tls::load(&files.cert, &files.key)?;
+                // Audited at start as on every renewal: the log says which certificate serves.
+                tracing::info!(target: "audit", event = "tls_certificate_loaded", cert = %files.cert.display());
                 tls.spawn_watch();
                 Some(tls)
             }

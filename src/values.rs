@@ -39,7 +39,8 @@ pub fn format_duration(d: Duration) -> String {
 pub fn mask_url_password(url: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let base = match base.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
+        // The host follows the last '@': a raw '@' in a password stays masked.
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
             Some((userinfo, host)) if userinfo.contains(':') => {
                 let user = userinfo.split(':').next().unwrap_or_default();
                 format!("{scheme}://{user}:***@{host}")
@@ -183,6 +184,10 @@ mod tests {
         assert_eq!(
             mask_url_password("sqlite://data/x.db?mode=rwc"),
             "sqlite://data/x.db?mode=rwc"
+        );
+        assert_eq!(
+            mask_url_password("postgres://u:p@ss@h/db"),
+            "postgres://u:***@h/db"
         );
     }
 }

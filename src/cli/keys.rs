@@ -131,9 +131,10 @@ pub async fn run(settings: &Settings, command: KeysCommand, actor: Option<String
             // Only the revoked key is a revocation; its replacement's promotion (and a new
             // key made for it) are state changes, so a count of revocations stays one.
             for change in &changes {
-                let event = match change.kid == kid {
-                    true => "key_revoked",
-                    false => "key_state_changed",
+                let event = match (change.kid == kid, change.from) {
+                    (true, _) => "key_revoked",
+                    (false, None) => "key_generated",
+                    (false, Some(_)) => "key_state_changed",
                 };
                 change.audit(event, &actor);
                 println!("{change}");

@@ -102,6 +102,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let json_logs = settings.log_format == LogFormat::Json;
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve => serve(settings).await,
@@ -125,6 +126,10 @@ pub fn main() -> ExitCode {
         Err(StartError::Config(e)) => refused(&e),
         Err(e) => {
             report(&e);
+            // A pipeline that keeps only the JSON lines still learns why the command failed.
+            if json_logs {
+                tracing::error!(error = %e, "command failed");
+            }
             ExitCode::FAILURE
         }
     }
@@ -167,9 +172,10 @@ async fn serve(settings: Settings) -> Result<(), StartError> {
     }
     // Listen before the slow start: an early SIGHUP must not kill the process.
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-    let listeners = Listeners::bind(&settings).await?;
+    let listeners = Listeners::bind(&settings)?;
     let app = AppState::build(settings).await?;
-    let server = Server::new(listeners.main, listeners.admin, app.clone());
+    let (main, admin) = listeners.listen()?;
+    let server = Server::new(main, admin, app.clone());
     let addr = server.local_addr().map_err(StartError::Serve)?;
     let admin = app.settings.admin_bind.map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, tls = app.tls.is_some(), %admin, "listening");
@@ -264,11 +270,8 @@ fn check_tls(settings: &Settings) -> Result<String, String> {
 
 async fn check_database(settings: &Settings) -> Result<String, String> {
     let url = &settings.database_url;
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .map(|p| p.split('?').next().unwrap_or(p))
-    {
-        if path != ":memory:" && !std::path::Path::new(path).exists() {
+    if let Some(path) = crate::store::sqlite_file(url) {
+        if !std::path::Path::new(path).exists() {
             return Ok(format!("skipped ({path} does not exist yet; serve creates it)"));
         }
     }

@@ -171,12 +171,18 @@ macro_rules! settings {
 
         impl Settings {
             /// Reads each setting from `values`, which must hold no other names.
-            fn read(mut values: BTreeMap<String, String>) -> Result<Self, ConfigError> {
-                let mut problems: Vec<ConfigError> = values
-                    .keys()
-                    .filter(|k| !SETTINGS.iter().any(|s| s.name == *k))
-                    .map(|k| unknown_setting(k))
-                    .collect();
+            /// Reads each setting from `values`; `earlier` holds what the file already had wrong.
+            fn read(
+                mut values: BTreeMap<String, String>,
+                earlier: Vec<ConfigError>,
+            ) -> Result<Self, ConfigError> {
+                let mut problems = earlier;
+                problems.extend(
+                    values
+                        .keys()
+                        .filter(|k| !SETTINGS.iter().any(|s| s.name == *k))
+                        .map(|k| unknown_setting(k)),
+                );
                 let production = values.get("ISSUER_ENV").is_some_and(|e| e.trim() == "production");
                 // A setting that is refused counts as its default, so that the rules between
                 // settings are checked too and every problem is reported in one run.
@@ -194,7 +200,14 @@ macro_rules! settings {
                         }
                     }
                 },)*};
-                match settings.check() {
+                let refused_settings: Vec<&str> = problems
+                    .iter()
+                    .filter_map(|p| match p {
+                        ConfigError::Invalid { setting, .. } => Some(*setting),
+                        _ => None,
+                    })
+                    .collect();
+                match settings.check(&refused_settings) {
                     Err(ConfigError::Several(more)) => problems.extend(more),
                     Err(problem) => problems.push(problem),
                     Ok(()) => {}
@@ -344,12 +357,12 @@ pub struct TlsFiles {
 impl Settings {
     /// Reads the optional TOML file, then the process environment on top of it.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut values = match file {
+        let (mut values, unknown_keys) = match file {
             Some(path) => read_toml(path)?,
-            None => BTreeMap::new(),
+            None => (BTreeMap::new(), Vec::new()),
         };
         values.extend(std::env::vars().filter(|(k, _)| k.starts_with("ISSUER_")));
-        Self::from_values(values)
+        Self::read(values, unknown_keys)
     }
 
     /// Builds settings from `ISSUER_*` names and their values; what is absent takes its default.
@@ -358,21 +371,27 @@ impl Settings {
         K: Into<String>,
         V: Into<String>,
     {
-        Self::read(values.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        let values = values.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        Self::read(values, Vec::new())
     }
 
     /// The rules that relate settings, or bound one beyond what its type allows: every one
-    /// that is broken is reported.
-    fn check(&self) -> Result<(), ConfigError> {
+    /// that is broken is reported — except a rule over a setting in `refused`, which holds a
+    /// stand-in default, not what the operator wrote.
+    fn check(&self, refused_settings: &[&str]) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        let mut refuse = |setting: &'static str, reason: String| problems.push(invalid(setting, reason));
+        // `inputs` are the settings the rule reads; the first is the one blamed.
+        let mut rule = |broken: bool, inputs: &[&'static str], reason: String| {
+            if broken && !inputs.iter().any(|i| refused_settings.contains(i)) {
+                problems.push(invalid(inputs[0], reason));
+            }
+        };
         let production = self.mode == Mode::Production;
-        if production && !self.url.starts_with("https://") {
-            refuse(
-                "ISSUER_URL",
-                format!("must be https:// in production, not {}", self.url),
-            );
-        }
+        rule(
+            production && !self.url.starts_with("https://"),
+            &["ISSUER_URL", "ISSUER_ENV"],
+            format!("must be https:// in production, not {}", self.url),
+        );
         for (name, d) in [
             ("ISSUER_ACCESS_TOKEN_TTL", self.access_token_ttl),
             ("ISSUER_REFRESH_TOKEN_TTL", self.refresh_token_ttl),
@@ -380,75 +399,99 @@ impl Settings {
             ("ISSUER_REQUEST_TIMEOUT", self.request_timeout),
             ("ISSUER_LOGIN_FAILURE_WINDOW", self.login_failure_window),
         ] {
-            if d.is_zero() {
-                refuse(name, "must be longer than zero".into());
-            }
+            rule(d.is_zero(), &[name], "must be longer than zero".into());
         }
-        if self.access_token_ttl > Duration::from_secs(24 * 3600) {
-            refuse("ISSUER_ACCESS_TOKEN_TTL", "must be at most 24h".into());
-        }
-        if self.refresh_token_ttl > Duration::from_secs(365 * 86_400) {
-            refuse("ISSUER_REFRESH_TOKEN_TTL", "must be at most 365d".into());
-        }
-        if self.refresh_token_ttl <= self.access_token_ttl {
-            refuse(
-                "ISSUER_REFRESH_TOKEN_TTL",
-                "must be longer than ISSUER_ACCESS_TOKEN_TTL".into(),
-            );
-        }
+        rule(
+            self.access_token_ttl > Duration::from_secs(24 * 3600),
+            &["ISSUER_ACCESS_TOKEN_TTL"],
+            "must be at most 24h".into(),
+        );
+        rule(
+            self.refresh_token_ttl > Duration::from_secs(365 * 86_400),
+            &["ISSUER_REFRESH_TOKEN_TTL"],
+            "must be at most 365d".into(),
+        );
+        rule(
+            self.refresh_token_ttl <= self.access_token_ttl,
+            &["ISSUER_REFRESH_TOKEN_TTL", "ISSUER_ACCESS_TOKEN_TTL"],
+            "must be longer than ISSUER_ACCESS_TOKEN_TTL".into(),
+        );
         // A new key reaches verifiers after every instance has reloaded it and every cached
         // JWKS has expired; promoting it sooner could show a verifier an unknown kid.
-        if self.key_publication_period < self.jwks_max_age + self.key_reload_interval {
-            refuse(
+        rule(
+            self.key_publication_period < self.jwks_max_age + self.key_reload_interval,
+            &[
                 "ISSUER_KEY_PUBLICATION_PERIOD",
-                "must not be shorter than ISSUER_JWKS_MAX_AGE + ISSUER_KEY_RELOAD_INTERVAL, \
-                 or verifiers could meet an unknown kid"
-                    .into(),
-            );
-        }
-        if !(8..=64).contains(&self.password_min_length) {
-            refuse("ISSUER_PASSWORD_MIN_LENGTH", "must be between 8 and 64".into());
-        }
+                "ISSUER_JWKS_MAX_AGE",
+                "ISSUER_KEY_RELOAD_INTERVAL",
+            ],
+            "must not be shorter than ISSUER_JWKS_MAX_AGE + ISSUER_KEY_RELOAD_INTERVAL, \
+             or verifiers could meet an unknown kid"
+                .into(),
+        );
+        rule(
+            !(8..=64).contains(&self.password_min_length),
+            &["ISSUER_PASSWORD_MIN_LENGTH"],
+            "must be between 8 and 64".into(),
+        );
         if let Err(e) = crate::accounts::password::argon2_params(self.argon2()) {
             // Blame the parameter argon2 refused.
-            let setting = match e {
-                argon2::Error::TimeTooSmall => "ISSUER_ARGON2_ITERATIONS",
-                argon2::Error::ThreadsTooFew | argon2::Error::ThreadsTooMany => "ISSUER_ARGON2_PARALLELISM",
-                _ => "ISSUER_ARGON2_MEMORY_KIB",
+            let (memory, iterations, parallelism) = (
+                "ISSUER_ARGON2_MEMORY_KIB",
+                "ISSUER_ARGON2_ITERATIONS",
+                "ISSUER_ARGON2_PARALLELISM",
+            );
+            let blamed = match e {
+                argon2::Error::TimeTooSmall => [iterations, memory, parallelism],
+                argon2::Error::ThreadsTooFew | argon2::Error::ThreadsTooMany => {
+                    [parallelism, memory, iterations]
+                }
+                _ => [memory, iterations, parallelism],
             };
-            refuse(setting, format!("invalid argon2 parameters: {e}"));
+            rule(true, &blamed, format!("invalid argon2 parameters: {e}"));
         }
-        if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
-            refuse(
-                "ISSUER_MAX_BODY_BYTES",
-                "must be between 1024 and 16777216".into(),
-            );
-        }
-        if !(1..=1000).contains(&self.login_max_failures) {
-            refuse("ISSUER_LOGIN_MAX_FAILURES", "must be between 1 and 1000".into());
-        }
-        match (&self.tls_cert, &self.tls_key) {
-            (Some(_), None) => refuse("ISSUER_TLS_KEY", "must be set with ISSUER_TLS_CERT".into()),
-            (None, Some(_)) => refuse("ISSUER_TLS_CERT", "must be set with ISSUER_TLS_KEY".into()),
-            _ => {}
-        }
-        if production && self.tls_cert.is_none() && !self.behind_tls_proxy {
-            refuse(
+        rule(
+            !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes),
+            &["ISSUER_MAX_BODY_BYTES"],
+            "must be between 1024 and 16777216".into(),
+        );
+        rule(
+            !(1..=1000).contains(&self.login_max_failures),
+            &["ISSUER_LOGIN_MAX_FAILURES"],
+            "must be between 1 and 1000".into(),
+        );
+        rule(
+            self.tls_cert.is_some() && self.tls_key.is_none(),
+            &["ISSUER_TLS_KEY", "ISSUER_TLS_CERT"],
+            "must be set with ISSUER_TLS_CERT".into(),
+        );
+        rule(
+            self.tls_cert.is_none() && self.tls_key.is_some(),
+            &["ISSUER_TLS_CERT", "ISSUER_TLS_KEY"],
+            "must be set with ISSUER_TLS_KEY".into(),
+        );
+        rule(
+            production && self.tls_cert.is_none() && !self.behind_tls_proxy,
+            &[
                 "ISSUER_TLS_CERT",
-                "production serves HTTPS: set ISSUER_TLS_CERT and ISSUER_TLS_KEY, or \
-                 ISSUER_BEHIND_TLS_PROXY=true when a proxy in front terminates TLS"
-                    .into(),
-            );
-        }
-        if self.max_concurrent_requests == 0 {
-            refuse("ISSUER_MAX_CONCURRENT_REQUESTS", "must be at least 1".into());
-        }
-        if self.max_concurrent_requests_per_client == 0 {
-            refuse(
-                "ISSUER_MAX_CONCURRENT_REQUESTS_PER_CLIENT",
-                "must be at least 1".into(),
-            );
-        }
+                "ISSUER_ENV",
+                "ISSUER_TLS_KEY",
+                "ISSUER_BEHIND_TLS_PROXY",
+            ],
+            "production serves HTTPS: set ISSUER_TLS_CERT and ISSUER_TLS_KEY, or \
+             ISSUER_BEHIND_TLS_PROXY=true when a proxy in front terminates TLS"
+                .into(),
+        );
+        rule(
+            self.max_concurrent_requests == 0,
+            &["ISSUER_MAX_CONCURRENT_REQUESTS"],
+            "must be at least 1".into(),
+        );
+        rule(
+            self.max_concurrent_requests_per_client == 0,
+            &["ISSUER_MAX_CONCURRENT_REQUESTS_PER_CLIENT"],
+            "must be at least 1".into(),
+        );
         refused(problems)
     }
 
@@ -551,58 +594,52 @@ fn toml_line(key: &str, value: &str) -> String {
     }
 }
 
-fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+/// The settings of a TOML file, and a problem for each key that is no setting.
+fn read_toml(path: &Path) -> Result<(BTreeMap<String, String>, Vec<ConfigError>), ConfigError> {
     let file_err = |reason: String| ConfigError::File {
         path: path.to_owned(),
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
-    let values = toml_values(&text).map_err(file_err)?;
-    // Named as written in the file, not as the environment variable it stands for.
-    let unknown = values
-        .keys()
-        .filter(|name| !SETTINGS.iter().any(|s| s.name == name.as_str()))
-        .map(|name| {
-            let key = name.trim_start_matches("ISSUER_").to_lowercase();
-            let bare = name.trim_start_matches("ISSUER_");
-            let hint = closest(
-                bare,
-                SETTINGS.iter().map(|s| s.name.trim_start_matches("ISSUER_")),
-            )
-            .map(|k| format!(" (did you mean {:?}?)", k.to_lowercase()))
-            .unwrap_or_default();
-            ConfigError::Unknown {
-                message: format!("unknown key {key:?} in {}{hint}", path.display()),
-                name: key,
-            }
-        })
-        .collect();
-    refused(unknown)?;
-    Ok(values)
+    toml_settings(&text, &path.display().to_string()).map_err(file_err)
 }
 
-/// The `ISSUER_*` values of a TOML document: its keys in upper case, lists joined by commas.
-fn toml_values(text: &str) -> Result<BTreeMap<String, String>, String> {
+/// A TOML document's keys as `ISSUER_*` names (lists joined by commas); a key that names no
+/// setting is a problem that names it as written, with the file and a did-you-mean.
+fn toml_settings(text: &str, file: &str) -> Result<(BTreeMap<String, String>, Vec<ConfigError>), String> {
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| e.message().to_owned())?;
-    table
-        .into_iter()
-        .map(|(key, value)| {
-            let value = match value {
-                toml::Value::String(s) => s,
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                toml::Value::Array(items) => items
-                    .iter()
-                    .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                other => return Err(format!("{key}: unsupported value {other}")),
-            };
-            Ok((format!("ISSUER_{}", key.to_uppercase()), value))
-        })
-        .collect()
+    let (mut values, mut unknown) = (BTreeMap::new(), Vec::new());
+    for (key, value) in table {
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+                .collect::<Vec<_>>()
+                .join(","),
+            other => return Err(format!("{key}: unsupported value {other}")),
+        };
+        let name = format!("ISSUER_{}", key.to_uppercase());
+        if SETTINGS.iter().any(|s| s.name == name) {
+            values.insert(name, value);
+            continue;
+        }
+        // A key written with the prefix of its environment variable is one prefix away.
+        let upper = key.to_uppercase();
+        let bare = upper.strip_prefix("ISSUER_").unwrap_or(&upper);
+        let hint = closest(bare, SETTINGS.iter().map(|s| &s.name["ISSUER_".len()..]))
+            .map(|k| format!(" (did you mean {:?}?)", k.to_lowercase()))
+            .unwrap_or_default();
+        unknown.push(ConfigError::Unknown {
+            message: format!("unknown key {key:?} in {file}{hint}"),
+            name: key,
+        });
+    }
+    Ok((values, unknown))
 }
 
 #[cfg(test)]
@@ -745,6 +782,28 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_setting_is_not_blamed_again_through_its_stand_in_default() {
+        let mut values = prod();
+        values.retain(|(k, _)| *k != "ISSUER_BEHIND_TLS_PROXY");
+        values.push(("ISSUER_BEHIND_TLS_PROXY", "True"));
+        values[1] = ("ISSUER_URL", "https://auth.example.com/");
+        values.push(("ISSUER_ACCESS_TOKEN_TTL", "soon"));
+        let refused = refusal(values);
+        let lines: Vec<&str> = refused.lines().collect();
+        assert_eq!(lines.len(), 3, "{refused}");
+        for setting in [
+            "ISSUER_BEHIND_TLS_PROXY:",
+            "ISSUER_URL: must not end with a slash",
+            "ISSUER_ACCESS_TOKEN_TTL:",
+        ] {
+            assert!(
+                lines.iter().any(|l| l.starts_with(setting)),
+                "{setting} in {refused}"
+            );
+        }
+    }
+
+    #[test]
     fn refusals_blame_the_setting_that_is_wrong() {
         assert!(refusal(vec![("ISSUER_ARGON2_ITERATIONS", "0")]).starts_with("ISSUER_ARGON2_ITERATIONS:"));
         assert!(refusal(vec![("ISSUER_ARGON2_PARALLELISM", "0")]).starts_with("ISSUER_ARGON2_PARALLELISM:"));
@@ -764,20 +823,24 @@ mod tests {
     fn an_unknown_toml_key_is_named_as_written_with_a_suggestion() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("issuer.toml");
-        std::fs::write(&path, "bnid = \"127.0.0.1:1\"\nzzzzzz = 1\n").expect("write");
+        std::fs::write(
+            &path,
+            "bnid = \"127.0.0.1:1\"\nzzzzzz = 1\nISSUER_Log_Format = \"json\"\naccess_token_ttl = \"soon\"\n",
+        )
+        .expect("write");
         let refused = Settings::load(Some(&path)).expect_err("refused").to_string();
-        assert!(
-            refused.contains(&format!(
-                "unknown key \"bnid\" in {} (did you mean \"bind\"?)",
-                path.display()
-            )),
-            "{refused}"
-        );
-        assert!(
-            refused.contains(&format!("unknown key \"zzzzzz\" in {}", path.display()))
-                && !refused.contains("ISSUER_"),
-            "{refused}"
-        );
+        let file = path.display();
+        for expected in [
+            format!("unknown key \"bnid\" in {file} (did you mean \"bind\"?)"),
+            format!("unknown key \"zzzzzz\" in {file}"),
+            // As written, and the prefix pointed out.
+            format!("unknown key \"ISSUER_Log_Format\" in {file} (did you mean \"log_format\"?)"),
+            // The file's other problems come in the same run.
+            "ISSUER_ACCESS_TOKEN_TTL: ".to_owned(),
+        ] {
+            assert!(refused.contains(&expected), "{expected:?} in {refused}");
+        }
+        assert!(!refused.contains("ISSUER_BNID"), "{refused}");
     }
 
     #[test]
@@ -822,7 +885,8 @@ mod tests {
             example_toml(),
             "token-issuer.example.toml is stale: run `token-issuer example-config > token-issuer.example.toml`"
         );
-        let values = toml_values(committed).expect("the example is valid TOML");
+        let (values, unknown) = toml_settings(committed, "example").expect("the example is valid TOML");
+        assert!(unknown.is_empty(), "{unknown:?}");
         let from_example = Settings::from_values(values).expect("the example is valid");
         let defaults = Settings::from_values(Vec::<(String, String)>::new()).expect("defaults");
         assert_eq!(from_example.effective(), defaults.effective());
@@ -837,7 +901,7 @@ mod tests {
             "access_token_ttl = \"5m\"\ncors_origins = [\"https://a.example\", \"https://b.example\"]\n",
         )
         .expect("write");
-        let values = read_toml(&path).expect("valid toml");
+        let (values, _) = read_toml(&path).expect("valid toml");
         let s = Settings::from_values(values).expect("valid");
         assert_eq!(s.access_token_ttl, Duration::from_secs(300));
         assert_eq!(s.cors_origins.0, ["https://a.example", "https://b.example"]);

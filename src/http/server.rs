@@ -11,7 +11,7 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tower::ServiceExt as _;
 
 use crate::app::{AppState, StartError};
@@ -20,29 +20,71 @@ use crate::config::Settings;
 /// How long a stop waits for requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The addresses the service listens on, bound first: a busy port is reported before any
-/// migration runs or key is made.
+/// The addresses the service listens on, bound first — so a busy port is reported before
+/// any migration runs or key is made — but listened on only once the service is ready, so
+/// nothing connects to (and no TCP health check passes on) an instance still starting.
 pub struct Listeners {
-    pub main: TcpListener,
+    main: (SocketAddr, TcpSocket),
     /// `ISSUER_ADMIN_BIND`: metrics and probes, plain HTTP.
-    pub admin: Option<TcpListener>,
+    admin: Option<(SocketAddr, TcpSocket)>,
+}
+
+const BACKLOG: u32 = 1024;
+
+fn bind_error(setting: &'static str, addr: SocketAddr, source: std::io::Error) -> StartError {
+    let hint = match source.kind() {
+        std::io::ErrorKind::AddrInUse => format!("set {setting} to a free address"),
+        std::io::ErrorKind::PermissionDenied => {
+            format!("ports below 1024 need privileges; set {setting} to another address")
+        }
+        _ => format!("check {setting}"),
+    };
+    StartError::Bind {
+        setting,
+        addr,
+        source,
+        hint,
+    }
 }
 
 impl Listeners {
-    pub async fn bind(settings: &Settings) -> Result<Self, StartError> {
-        let bind = |setting: &'static str, addr: SocketAddr| async move {
-            TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
-                setting,
-                addr,
-                source,
-            })
+    pub fn bind(settings: &Settings) -> Result<Self, StartError> {
+        let bind = |setting: &'static str, addr: SocketAddr| {
+            let socket = match addr {
+                SocketAddr::V4(_) => TcpSocket::new_v4(),
+                SocketAddr::V6(_) => TcpSocket::new_v6(),
+            };
+            socket
+                .and_then(|socket| {
+                    // As std's listener does: a restart need not wait out TIME_WAIT.
+                    socket.set_reuseaddr(true)?;
+                    socket.bind(addr)?;
+                    Ok((addr, socket))
+                })
+                .map_err(|source| bind_error(setting, addr, source))
         };
-        let main = bind("ISSUER_BIND", settings.bind).await?;
-        let admin = match settings.admin_bind {
-            Some(addr) => Some(bind("ISSUER_ADMIN_BIND", addr).await?),
-            None => None,
+        Ok(Self {
+            main: bind("ISSUER_BIND", settings.bind)?,
+            admin: settings
+                .admin_bind
+                .map(|addr| bind("ISSUER_ADMIN_BIND", addr))
+                .transpose()?,
+        })
+    }
+
+    /// Starts accepting connections: the main listener and the admin one, if any.
+    pub fn listen(self) -> Result<(TcpListener, Option<TcpListener>), StartError> {
+        let listen = |setting: &'static str, (addr, socket): (SocketAddr, TcpSocket)| {
+            socket
+                .listen(BACKLOG)
+                .map_err(|source| bind_error(setting, addr, source))
         };
-        Ok(Self { main, admin })
+        Ok((
+            listen("ISSUER_BIND", self.main)?,
+            self.admin
+                .map(|admin| listen("ISSUER_ADMIN_BIND", admin))
+                .transpose()?,
+        ))
     }
 }
 

