@@ -196,15 +196,17 @@ async fn metrics_move_to_the_admin_listener_and_count_what_matters() {
     let http = reqwest::Client::new();
     let public = http.get(server.url("/metrics")).send().await.expect("metrics");
     assert_eq!(public.status(), 404, "not on the public listener");
+    let admin_metrics = || async {
+        http.get(format!("http://{admin}/metrics"))
+            .send()
+            .await
+            .expect("admin metrics")
+            .text()
+            .await
+            .expect("text")
+    };
     // What alerts watch exists from start, at zero.
-    let fresh = http
-        .get(format!("http://{admin}/metrics"))
-        .send()
-        .await
-        .expect("admin metrics")
-        .text()
-        .await
-        .expect("text");
+    let fresh = admin_metrics().await;
     for zero in [
         r#"issuer_rate_limited_total{limit="register"} 0"#,
         r#"issuer_rate_limited_total{limit="in_flight"} 0"#,
@@ -262,14 +264,7 @@ async fn metrics_move_to_the_admin_listener_and_count_what_matters() {
             .expect("login");
     }
 
-    let text = http
-        .get(format!("http://{admin}/metrics"))
-        .send()
-        .await
-        .expect("admin metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = admin_metrics().await;
     for expected in [
         r#"issuer_http_requests_total{route="/api/v1/auth/login",method="POST",status="401"} 5"#,
         r#"issuer_http_requests_total{route="/api/v1/auth/login",method="POST",status="429"} 1"#,
