@@ -137,7 +137,7 @@ impl AppState {
         let sessions = Sessions::new(SessionParts {
             access,
             refresh,
-            revocations: Revocations::new(store.clone()),
+            revocations: Revocations::new(store.clone(), clock.clone()),
             audience: settings.audience().to_owned(),
             accounts: accounts.clone(),
             login_throttle: LoginThrottle::new(

@@ -73,13 +73,13 @@ pub async fn run(settings: &Settings, command: KeysCommand, actor: Option<String
             }
             let record = generate(alg, bits.unwrap_or(2048)).await?;
             let change = source.update(|doc| lifecycle::add(doc, record, now())).await?;
-            report("key_generated", &[change], &actor);
+            report(&[change], &actor, |_| "key_generated");
             Ok(())
         }
         KeysCommand::Import { alg, file } => {
             let record = import(alg, &file)?;
             let change = source.update(|doc| lifecycle::add(doc, record, now())).await?;
-            report("key_imported", &[change], &actor);
+            report(&[change], &actor, |_| "key_imported");
             Ok(())
         }
         KeysCommand::Rotate { alg } => {
@@ -96,14 +96,14 @@ pub async fn run(settings: &Settings, command: KeysCommand, actor: Option<String
                     Ok(changes)
                 })
                 .await?;
-            report("key_rotated", &changes, &actor);
+            report(&changes, &actor, |_| "key_rotated");
             Ok(())
         }
         KeysCommand::Prune => {
             let (removed, kept) = source
                 .update(|doc| Ok(lifecycle::prune(doc, timing, now())))
                 .await?;
-            report("key_pruned", &removed, &actor);
+            report(&removed, &actor, |_| "key_pruned");
             for (kid, left) in kept {
                 println!("kept retired {kid}: prunable in {left}");
             }
@@ -128,17 +128,15 @@ pub async fn run(settings: &Settings, command: KeysCommand, actor: Option<String
             let changes = source
                 .update(|doc| lifecycle::revoke(doc, &kid, fresh, now()))
                 .await?;
-            // Only the revoked key is a revocation; its replacement's promotion (and a new
-            // key made for it) are state changes, so a count of revocations stays one.
-            for change in &changes {
-                let event = match (change.kid == kid, change.from) {
+            // Only the revoked key is a revocation; a replacement taking over is a state
+            // change (a new one made for it, a generation): a count of revocations stays one.
+            report(&changes, &actor, |change| {
+                match (change.kid == kid, change.from) {
                     (true, _) => "key_revoked",
                     (false, None) => "key_generated",
                     (false, Some(_)) => "key_state_changed",
-                };
-                change.audit(event, &actor);
-                println!("{change}");
-            }
+                }
+            });
             println!(
                 "running instances drop {kid} from the JWKS at their next reload (SIGHUP reloads at once)"
             );
@@ -255,10 +253,10 @@ async fn list(source: &KeySource, timing: Timing, as_json: bool) -> Result<(), K
     Ok(())
 }
 
-/// Prints and audits each change.
-fn report(event: &'static str, changes: &[Transition], actor: &str) {
+/// Prints and audits each change, as the event `event` names for it.
+fn report(changes: &[Transition], actor: &str, event: impl Fn(&Transition) -> &'static str) {
     for change in changes {
-        change.audit(event, actor);
+        change.audit(event(change), actor);
         println!("{change}");
     }
 }

@@ -28,8 +28,7 @@ impl OAuth {
             if claims.client_id != caller.client_id() {
                 return Err(not_yours());
             }
-            let now = self.clients.clock().unix();
-            self.sessions.revocations().revoke(&claims, now).await?;
+            self.sessions.revocations().revoke(&claims).await?;
             tracing::info!(target: "audit", event = "token_revoked", token_type = "access_token",
                 client_id = %claims.client_id, jti = %claims.jti);
         }

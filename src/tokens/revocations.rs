@@ -5,21 +5,25 @@
 //! own bearer endpoints ask here after the signature checks.
 
 use super::AccessClaims;
+use crate::clock::Clock;
 use crate::store::{Store, StoreError};
 
 #[derive(Clone)]
 pub struct Revocations {
     store: Store,
+    clock: Clock,
 }
 
 impl Revocations {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, clock: Clock) -> Self {
+        Self { store, clock }
     }
 
     /// Refuses `claims` from now until it expires anyway. Revoking twice is fine.
-    pub async fn revoke(&self, claims: &AccessClaims, now: i64) -> Result<(), StoreError> {
-        self.store.revoke_access_token(&claims.jti, claims.exp, now).await
+    pub async fn revoke(&self, claims: &AccessClaims) -> Result<(), StoreError> {
+        self.store
+            .revoke_access_token(&claims.jti, claims.exp, self.clock.unix())
+            .await
     }
 
     /// Whether a verified token still counts: not revoked, and when it belongs to a session

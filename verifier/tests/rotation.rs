@@ -134,7 +134,6 @@ async fn verifies_every_token_across_a_real_rotation_without_an_unknown_kid() {
     );
 
     let http = server.client.clone();
-    let creds = json!({"email": "rotation@example.com", "password": token_issuer::testkit::PASSWORD});
     server.register("rotation@example.com").await;
     let tokens = server.login("rotation@example.com").await;
     let old_kid = kid_of(tokens["access_token"].as_str().expect("access"));
@@ -176,7 +175,7 @@ async fn verifies_every_token_across_a_real_rotation_without_an_unknown_kid() {
     refetched(&fetches, &cache_clock).await;
     let published = now() + Duration::from_secs(2);
     let login = || async {
-        let tokens = post_json(&http, &format!("{base}/api/v1/auth/login"), &creds).await;
+        let tokens = server.login("rotation@example.com").await;
         tokens["access_token"].as_str().expect("access").to_owned()
     };
     let before_rotation = login().await;
