@@ -5,17 +5,17 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::accounts::throttle::LoginThrottle;
-use crate::accounts::{AccountError, Accounts, Passwords, SessionParts, Sessions};
+use crate::accounts::{AccountError, Accounts, LoginSessions, Passwords, SessionParts, Sessions};
 use crate::clock::Clock;
 use crate::config::{ConfigError, RateLimitStore, Settings};
 use crate::http::tls::Tls;
 use crate::keys::source::KeySource;
 use crate::keys::{KeyError, KeySet, Reloader};
 use crate::oauth::discovery::Discovery;
-use crate::oauth::{Clients, OAuth};
+use crate::oauth::{Clients, OAuth, OAuthParts};
 use crate::ratelimit::{Counters, RateLimits};
 use crate::store::{Store, StoreError};
-use crate::tokens::{AccessTokens, RefreshTokens, Revocations};
+use crate::tokens::{AccessTokens, IdTokens, RefreshTokens, Revocations};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -73,6 +73,8 @@ pub struct AppState {
     pub jwks_cache_control: String,
     /// The time every rule goes by (tests move it forward).
     pub clock: Clock,
+    /// The hosted pages' branding and policy.
+    pub pages: crate::http::pages::Pages,
 }
 
 impl AppState {
@@ -148,14 +150,23 @@ impl AppState {
             rate_limits: rate_limits.clone(),
             clock: clock.clone(),
         });
-        let oauth = OAuth::new(
-            Clients::new(store.clone(), settings.access_token_ttl, clock.clone()),
-            sessions.clone(),
-            accounts.clone(),
-            settings.url.clone(),
-            settings.audience().to_owned(),
-            rate_limits.clone(),
-        );
+        let oauth = OAuth::new(OAuthParts {
+            clients: Clients::new(store.clone(), settings.access_token_ttl, clock.clone()),
+            sessions: sessions.clone(),
+            accounts: accounts.clone(),
+            login_sessions: LoginSessions::new(store.clone(), settings.login_session_ttl, clock.clone()),
+            id_tokens: IdTokens::new(
+                settings.url.clone(),
+                settings.access_token_ttl,
+                keys.clone(),
+                clock.clone(),
+            ),
+            store: store.clone(),
+            issuer: settings.url.clone(),
+            default_audience: settings.audience().to_owned(),
+            rate_limits: rate_limits.clone(),
+            clock: clock.clone(),
+        });
         Ok(Arc::new(Self {
             rate_limits,
             tls,
@@ -167,6 +178,7 @@ impl AppState {
             keys,
             reloader,
             store,
+            pages: crate::http::pages::Pages::new(&settings),
             settings,
             clock,
         }))

@@ -1,12 +1,14 @@
 //! Accounts: registration, login, erasure, and the sessions a login opens.
 
 mod email;
+mod login_sessions;
 pub mod password;
 mod policy;
 mod sessions;
 pub mod throttle;
 
 pub use email::{normalize_email, EmailProblem};
+pub use login_sessions::{LoginSession, LoginSessions};
 pub use password::{Password, Passwords};
 pub use policy::{check_password, PasswordProblem};
 pub use sessions::{SessionError, SessionParts, Sessions};

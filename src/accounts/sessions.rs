@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::throttle::LoginThrottle;
-use super::{AccountError, Accounts};
+use super::{AccountError, Accounts, User};
 use crate::clock::Clock;
 use crate::ratelimit::{self, Denied, Limit, RateLimits};
 use crate::store::StoreError;
@@ -70,16 +70,24 @@ impl Sessions {
         }
     }
 
-    /// A first-party login from `ip`, in the order that keeps guessing expensive: the
-    /// attempt is counted against the client and the account (throttled by a keyed hash of
-    /// the email: the address itself is never kept or logged) before the password is checked;
-    /// a success gives the attempt back and opens a session. Audited either way.
+    /// A first-party login from `ip`: the password checked as [`Sessions::authenticate`]
+    /// does, then a session opened.
     pub async fn login(
         &self,
         email: &str,
         password: &str,
         ip: IpAddr,
     ) -> Result<TokenResponse, SessionError> {
+        let user = self.authenticate(email, password, ip).await?;
+        self.open(&user.id).await
+    }
+
+    /// Checks a password typed at `ip` (the JSON login and the hosted login page), in the
+    /// order that keeps guessing expensive: the attempt is counted against the client and the
+    /// account (throttled by a keyed hash of the email: the address itself is never kept or
+    /// logged) before the password is checked; a success gives the attempt back. Audited
+    /// either way.
+    pub async fn authenticate(&self, email: &str, password: &str, ip: IpAddr) -> Result<User, SessionError> {
         let throttle = &self.login_throttle;
         let account = throttle.account_key(email).await.map_err(SessionError::Denied)?;
         let now = self.clock.unix_ms();
@@ -100,9 +108,8 @@ impl Sessions {
         if let Err(store) = throttle.succeeded(ip, &account, now).await {
             tracing::error!(error = %store, "cannot give back a successful login's attempt");
         }
-        let tokens = self.open(&user.id).await?;
         tracing::info!(target: "audit", event = "login_succeeded", user_id = %user.id);
-        Ok(tokens)
+        Ok(user)
     }
 
     /// Opens a first-party session for a user who has just proved their password.
@@ -124,17 +131,19 @@ impl Sessions {
 
     /// One code path for `/api/v1/auth/refresh` and `grant_type=refresh_token`, for a
     /// refresh token of `client_id` sent from `ip`. Each request spends one of the refresh
-    /// budget: a registered client refreshing for its users has one, wherever its requests
-    /// come from; the public client is limited per client IP.
+    /// budget: a confidential client refreshing for its users has one, wherever its requests
+    /// come from; public clients (first-party, browser and native apps) are limited per
+    /// client IP, as anyone can name them.
     pub async fn refresh(
         &self,
         presented: &str,
         client_id: &str,
+        public: bool,
         ip: IpAddr,
     ) -> Result<TokenResponse, SessionError> {
-        let subject = match client_id {
-            FIRST_PARTY_CLIENT => ratelimit::ip_subject(ip),
-            registered => format!("client:{registered}"),
+        let subject = match public {
+            true => ratelimit::ip_subject(ip),
+            false => format!("client:{client_id}"),
         };
         self.rate_limits
             .admit(Limit::Refresh, &subject)

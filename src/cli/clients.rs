@@ -15,12 +15,12 @@ use crate::store::ClientRecord;
 #[derive(Subcommand)]
 pub enum ClientsCommand {
     /// Register a client. Prints its secret once — or, with --jwk, registers its public key
-    /// for private_key_jwt and makes no secret.
+    /// for private_key_jwt, or with --public makes none (a browser or native app using PKCE).
     Create {
         /// The client id: 1–128 of A–Z a–z 0–9 . _ ~ - (it may begin with '-').
         #[arg(long, allow_hyphen_values = true, value_name = "ID")]
         id: String,
-        /// client_credentials and/or refresh_token; repeat for several.
+        /// authorization_code, client_credentials, refresh_token; repeat for several.
         #[arg(long = "grant", required = true, value_name = "GRANT")]
         grants: Vec<String>,
         /// Space-separated scopes the client may ask for; repeatable.
@@ -36,6 +36,22 @@ pub enum ClientsCommand {
         /// The client's public key as a JWK (RSA, EC P-256 or Ed25519).
         #[arg(long, value_name = "FILE")]
         jwk: Option<PathBuf>,
+        /// Where codes may be sent (authorization_code): https, http on loopback (any port
+        /// matches for 127.0.0.1 and [::1]), or an app's reverse-domain scheme; repeatable.
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        /// Where RP-initiated logout may send the browser afterwards; repeatable.
+        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+        post_logout_redirect_uris: Vec<String>,
+        /// A public client (SPA, mobile or CLI app): no secret, PKCE alone protects its codes.
+        #[arg(long, conflicts_with = "jwk")]
+        public: bool,
+        /// A client of your own: its users see no consent page.
+        #[arg(long)]
+        first_party: bool,
+        /// ID-token algorithm: RS256 (the default) or EdDSA.
+        #[arg(long, value_name = "ALG")]
+        id_token_alg: Option<String>,
     },
     /// Show the registered clients (never a secret).
     List {
@@ -66,6 +82,11 @@ pub async fn run(clients: &Clients, command: ClientsCommand) -> Result<(), Clien
             audiences,
             access_token_ttl,
             jwk,
+            redirect_uris,
+            post_logout_redirect_uris,
+            public,
+            first_party,
+            id_token_alg,
         } => {
             let jwk = jwk
                 .map(|path| {
@@ -80,6 +101,11 @@ pub async fn run(clients: &Clients, command: ClientsCommand) -> Result<(), Clien
                 audiences,
                 access_token_ttl,
                 jwk,
+                redirect_uris,
+                post_logout_redirect_uris,
+                public,
+                first_party,
+                id_token_alg,
             };
             let (record, secret) = clients.create(new).await?;
             tracing::info!(target: "audit", event = "client_created", client_id = %record.id, grants = %record.grant_types);
@@ -89,7 +115,10 @@ pub async fn run(clients: &Clients, command: ClientsCommand) -> Result<(), Clien
                     println!("client_secret: {}", secret.expose());
                     println!("(the secret is shown only now; it is stored as a hash)");
                 }
-                None => println!("authentication: private_key_jwt with the registered key"),
+                None if record.public_jwk.is_some() => {
+                    println!("authentication: private_key_jwt with the registered key")
+                }
+                None => println!("authentication: none (a public client: PKCE protects its codes)"),
             }
             Ok(())
         }
@@ -110,12 +139,16 @@ pub async fn run(clients: &Clients, command: ClientsCommand) -> Result<(), Clien
                             c.grant_types.clone(),
                             c.audiences.clone(),
                             c.scopes.clone(),
+                            c.redirect_uris.clone(),
                         ]
                     })
                     .collect();
                 println!(
                     "{}",
-                    super::table::render(&["ID", "AUTH", "GRANTS", "AUDIENCES", "SCOPES"], &rows)
+                    super::table::render(
+                        &["ID", "AUTH", "GRANTS", "AUDIENCES", "SCOPES", "REDIRECT URIS"],
+                        &rows
+                    )
                 );
             }
             Ok(())
@@ -137,11 +170,12 @@ pub async fn run(clients: &Clients, command: ClientsCommand) -> Result<(), Clien
     }
 }
 
+/// The client's `token_endpoint_auth_method`, and in the table whether it is first-party.
 fn auth_method(c: &ClientRecord) -> &'static str {
-    if c.public_jwk.is_some() {
-        "private_key_jwt"
-    } else {
-        "client_secret"
+    match (&c.secret_hash, &c.public_jwk) {
+        (_, Some(_)) => "private_key_jwt",
+        (Some(_), None) => "client_secret",
+        (None, None) => "none",
     }
 }
 
@@ -158,6 +192,11 @@ fn view(c: &ClientRecord) -> serde_json::Value {
         "grant_types": list(&c.grant_types),
         "scopes": list(&c.scopes),
         "audiences": list(&c.audiences),
+        "redirect_uris": list(&c.redirect_uris),
+        "post_logout_redirect_uris": list(&c.post_logout_redirect_uris),
+        "public": c.secret_hash.is_none() && c.public_jwk.is_none(),
+        "first_party": c.first_party != 0,
+        "id_token_signed_response_alg": c.id_token_alg,
         "access_token_ttl": c.access_token_ttl,
         "created_at": time(c.created_at),
         "secret_rotated_at": c.secret_rotated_at.and_then(time),

@@ -313,6 +313,41 @@ settings! {
     /// Of those, how many one client address may have (`ratelimit::ip_subject`).
     max_concurrent_requests_per_client: usize = "ISSUER_MAX_CONCURRENT_REQUESTS_PER_CLIENT", Fallback::Value("128"),
         "of those, how many one client address (an IPv6 client: its /64) may have in flight (a value at or above `ISSUER_MAX_CONCURRENT_REQUESTS` turns it off); beyond it the same `503 overloaded`. Behind a proxy, set `ISSUER_TRUSTED_PROXIES`, or every client counts as the proxy (a warning at start says so)";
+    /// How long a browser stays logged in at the hosted page.
+    login_session_ttl: Duration = "ISSUER_LOGIN_SESSION_TTL", Fallback::Value("12h"),
+        "how long a login at the hosted page lasts: until then the browser's next authorization needs no password (unless `prompt=login` or `max_age`)";
+    login_product_name: String = "ISSUER_LOGIN_PRODUCT_NAME", Fallback::Value("token-issuer"),
+        "the name the hosted login and consent pages show (1–64 characters)", parse = product_name;
+    login_logo_url: Option<String> = "ISSUER_LOGIN_LOGO_URL", Fallback::Unset("none"),
+        "an `https://` logo for the hosted pages (their CSP allows its origin only)", parse = logo_url;
+    login_accent_color: String = "ISSUER_LOGIN_ACCENT_COLOR", Fallback::Value("#1f5fbf"),
+        "the hosted pages' button and link colour, `#RRGGBB` (keep white text readable on it)", parse = color;
+}
+
+fn product_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    match (1..=64).contains(&name.chars().count()) && !name.chars().any(char::is_control) {
+        true => Ok(name.to_owned()),
+        false => Err("must be 1–64 characters without control characters".into()),
+    }
+}
+
+fn logo_url(text: &str) -> Result<Option<String>, String> {
+    let ok = crate::uri::is_absolute_uri(text)
+        && text.starts_with("https://")
+        && !text.contains(['\'', '"', ';', ' ']);
+    match ok {
+        true => Ok(Some(text.to_owned())),
+        false => Err(format!("{text:?} must be an https:// URL")),
+    }
+}
+
+fn color(text: &str) -> Result<String, String> {
+    let hex = text.strip_prefix('#').unwrap_or_default();
+    match hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        true => Ok(text.to_ascii_lowercase()),
+        false => Err(format!("{text:?} must be a colour written #RRGGBB")),
+    }
 }
 
 /// `iss` must equal the configured URL exactly: a trailing slash is refused, not dropped.
@@ -398,6 +433,7 @@ impl Settings {
             ("ISSUER_KEY_RELOAD_INTERVAL", self.key_reload_interval),
             ("ISSUER_REQUEST_TIMEOUT", self.request_timeout),
             ("ISSUER_LOGIN_FAILURE_WINDOW", self.login_failure_window),
+            ("ISSUER_LOGIN_SESSION_TTL", self.login_session_ttl),
         ] {
             rule(d.is_zero(), &[name], "must be longer than zero".into());
         }

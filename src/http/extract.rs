@@ -129,8 +129,13 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// The verified claims of the request's bearer access token (RFC 6750 §2.1).
+/// The verified claims of the request's bearer access token (RFC 6750 §2.1), a user's token
+/// of the first-party client: what the account API (`/api/v1`) acts on.
 pub struct Bearer(pub AccessClaims);
+
+/// As [`Bearer`], for a user's token of any client (userinfo: an app that logged the user in
+/// with the authorization code asks who they are).
+pub struct UserBearer(pub AccessClaims);
 
 impl<S: Send + Sync> FromRequestParts<S> for Bearer
 where
@@ -139,42 +144,59 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::bearer(false));
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            // Another scheme (Basic, …) sent no bearer token at all (RFC 6750 §3.1).
-            .ok_or_else(|| ApiError::bearer(false))?;
-        let app = Arc::<AppState>::from_ref(state);
-        let sessions = &app.sessions;
-        // The audience is checked after the kind of token, so that a service's token (whose
-        // audience is the service's API) hears what it is.
-        let claims = sessions.access_tokens().verify(token, None).map_err(|e| {
-            tracing::info!(reason = %e, "bearer token refused");
-            ApiError::bearer(true)
-        })?;
-        // These endpoints act for a user: a service's own token (client_credentials) is no user.
-        if claims.client_id != crate::tokens::FIRST_PARTY_CLIENT {
-            tracing::info!(client_id = %claims.client_id, "bearer token refused: not a user's token");
-            return Err(match claims.sub == claims.client_id {
-                true => ApiError::service_token(),
-                false => ApiError::bearer(true),
-            });
-        }
-        if claims.aud != sessions.audience() {
-            tracing::info!("bearer token refused: wrong audience");
-            return Err(ApiError::bearer(true));
-        }
-        // Revoked at /oauth2/revoke, or its session ended: this issuer's own endpoints know.
-        if !sessions.revocations().honours(&claims).await? {
-            tracing::info!("bearer token refused: revoked or its session ended");
-            return Err(ApiError::bearer(true));
-        }
-        Ok(Bearer(claims))
+        user_token(parts, &Arc::<AppState>::from_ref(state), true).await.map(Bearer)
     }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for UserBearer
+where
+    Arc<AppState>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        user_token(parts, &Arc::<AppState>::from_ref(state), false).await.map(UserBearer)
+    }
+}
+
+/// The bearer token's claims if it is a live user's token (of the first-party client only,
+/// when `first_party`).
+async fn user_token(parts: &Parts, app: &AppState, first_party: bool) -> Result<AccessClaims, ApiError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::bearer(false));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        // Another scheme (Basic, …) sent no bearer token at all (RFC 6750 §3.1).
+        .ok_or_else(|| ApiError::bearer(false))?;
+    let sessions = &app.sessions;
+    // The audience is checked after the kind of token, so that a service's token (whose
+    // audience is the service's API) hears what it is.
+    let claims = sessions.access_tokens().verify(token, None).map_err(|e| {
+        tracing::info!(reason = %e, "bearer token refused");
+        ApiError::bearer(true)
+    })?;
+    // These endpoints act for a user: a service's own token (client_credentials) is no user.
+    if claims.sub == claims.client_id {
+        tracing::info!(client_id = %claims.client_id, "bearer token refused: a service's own token");
+        return Err(ApiError::service_token());
+    }
+    if first_party && claims.client_id != crate::tokens::FIRST_PARTY_CLIENT {
+        tracing::info!(client_id = %claims.client_id, "bearer token refused: not the first-party client's");
+        return Err(ApiError::bearer(true));
+    }
+    if claims.aud != sessions.audience() {
+        tracing::info!("bearer token refused: wrong audience");
+        return Err(ApiError::bearer(true));
+    }
+    // Revoked at /oauth2/revoke, or its session ended: this issuer's own endpoints know.
+    if !sessions.revocations().honours(&claims).await? {
+        tracing::info!("bearer token refused: revoked or its session ended");
+        return Err(ApiError::bearer(true));
+    }
+    Ok(claims)
 }

@@ -101,10 +101,10 @@ pub async fn security_headers(State(hsts): State<bool>, request: Request, next: 
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
+    // A hosted page sets a policy of its own, as strict but allowing its stylesheet.
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
     if hsts {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,

@@ -1,12 +1,14 @@
 //! HTTP: the router, its middleware, extractors, and the one place errors become responses.
 
 mod api;
+mod browser;
 mod client_ip;
 mod error;
 mod extract;
 mod middleware;
 mod oauth;
 mod openapi;
+pub mod pages;
 mod reply;
 mod request_id;
 mod schema;
@@ -50,6 +52,13 @@ pub fn router(app: Arc<AppState>) -> Router {
             get(openapi::openapi_json).with_state(openapi::document(settings)),
         );
     let mut sheddable = Router::new()
+        .route(
+            "/oauth2/authorize",
+            get(browser::authorize).post(browser::authorize_post),
+        )
+        .route("/oauth2/authorize/login", post(browser::login))
+        .route("/oauth2/authorize/consent", post(browser::consent))
+        .route("/oauth2/logout", get(browser::logout).post(browser::logout_post))
         .route("/oauth2/token", post(oauth::token))
         .route("/oauth2/introspect", post(oauth::introspect))
         .route("/oauth2/revoke", post(oauth::revoke))

@@ -1,4 +1,5 @@
-//! OAuth 2.0 endpoints: token, introspection, revocation, userinfo.
+//! OAuth 2.0 endpoints: token, introspection, revocation, userinfo. (The browser's
+//! endpoints, authorize and logout, are in `browser`.)
 
 use std::sync::Arc;
 
@@ -10,18 +11,23 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, OAuthErrorBody};
-use super::extract::{Bearer, ClientIp, OAuthForm};
+use super::extract::{ClientIp, OAuthForm, UserBearer};
 use super::reply::{no_store, TokenReply};
 use super::schema::{IntrospectionRequest, RevocationRequest, TokenRequest};
 use crate::app::AppState;
 use crate::oauth::{parse_basic_credentials, BasicCredentials, Introspection, OAuthError};
-use crate::tokens::TokenResponse;
+use crate::tokens::{TokenResponse, FIRST_PARTY_CLIENT};
 
-/// The userinfo answer: the subject and its email, nothing more.
+/// The userinfo answer (OpenID Connect Core §5.3.2): the subject, and the email for the
+/// first-party client or a token with scope `email`.
 #[derive(Serialize, ToSchema)]
 pub struct UserInfo {
     sub: String,
-    email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    /// With scope `email`: whether the issuer verified the address (it does not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
 }
 
 /// `Authorization: Basic` client credentials, if sent.
@@ -121,12 +127,18 @@ pub async fn revoke(
     responses((status = 200, description = "The user", body = UserInfo)))]
 pub async fn userinfo(
     State(app): State<Arc<AppState>>,
-    Bearer(claims): Bearer,
+    UserBearer(claims): UserBearer,
 ) -> Result<Json<UserInfo>, ApiError> {
     let user = app.accounts.find(&claims.sub).await?;
+    let first_party = claims.client_id == FIRST_PARTY_CLIENT;
+    let email_scope = claims
+        .scope
+        .as_deref()
+        .is_some_and(|s| s.split(' ').any(|s| s == "email"));
     Ok(Json(UserInfo {
         sub: user.id,
-        email: user.email,
+        email: (first_party || email_scope).then_some(user.email),
+        email_verified: email_scope.then_some(false),
     }))
 }
 
@@ -134,6 +146,6 @@ pub async fn userinfo(
 #[utoipa::path(post, path = "/oauth2/userinfo", tag = "oauth",
     security(("bearer" = [])),
     responses((status = 200, description = "The user", body = UserInfo)))]
-pub async fn userinfo_post(app: State<Arc<AppState>>, bearer: Bearer) -> Result<Json<UserInfo>, ApiError> {
+pub async fn userinfo_post(app: State<Arc<AppState>>, bearer: UserBearer) -> Result<Json<UserInfo>, ApiError> {
     userinfo(app, bearer).await
 }

@@ -16,7 +16,7 @@ pub use document::{KeyRecord, KeyState, KeysetDocument, PrivateKeyPem};
 pub use generate::{generate_record, rsa_bits};
 pub use keyset::{Jwks, KeySet};
 pub use reload::{KeysetStatus, Reloader};
-pub use signing::{thumbprint_of, SigningKey};
+pub use signing::{thumbprint_of, JwsKind, SigningKey};
 
 /// A signing algorithm this issuer supports. HMAC and `none` are not representable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -17,14 +17,26 @@ enum KeyPair {
     Ed25519(Ed25519KeyPair),
 }
 
+/// What a JWS is, which decides its `typ` header.
+#[derive(Debug, Clone, Copy)]
+pub enum JwsKind {
+    /// `at+jwt` (RFC 9068).
+    AccessToken,
+    /// `JWT` (OpenID Connect).
+    IdToken,
+}
+
 pub struct SigningKey {
     kid: String,
     alg: Alg,
     state: KeyState,
     pair: KeyPair,
     public_jwk: Value,
-    /// base64url of `{"alg","kid","typ":"at+jwt"}`: the same for every token this key signs.
-    encoded_header: String,
+    /// base64url of `{"alg","kid","typ":"at+jwt"}`: the same for every access token this key
+    /// signs.
+    access_header: String,
+    /// base64url of `{"alg","kid","typ":"JWT"}`, for ID tokens.
+    id_header: String,
     decoding_key: DecodingKey,
 }
 
@@ -132,14 +144,15 @@ impl SigningKey {
         public_jwk["use"] = json!("sig");
         public_jwk["alg"] = json!(record.alg.as_str());
         public_jwk["kid"] = json!(kid);
-        let header = json!({"alg": record.alg.as_str(), "kid": kid, "typ": "at+jwt"});
+        let header = |typ: &str| B64.encode(json!({"alg": record.alg.as_str(), "kid": kid, "typ": typ}).to_string());
         Ok(Self {
             kid: kid.clone(),
             alg: record.alg,
             state: record.state,
             pair: parsed.pair,
             public_jwk,
-            encoded_header: B64.encode(header.to_string()),
+            access_header: header("at+jwt"),
+            id_header: header("JWT"),
             decoding_key: parsed.decoding_key,
         })
     }
@@ -164,10 +177,15 @@ impl SigningKey {
         &self.decoding_key
     }
 
-    /// A compact JWS over `payload` (already JSON). RSA takes ~1 ms: call it off the async runtime.
-    pub fn sign_jws(&self, payload: &[u8]) -> Result<String, KeyError> {
-        let mut token = String::with_capacity(self.encoded_header.len() + payload.len() * 2 + 400);
-        token.push_str(&self.encoded_header);
+    /// A compact JWS of `kind` over `payload` (already JSON). RSA takes ~1 ms: call it off the
+    /// async runtime.
+    pub fn sign_jws(&self, kind: JwsKind, payload: &[u8]) -> Result<String, KeyError> {
+        let header = match kind {
+            JwsKind::AccessToken => &self.access_header,
+            JwsKind::IdToken => &self.id_header,
+        };
+        let mut token = String::with_capacity(header.len() + payload.len() * 2 + 400);
+        token.push_str(header);
         token.push('.');
         B64.encode_string(payload, &mut token);
         let signature = match &self.pair {

@@ -1,6 +1,7 @@
 //! Who is calling an OAuth endpoint: a registered client proving itself with
-//! `client_secret_basic`, `client_secret_post` or `private_key_jwt` (RFC 7523), or the public
-//! client `first-party`, which identifies itself by `client_id` alone or not at all.
+//! `client_secret_basic`, `client_secret_post` or `private_key_jwt` (RFC 7523), a registered
+//! public client, which names itself by `client_id` alone, or the built-in public client
+//! `first-party`, which may also send nothing.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
@@ -69,7 +70,7 @@ pub async fn authenticate(
         }
         // Some libraries send a public client as `Basic base64(client_id:)`.
         if basic.client_secret.is_empty() {
-            return public(Some(&basic.client_id)).await;
+            return public(clients, Some(&basic.client_id)).await;
         }
         return with_secret(clients, &basic.client_id, &basic.client_secret).await;
     }
@@ -86,18 +87,23 @@ pub async fn authenticate(
         }
         return with_assertion(clients, audiences, assertion, form_id).await;
     }
-    public(form_id).await
+    public(clients, form_id).await
 }
 
 async fn find(clients: &Clients, id: &str) -> Result<Option<Client>, OAuthError> {
     clients.find(id).await.map_err(OAuthError::from)
 }
 
-async fn public(id: Option<&str>) -> Result<Caller, OAuthError> {
-    match id {
-        None | Some(FIRST_PARTY_CLIENT) => Ok(Caller::FirstParty),
-        // Registered or not, the same answer: client ids cannot be probed.
-        Some(_) => Err(refused(WRONG_SECRET)),
+/// A client that sent no credential: the built-in public client, or a registered public one.
+async fn public(clients: &Clients, id: Option<&str>) -> Result<Caller, OAuthError> {
+    let id = match id {
+        None | Some(FIRST_PARTY_CLIENT) => return Ok(Caller::FirstParty),
+        Some(id) => id,
+    };
+    match find(clients, id).await? {
+        Some(client) if client.is_public() => Ok(Caller::Client(Box::new(client))),
+        // A confidential client, or none: the same answer, so client ids cannot be probed.
+        _ => Err(refused(WRONG_SECRET)),
     }
 }
 

@@ -9,7 +9,9 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
 use serde::Serialize;
 use subtle::ConstantTimeEq as _;
 
+use super::redirect;
 use crate::clock::Clock;
+use crate::keys::Alg;
 use crate::store::{ClientRecord, Store, StoreError};
 use crate::tokens::{Secret, FIRST_PARTY_CLIENT};
 use crate::uri::is_absolute_uri;
@@ -22,8 +24,20 @@ pub enum ClientError {
     InvalidScope(String),
     #[error("invalid audience {0:?}: {rule}", rule = crate::uri::ABSOLUTE_URI_RULE)]
     InvalidAudience(String),
-    #[error("unknown grant type {0:?} (client_credentials, refresh_token)")]
+    #[error("unknown grant type {0:?} (authorization_code, client_credentials, refresh_token)")]
     InvalidGrant(String),
+    #[error("invalid redirect URI {0:?}: {1}")]
+    InvalidRedirectUri(String, &'static str),
+    #[error("the authorization_code grant needs at least one --redirect-uri")]
+    NoRedirectUri,
+    #[error("redirect URIs are for the authorization_code grant only")]
+    RedirectWithoutCode,
+    #[error("a public client has no secret and no key: --public and --jwk exclude each other")]
+    PublicWithKey,
+    #[error("a public client cannot use client_credentials: it has nothing to prove itself with")]
+    PublicClientCredentials,
+    #[error("ID-token algorithm must be RS256 or EdDSA, not {0:?}")]
+    InvalidIdTokenAlg(String),
     #[error("the client needs at least one grant type")]
     NoGrant,
     #[error("invalid JWK: {0}")]
@@ -45,6 +59,7 @@ pub enum ClientError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantType {
+    AuthorizationCode,
     ClientCredentials,
     RefreshToken,
 }
@@ -52,6 +67,7 @@ pub enum GrantType {
 impl GrantType {
     pub fn as_str(self) -> &'static str {
         match self {
+            GrantType::AuthorizationCode => "authorization_code",
             GrantType::ClientCredentials => "client_credentials",
             GrantType::RefreshToken => "refresh_token",
         }
@@ -59,6 +75,7 @@ impl GrantType {
 
     fn parse(s: &str) -> Result<Self, ClientError> {
         match s {
+            "authorization_code" => Ok(GrantType::AuthorizationCode),
             "client_credentials" => Ok(GrantType::ClientCredentials),
             "refresh_token" => Ok(GrantType::RefreshToken),
             other => Err(ClientError::InvalidGrant(other.to_owned())),
@@ -74,6 +91,8 @@ pub type ClientSecret = Secret;
 pub enum Credential {
     Secret([u8; 32]),
     Key(Box<ClientKey>),
+    /// A public client (a browser or native app): it names itself, and PKCE protects its codes.
+    None,
 }
 
 /// A client's registered public key and the one algorithm its assertions may use.
@@ -93,6 +112,13 @@ pub struct Client {
     pub access_token_ttl: Option<Duration>,
     /// Unix seconds; tokens issued before it belong to an earlier client of the same id.
     pub created_at: i64,
+    /// Where codes may be sent (authorization_code clients).
+    pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may send the browser.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Trusted: its users see no consent page.
+    pub first_party: bool,
+    pub id_token_alg: Alg,
 }
 
 impl Client {
@@ -110,8 +136,13 @@ impl Client {
             (None, Some(jwk)) => {
                 Credential::Key(Box::new(client_key(jwk).map_err(|e| corrupt(e.to_string()))?))
             }
-            _ => return Err(corrupt("needs exactly one of a secret and a key".into())),
+            (None, None) => Credential::None,
+            (Some(_), Some(_)) => return Err(corrupt("has both a secret and a key".into())),
         };
+        let id_token_alg = record
+            .id_token_alg
+            .parse::<Alg>()
+            .map_err(|_| corrupt(format!("ID-token algorithm {}", record.id_token_alg)))?;
         Ok(Self {
             credential,
             grants: words(&record.grant_types)
@@ -123,6 +154,12 @@ impl Client {
                 .access_token_ttl
                 .map(|s| Duration::from_secs(s.unsigned_abs())),
             created_at: record.created_at,
+            redirect_uris: words(&record.redirect_uris).map(str::to_owned).collect(),
+            post_logout_redirect_uris: words(&record.post_logout_redirect_uris)
+                .map(str::to_owned)
+                .collect(),
+            first_party: record.first_party != 0,
+            id_token_alg,
             id: record.id,
         })
     }
@@ -135,15 +172,18 @@ impl Client {
     pub fn secret_matches(&self, secret: &str) -> bool {
         match &self.credential {
             Credential::Secret(hash) => bool::from(hash.ct_eq(&Secret::digest(secret))),
-            Credential::Key(_) => false,
+            Credential::Key(_) | Credential::None => false,
         }
     }
 
-    pub fn auth_method(&self) -> &'static str {
-        match self.credential {
-            Credential::Secret(_) => "client_secret_basic client_secret_post",
-            Credential::Key(_) => "private_key_jwt",
-        }
+    pub fn is_public(&self) -> bool {
+        matches!(self.credential, Credential::None)
+    }
+
+    /// A presented redirect URI is one of the registered ones: exactly, except that a loopback
+    /// one may differ in its port (RFC 8252 §7.3).
+    pub fn redirect_uri_registered(&self, presented: &str) -> bool {
+        redirect::matches(&self.redirect_uris, presented)
     }
 }
 
@@ -207,7 +247,7 @@ pub fn client_key(json: &str) -> Result<ClientKey, ClientError> {
 }
 
 /// What `clients create` asks for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewClient {
     pub id: String,
     pub grants: Vec<String>,
@@ -216,6 +256,13 @@ pub struct NewClient {
     pub access_token_ttl: Option<Duration>,
     /// A public JWK: the client authenticates with `private_key_jwt` and has no secret.
     pub jwk: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// No secret and no key (`token_endpoint_auth_method: none`).
+    pub public: bool,
+    pub first_party: bool,
+    /// `RS256` (the default) or `EdDSA`.
+    pub id_token_alg: Option<String>,
 }
 
 #[derive(Clone)]
@@ -274,12 +321,38 @@ impl Clients {
         if let Some(bad) = new.audiences.iter().find(|a| !is_absolute_uri(a)) {
             return Err(ClientError::InvalidAudience(bad.clone()));
         }
+        let code = grants.contains(&GrantType::AuthorizationCode);
+        for uri in new.redirect_uris.iter().chain(&new.post_logout_redirect_uris) {
+            redirect::check_registered(uri).map_err(|why| ClientError::InvalidRedirectUri(uri.clone(), why))?;
+        }
+        match (code, new.redirect_uris.is_empty()) {
+            (true, true) => return Err(ClientError::NoRedirectUri),
+            (false, false) => return Err(ClientError::RedirectWithoutCode),
+            _ if !code && !new.post_logout_redirect_uris.is_empty() => {
+                return Err(ClientError::RedirectWithoutCode)
+            }
+            _ => {}
+        }
+        if new.public && new.jwk.is_some() {
+            return Err(ClientError::PublicWithKey);
+        }
+        if new.public && grants.contains(&GrantType::ClientCredentials) {
+            return Err(ClientError::PublicClientCredentials);
+        }
+        let id_token_alg = match new.id_token_alg.as_deref() {
+            None => Alg::Rs256,
+            Some(alg) => match alg.parse::<Alg>() {
+                Ok(alg) => alg,
+                Err(_) => return Err(ClientError::InvalidIdTokenAlg(alg.to_owned())),
+            },
+        };
         if let Some(ttl) = new.access_token_ttl {
             if ttl.is_zero() || ttl > self.max_ttl {
                 return Err(ClientError::InvalidTtl(self.max_ttl.as_secs()));
             }
         }
         let (secret, secret_hash, public_jwk) = match &new.jwk {
+            None if new.public => (None, None, None),
             Some(jwk) => {
                 let key = client_key(jwk)?;
                 // Stored as parsed: public members only.
@@ -303,6 +376,16 @@ impl Clients {
             access_token_ttl: new.access_token_ttl.map(|d| d.as_secs() as i64),
             created_at: self.clock.unix(),
             secret_rotated_at: None,
+            redirect_uris: dedup(&new.redirect_uris.iter().map(String::as_str).collect::<Vec<_>>()).join(" "),
+            post_logout_redirect_uris: dedup(
+                &new.post_logout_redirect_uris
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>(),
+            )
+            .join(" "),
+            first_party: i64::from(new.first_party),
+            id_token_alg: id_token_alg.as_str().to_owned(),
         };
         match self.store.insert_client(&record).await {
             Err(StoreError::Conflict) => Err(ClientError::Exists(new.id)),
@@ -393,6 +476,10 @@ mod tests {
             audiences: vec![],
             access_token_ttl: None,
             created_at: 0,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            first_party: false,
+            id_token_alg: Alg::Rs256,
         };
         assert!(client.secret_matches(secret.expose()));
         assert!(!client.secret_matches(&secret.expose()[1..]));

@@ -1,4 +1,5 @@
-//! The authorization-server metadata document (RFC 8414): everything but the scopes is fixed
+//! The authorization-server metadata document (RFC 8414, and OpenID Connect Discovery 1.0):
+//! everything but the scopes is fixed
 //! at start; `scopes_supported` (the union of the registered clients' scopes) is refreshed at
 //! most once a minute, so the endpoint stays cheap and never fails for want of a database.
 
@@ -21,15 +22,32 @@ pub const ASSERTION_ALGS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
 pub struct ServerMetadata {
     issuer: String,
     jwks_uri: String,
+    authorization_endpoint: String,
     token_endpoint: String,
     introspection_endpoint: String,
     revocation_endpoint: String,
     userinfo_endpoint: String,
+    /// RP-initiated logout.
+    end_session_endpoint: String,
     #[schema(value_type = Vec<String>)]
     grant_types_supported: Vec<&'static str>,
-    /// Empty: this issuer has no authorization endpoint.
     #[schema(value_type = Vec<String>)]
     response_types_supported: Vec<&'static str>,
+    #[schema(value_type = Vec<String>)]
+    response_modes_supported: Vec<&'static str>,
+    /// PKCE: S256 only (`plain` is refused).
+    #[schema(value_type = Vec<String>)]
+    code_challenge_methods_supported: Vec<&'static str>,
+    #[schema(value_type = Vec<String>)]
+    prompt_values_supported: Vec<&'static str>,
+    /// RFC 9207: every authorization response carries `iss`.
+    authorization_response_iss_parameter_supported: bool,
+    #[schema(value_type = Vec<String>)]
+    id_token_signing_alg_values_supported: Vec<&'static str>,
+    #[schema(value_type = Vec<String>)]
+    claims_supported: Vec<&'static str>,
+    request_parameter_supported: bool,
+    request_uri_parameter_supported: bool,
     #[schema(value_type = Vec<String>)]
     token_endpoint_auth_methods_supported: Vec<&'static str>,
     #[schema(value_type = Vec<String>)]
@@ -64,12 +82,25 @@ impl Discovery {
         let base = ServerMetadata {
             issuer: issuer.to_owned(),
             jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+            authorization_endpoint: format!("{issuer}/oauth2/authorize"),
             token_endpoint: format!("{issuer}/oauth2/token"),
             introspection_endpoint: format!("{issuer}/oauth2/introspect"),
             revocation_endpoint: format!("{issuer}/oauth2/revoke"),
             userinfo_endpoint: format!("{issuer}/oauth2/userinfo"),
-            grant_types_supported: vec!["client_credentials", "refresh_token"],
-            response_types_supported: vec![],
+            end_session_endpoint: format!("{issuer}/oauth2/logout"),
+            grant_types_supported: vec!["authorization_code", "client_credentials", "refresh_token"],
+            response_types_supported: vec!["code"],
+            response_modes_supported: vec!["query"],
+            code_challenge_methods_supported: vec!["S256"],
+            prompt_values_supported: vec!["none", "login", "consent", "select_account"],
+            authorization_response_iss_parameter_supported: true,
+            id_token_signing_alg_values_supported: Alg::ALL.iter().map(|a| a.as_str()).collect(),
+            claims_supported: vec![
+                "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr", "email",
+                "email_verified",
+            ],
+            request_parameter_supported: false,
+            request_uri_parameter_supported: false,
             token_endpoint_auth_methods_supported: with_public.clone(),
             token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGS.to_vec(),
             introspection_endpoint_auth_methods_supported: confidential,
@@ -99,7 +130,12 @@ impl Discovery {
         }
         let mut doc = self.base.clone();
         match clients.scopes().await {
-            Ok(scopes) => doc.scopes_supported = Some(scopes),
+            Ok(mut scopes) => {
+                if !scopes.iter().any(|s| s == "openid") {
+                    scopes.insert(0, "openid".to_owned());
+                }
+                doc.scopes_supported = Some(scopes)
+            }
             // Serve what is known; the scopes come back with the database.
             Err(e) => tracing::warn!(error = %e, "discovery: cannot read client scopes"),
         }

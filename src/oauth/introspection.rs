@@ -44,10 +44,13 @@ impl OAuth {
         params: &FormParams,
         basic: Option<BasicCredentials>,
     ) -> Result<Introspection, OAuthError> {
-        if let Caller::FirstParty = self.caller("/oauth2/introspect", params, basic).await? {
-            return Err(OAuthError::InvalidClient(
-                "introspection needs a registered client's credentials".into(),
-            ));
+        match self.caller("/oauth2/introspect", params, basic).await? {
+            Caller::Client(client) if !client.is_public() => {}
+            _ => {
+                return Err(OAuthError::InvalidClient(
+                    "introspection needs a confidential client's credentials".into(),
+                ))
+            }
         }
         let token = params.require("token")?;
         // The hint only orders the search (RFC 7662 §2.1).

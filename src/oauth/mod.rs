@@ -1,26 +1,48 @@
-//! OAuth 2.0 for clients and services: registered clients and their authentication, the
-//! token endpoint (RFC 6749), introspection (RFC 7662), revocation (RFC 7009), discovery
-//! (RFC 8414).
+//! OAuth 2.0 and OpenID Connect: registered clients and their authentication, the
+//! authorization endpoint and the code grant, the token endpoint (RFC 6749), introspection
+//! (RFC 7662), revocation (RFC 7009), discovery (RFC 8414).
 
+mod authorize;
 mod client_auth;
+mod code_grant;
 pub mod clients;
 pub mod discovery;
 mod form;
+mod redirect;
 mod introspection;
+mod logout;
 mod revocation;
 mod token_endpoint;
 
+pub use authorize::{AuthorizationRequest, AuthorizeError, Step};
 pub use client_auth::JWT_BEARER_ASSERTION;
 pub use clients::{ClientError, Clients, GrantType};
 pub use form::{parse_basic_credentials, BasicCredentials, FormParams};
 pub use introspection::Introspection;
+pub use logout::LogoutRequest;
 
 use std::sync::Arc;
 
-use crate::accounts::{Accounts, SessionError, Sessions};
+use crate::accounts::{Accounts, LoginSessions, SessionError, Sessions};
+use crate::clock::Clock;
 use crate::ratelimit::{Denied, RateLimits};
-use crate::store::StoreError;
-use crate::tokens::{RefreshError, TokenError};
+use crate::store::{Store, StoreError};
+use crate::tokens::{IdTokens, RefreshError, TokenError};
+
+/// What the OAuth endpoints are made of.
+pub struct OAuthParts {
+    pub clients: Clients,
+    pub sessions: Sessions,
+    pub accounts: Accounts,
+    pub login_sessions: LoginSessions,
+    pub id_tokens: IdTokens,
+    pub store: Store,
+    pub issuer: String,
+    /// `aud` of a client_credentials token for a client without registered audiences.
+    pub default_audience: String,
+    pub rate_limits: Arc<RateLimits>,
+    pub clock: Clock,
+}
 
 /// The OAuth endpoints' shared parts.
 #[derive(Clone)]
@@ -28,29 +50,34 @@ pub struct OAuth {
     pub clients: Clients,
     sessions: Sessions,
     accounts: Accounts,
+    pub login_sessions: LoginSessions,
+    id_tokens: IdTokens,
+    /// Codes and consents.
+    store: Store,
     issuer: String,
-    /// `aud` of a client_credentials token for a client without registered audiences.
     default_audience: String,
     rate_limits: Arc<RateLimits>,
+    clock: Clock,
 }
 
 impl OAuth {
-    pub fn new(
-        clients: Clients,
-        sessions: Sessions,
-        accounts: Accounts,
-        issuer: String,
-        default_audience: String,
-        rate_limits: Arc<RateLimits>,
-    ) -> Self {
+    pub fn new(parts: OAuthParts) -> Self {
         Self {
-            rate_limits,
-            clients,
-            sessions,
-            accounts,
-            issuer,
-            default_audience,
+            clients: parts.clients,
+            sessions: parts.sessions,
+            accounts: parts.accounts,
+            login_sessions: parts.login_sessions,
+            id_tokens: parts.id_tokens,
+            store: parts.store,
+            issuer: parts.issuer,
+            default_audience: parts.default_audience,
+            rate_limits: parts.rate_limits,
+            clock: parts.clock,
         }
+    }
+
+    pub fn id_tokens(&self) -> &IdTokens {
+        &self.id_tokens
     }
 
     /// Authenticates the caller of the endpoint at `path` (its URL is an accepted audience

@@ -1,12 +1,13 @@
-//! `POST /oauth2/token`: `refresh_token` (any client its tokens belong to) and
-//! `client_credentials` (registered clients: scope within theirs, audience among theirs).
+//! `POST /oauth2/token`: `authorization_code` (browser and native apps), `refresh_token` (any
+//! client its tokens belong to) and `client_credentials` (confidential clients: scope within
+//! theirs, audience among theirs).
 
 use std::net::IpAddr;
 
 use super::client_auth::Caller;
 use super::clients::{Client, GrantType};
 use super::{BasicCredentials, FormParams, OAuth, OAuthError};
-use crate::ratelimit::Limit;
+use crate::ratelimit::{self, Limit};
 use crate::tokens::{AccessGrant, TokenResponse};
 use crate::uri::{is_absolute_uri, ABSOLUTE_URI_RULE};
 
@@ -23,11 +24,25 @@ impl OAuth {
         let caller = self.caller("/oauth2/token", params, basic).await?;
         // Budgets are spent after authentication, so nobody can spend a client's budget
         // with its id alone.
+        // A public client's id is no secret: its budget is per client address.
         match &caller {
+            Caller::Client(client) if client.is_public() => {
+                let subject = format!("{}@{}", client.id, ratelimit::ip_subject(client_ip));
+                self.rate_limits.admit(Limit::Token, &subject).await?
+            }
             Caller::Client(client) => self.rate_limits.admit(Limit::Token, &client.id).await?,
             Caller::FirstParty => {}
         }
         match grant_type {
+            "authorization_code" => {
+                let Caller::Client(client) = &caller else {
+                    return Err(OAuthError::UnauthorizedClient(
+                        "the first-party client logs in at /api/v1/auth/login".into(),
+                    ));
+                };
+                require_grant(client, GrantType::AuthorizationCode)?;
+                self.exchange_code(client, params).await
+            }
             "refresh_token" => {
                 if let Caller::Client(client) = &caller {
                     require_grant(client, GrantType::RefreshToken)?;
@@ -38,9 +53,13 @@ impl OAuth {
                         "a refresh keeps the scope of the session; it cannot be narrowed".into(),
                     ));
                 }
+                let public = match &caller {
+                    Caller::Client(client) => client.is_public(),
+                    Caller::FirstParty => true,
+                };
                 Ok(self
                     .sessions
-                    .refresh(refresh_token, caller.client_id(), client_ip)
+                    .refresh(refresh_token, caller.client_id(), public, client_ip)
                     .await?)
             }
             "client_credentials" => {

@@ -2,8 +2,8 @@
 
 use super::{Store, StoreError};
 
-/// A client as stored. Lists are space-separated. The schema holds exactly one of
-/// `secret_hash` and `public_jwk`.
+/// A client as stored. Lists are space-separated. The schema holds at most one of
+/// `secret_hash` and `public_jwk`; a public client has neither.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ClientRecord {
     pub id: String,
@@ -15,16 +15,23 @@ pub struct ClientRecord {
     pub access_token_ttl: Option<i64>,
     pub created_at: i64,
     pub secret_rotated_at: Option<i64>,
+    pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
+    /// 1: skips the consent page.
+    pub first_party: i64,
+    /// `RS256` or `EdDSA`.
+    pub id_token_alg: String,
 }
 
 const COLUMNS: &str = "id, secret_hash, public_jwk, grant_types, scopes, audiences, access_token_ttl, \
-                       created_at, secret_rotated_at";
+                       created_at, secret_rotated_at, redirect_uris, post_logout_redirect_uris, \
+                       first_party, id_token_alg";
 
 impl Store {
     /// Stores a new client; `Conflict` if the id is taken.
     pub async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
         sqlx::query(&format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(&client.id)
         .bind(&client.secret_hash)
@@ -35,6 +42,10 @@ impl Store {
         .bind(client.access_token_ttl)
         .bind(client.created_at)
         .bind(client.secret_rotated_at)
+        .bind(&client.redirect_uris)
+        .bind(&client.post_logout_redirect_uris)
+        .bind(client.first_party)
+        .bind(&client.id_token_alg)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -2,7 +2,7 @@
 //! idempotent, so instances need not take turns): expired refresh tokens (an expired token
 //! is refused whether or not it was used, so reuse detection loses nothing) and the sessions
 //! left without one, expired client-assertion and revoked-access-token jtis, and rate-limit
-//! counters past their time.
+//! counters past their time, authorization codes and login sessions.
 
 use std::time::Duration;
 
@@ -20,6 +20,10 @@ impl Store {
             "DELETE FROM client_assertions WHERE expires_at < $1",
             "DELETE FROM revoked_access_tokens WHERE expires_at < $1",
             "DELETE FROM rate_limits WHERE expires_at < $1",
+            // Used codes are kept a day past their minute, so that a late replay still ends
+            // what the code was exchanged for.
+            "DELETE FROM authorization_codes WHERE expires_at < $1 - 86400",
+            "DELETE FROM login_sessions WHERE expires_at < $1 OR ended_at < $1 - 86400",
             // Milliseconds, written by an instance of a version before migration 0005 during a
             // rolling upgrade: no expiry in seconds lies that far ahead.
             "DELETE FROM rate_limits WHERE expires_at > $1 * 100",

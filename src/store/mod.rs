@@ -1,12 +1,14 @@
 //! Storage: one implementation over sqlx's `Any` driver, so SQLite and PostgreSQL run the
 //! same queries (`$N` placeholders work on both) and the same migrations.
 
+mod authorization;
 mod clients;
 mod housekeeping;
 mod rate_limits;
 mod sessions;
 mod users;
 
+pub use authorization::{CodeRecord, LoginSessionRecord, Redemption};
 pub use clients::ClientRecord;
 pub use sessions::{NewFamily, RefreshRecord};
 pub use users::{NewUser, UserRecord};

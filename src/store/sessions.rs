@@ -28,6 +28,8 @@ pub struct NewFamily<'a> {
     pub user_id: &'a str,
     pub client_id: &'a str,
     pub scope: Option<&'a str>,
+    /// The hosted page's login session the family was opened from, if any.
+    pub login_session_id: Option<&'a str>,
 }
 
 impl Store {
@@ -40,16 +42,7 @@ impl Store {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO refresh_families (id, user_id, client_id, scope, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(family.id)
-        .bind(family.user_id)
-        .bind(family.client_id)
-        .bind(family.scope)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        insert_family(&mut tx, &family, now).await?;
         insert_token(&mut tx, token_hash, family.id, now, expires_at).await?;
         tx.commit().await?;
         Ok(())
@@ -127,20 +120,48 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Ends every session of a user; returns how many were open.
+    /// Ends every session of a user, and their logins at the hosted page; returns how many
+    /// sessions were open.
     pub async fn revoke_user_families(&self, user_id: &str, now: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE refresh_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query("UPDATE login_sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 }
 
-async fn insert_token(
+pub(super) async fn insert_family(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    family: &NewFamily<'_>,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO refresh_families (id, user_id, client_id, scope, created_at, login_session_id) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(family.id)
+    .bind(family.user_id)
+    .bind(family.client_id)
+    .bind(family.scope)
+    .bind(now)
+    .bind(family.login_session_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn insert_token(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     token_hash: &str,
     family_id: &str,

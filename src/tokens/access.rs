@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::TokenError;
 use crate::clock::Clock;
-use crate::keys::{Alg, KeySet};
+use crate::keys::{Alg, JwsKind, KeySet};
 use arc_swap::ArcSwap;
 use jsonwebtoken::Validation;
 use serde::{Deserialize, Serialize};
@@ -79,12 +79,6 @@ impl AccessTokens {
     }
 
     pub async fn issue(&self, grant: AccessGrant) -> Result<IssuedAccessToken, TokenError> {
-        let key = self
-            .keys
-            .load()
-            .active(self.alg)
-            .cloned()
-            .ok_or(TokenError::NoSigningKey(self.alg))?;
         let iat = self.clock.unix();
         let expires_in = grant.ttl.map_or(self.ttl, |t| t.min(self.ttl)).as_secs();
         let claims = AccessClaims {
@@ -100,15 +94,7 @@ impl AccessTokens {
             scope: grant.scope,
             sid: grant.sid,
         };
-        let payload =
-            serde_json::to_vec(&claims).map_err(|_| TokenError::Invalid("unserialisable claims"))?;
-        let token = if key.is_slow() {
-            tokio::task::spawn_blocking(move || key.sign_jws(&payload))
-                .await
-                .map_err(|_| TokenError::Key(crate::keys::KeyError::Sign))??
-        } else {
-            key.sign_jws(&payload)?
-        };
+        let token = super::sign(&self.keys, self.alg, JwsKind::AccessToken, &claims).await?;
         metrics::counter!("issuer_tokens_issued_total", "grant" => grant.grant, "alg" => self.alg.as_str())
             .increment(1);
         Ok(IssuedAccessToken { token, expires_in })

@@ -70,6 +70,7 @@ impl RefreshTokens {
             user_id,
             client_id,
             scope,
+            login_session_id: None,
         };
         self.store
             .insert_family(
@@ -80,6 +81,14 @@ impl RefreshTokens {
             )
             .await?;
         Ok(secret)
+    }
+
+    /// A new family's first token, to be stored by the caller (a code's exchange opens the
+    /// family in the same transaction that spends the code): the token, its hash and expiry.
+    pub fn first_token(&self) -> (RefreshSecret, String, i64) {
+        let secret = RefreshSecret::generate();
+        let hash = token_hash(secret.expose());
+        (secret, hash, self.clock.unix() + self.ttl.as_secs() as i64)
     }
 
     /// Exchanges a refresh token of `client_id` for its successor.

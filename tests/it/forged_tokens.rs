@@ -386,6 +386,7 @@ async fn the_jwt_attack_suite_fails_everywhere() {
             audiences: vec![],
             access_token_ttl: None,
             jwk: None,
+            ..Default::default()
         })
         .await
         .expect("client")

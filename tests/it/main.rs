@@ -6,6 +6,8 @@ mod common;
 
 mod accounts;
 mod audit;
+mod authorization_code;
+mod authorization_security;
 mod cli;
 mod forged_tokens;
 mod fuzz_corpus;

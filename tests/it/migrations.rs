@@ -74,7 +74,7 @@ async fn the_typed_schema_keeps_clients_assertions_and_counters() {
 }
 
 #[tokio::test]
-async fn a_client_has_exactly_one_credential_a_grant_and_a_positive_lifetime() {
+async fn a_client_has_at_most_one_credential_a_grant_and_a_positive_lifetime() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = common::fresh_database(&dir).await;
     let store = Store::connect(&url).await.expect("connect");
@@ -88,13 +88,15 @@ async fn a_client_has_exactly_one_credential_a_grant_and_a_positive_lifetime() {
     };
     let ok = insert("ok", "'h'", "NULL", "client_credentials", "NULL");
     sqlx::query(&ok).execute(&db).await.expect("a valid client");
+    let public = insert("app", "NULL", "NULL", "authorization_code refresh_token", "NULL");
+    sqlx::query(&public).execute(&db).await.expect("a public client");
     for (why, sql) in [
         (
             "both credentials",
             insert("both", "'h'", "'{}'", "client_credentials", "NULL"),
         ),
         (
-            "no credential",
+            "client_credentials without a credential",
             insert("none", "NULL", "NULL", "client_credentials", "NULL"),
         ),
         ("no grant", insert("nogrant", "'h'", "NULL", "", "NULL")),

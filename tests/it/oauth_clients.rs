@@ -38,6 +38,7 @@ async fn register(
             audiences: vec![API.into(), OTHER_API.into(), URN_API.into()],
             access_token_ttl: Some(Duration::from_secs(300)),
             jwk,
+            ..Default::default()
         })
         .await
 }
@@ -846,7 +847,7 @@ async fn discovery_lists_what_clients_can_use() {
     assert_eq!(doc["revocation_endpoint"], server.url("/oauth2/revoke"));
     assert_eq!(
         doc["grant_types_supported"],
-        json!(["client_credentials", "refresh_token"])
+        json!(["authorization_code", "client_credentials", "refresh_token"])
     );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
@@ -861,11 +862,8 @@ async fn discovery_lists_what_clients_can_use() {
         doc["introspection_endpoint_auth_methods_supported"],
         json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
     );
-    assert_eq!(doc["scopes_supported"], json!(["audit", "reports:read"]));
-    assert!(
-        doc.get("code_challenge_methods_supported").is_none(),
-        "no authorization endpoint, no PKCE"
-    );
+    // openid always: OpenID Connect Discovery asks for it.
+    assert_eq!(doc["scopes_supported"], json!(["openid", "audit", "reports:read"]));
 }
 
 /// Whether every online check still honours `access`: introspection, userinfo and /users/me.

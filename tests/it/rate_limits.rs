@@ -151,6 +151,7 @@ async fn create_client(server: &TestServer, id: &str) -> String {
             audiences: vec![],
             access_token_ttl: None,
             jwk: None,
+            ..Default::default()
         })
         .await
         .expect("a secret client")

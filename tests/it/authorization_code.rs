@@ -1,0 +1,408 @@
+//! The authorization-code flow with PKCE and OpenID Connect, as a browser and an app see it:
+//! real HTTP, a cookie-keeping client that follows no redirect (the test reads each one), and
+//! the issuer's own JWKS to verify what comes back.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use token_issuer::oauth::clients::NewClient;
+use token_issuer::testkit::{segment, TestServer, PASSWORD};
+
+use crate::common::start;
+
+pub const APP: &str = "notes-app";
+/// Registered without a port: a native app's loopback redirect matches on any port.
+pub const REDIRECT: &str = "http://127.0.0.1/callback";
+pub const CALLBACK: &str = "http://127.0.0.1:51234/callback";
+pub const AFTER_LOGOUT: &str = "https://notes.example.com/bye";
+pub const VERIFIER: &str = "a-verifier-of-at-least-43-characters-0123456789abcdef";
+
+pub fn challenge(verifier: &str) -> String {
+    B64.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// A public app with refresh tokens, asking for its users' consent.
+pub async fn register_app(s: &TestServer, id: &str, first_party: bool) {
+    s.register_client(NewClient {
+        id: id.into(),
+        grants: vec!["authorization_code".into(), "refresh_token".into()],
+        scopes: vec!["openid email notes:read".into()],
+        redirect_uris: vec![REDIRECT.into()],
+        post_logout_redirect_uris: vec![AFTER_LOGOUT.into()],
+        public: true,
+        first_party,
+        ..Default::default()
+    })
+    .await;
+}
+
+/// A browser: keeps cookies, follows no redirect.
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+/// A page the browser holds: its status, headers and HTML.
+pub struct Page {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub html: String,
+}
+
+impl Page {
+    pub fn location(&self) -> String {
+        assert_eq!(self.status, 303, "a redirect, not: {}", self.html);
+        self.headers["location"].to_str().expect("location").to_owned()
+    }
+
+    /// The hidden fields of the page's form, decoded.
+    pub fn hidden_fields(&self) -> Vec<(String, String)> {
+        self.html
+            .split("<input type=\"hidden\" ")
+            .skip(1)
+            .filter_map(|rest| {
+                let name = rest.strip_prefix("name=\"")?.split('"').next()?;
+                let value = rest.split("value=\"").nth(1)?.split('"').next()?;
+                Some((unescape(name), unescape(value)))
+            })
+            .collect()
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(str::to_owned)
+    }
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The query parameters of a URL.
+pub fn query(url: &str) -> std::collections::HashMap<String, String> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+}
+
+impl Browser {
+    pub fn new(s: &TestServer) -> Self {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            http,
+            base: s.base.clone(),
+        }
+    }
+
+    async fn page(resp: reqwest::Response) -> Page {
+        Page {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            html: resp.text().await.expect("body"),
+        }
+    }
+
+    pub async fn get(&self, url: &str) -> Page {
+        Self::page(self.http.get(url).send().await.expect("get")).await
+    }
+
+    /// Opens the authorization endpoint for `client` with PKCE, a state and a nonce, and
+    /// `extra` parameters (which replace the defaults of the same name).
+    pub async fn authorize(&self, client: &str, extra: &[(&str, &str)]) -> Page {
+        let challenge = challenge(VERIFIER);
+        let mut params: Vec<(&str, &str)> = vec![
+            ("response_type", "code"),
+            ("client_id", client),
+            ("redirect_uri", CALLBACK),
+            ("scope", "openid email notes:read"),
+            ("state", "st-123"),
+            ("nonce", "n-456"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ];
+        params.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+        params.extend(extra.iter().filter(|(_, v)| !v.is_empty()));
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        self.get(&format!("{}/oauth2/authorize?{query}", self.base)).await
+    }
+
+    /// Submits the page's form to `action` with its hidden fields and `fields`.
+    pub async fn submit(&self, page: &Page, action: &str, fields: &[(&str, &str)]) -> Page {
+        let mut form = page.hidden_fields();
+        form.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let resp = self
+            .http
+            .post(format!("{}{action}", self.base))
+            .form(&form)
+            .send()
+            .await
+            .expect("post");
+        Self::page(resp).await
+    }
+
+    pub async fn log_in(&self, page: &Page, email: &str) -> Page {
+        assert_eq!(page.status, 200, "the login page: {}", page.html);
+        assert!(page.html.contains("name=\"password\""), "{}", page.html);
+        self.submit(page, "/oauth2/authorize/login", &[("email", email), ("password", PASSWORD)])
+            .await
+    }
+
+    /// From the authorization request to the code, logging in and approving as needed.
+    pub async fn code_for(&self, client: &str, email: &str) -> String {
+        let mut page = self.authorize(client, &[]).await;
+        if page.html.contains("name=\"password\"") {
+            page = self.log_in(&page, email).await;
+        }
+        if page.html.contains("value=\"allow\"") {
+            page = self
+                .submit(&page, "/oauth2/authorize/consent", &[("decision", "allow")])
+                .await;
+        }
+        let back = query(&page.location());
+        back["code"].clone()
+    }
+}
+
+/// Exchanges a code as the public app does.
+pub async fn exchange(s: &TestServer, client: &str, code: &str) -> reqwest::Response {
+    s.post_form(
+        "/oauth2/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", client),
+            ("code", code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await
+}
+
+/// Verifies an ID token as a relying party does: signature by the issuer's published key, the
+/// issuer, the audience, the expiry.
+pub async fn verify_id_token(s: &TestServer, token: &str, client: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    assert_eq!(header.typ.as_deref(), Some("JWT"));
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(s.jwks().await).expect("jwks");
+    let jwk = jwks.find(header.kid.as_deref().expect("kid")).expect("published key");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key");
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_audience(&[client]);
+    validation.set_issuer(&[&s.base]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .expect("a valid ID token")
+        .claims
+}
+
+#[tokio::test]
+async fn an_app_logs_a_user_in_with_pkce_and_gets_verified_tokens() {
+    let s = start().await;
+    let user = s.register("ada@example.com").await;
+    register_app(&s, APP, false).await;
+    let browser = Browser::new(&s);
+
+    // The login page: a form, never cached or framed, with a CSRF cookie.
+    let login = browser.authorize(APP, &[]).await;
+    assert_eq!(login.status, 200, "{}", login.html);
+    assert_eq!(login.headers["cache-control"], "no-store");
+    assert!(login.html.contains("<html lang=\"en\">"));
+    assert!(login.html.contains("<label for=\"email\">") && login.html.contains("<label for=\"password\">"));
+    assert!(login.cookie("issuer_csrf").is_some(), "a CSRF cookie");
+
+    // The password, then the consent page: it names what the app asks for.
+    let consent = browser.log_in(&login, "ada@example.com").await;
+    assert_eq!(consent.status, 200, "{}", consent.html);
+    let session_cookie = consent.cookie("issuer_session").expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(session_cookie.contains(attribute), "{session_cookie}");
+    }
+    assert!(consent.html.contains("See your email address"), "{}", consent.html);
+    assert!(consent.html.contains("value=\"allow\"") && consent.html.contains("value=\"deny\""));
+
+    // Approved: back to the app with the code, the state and the issuer (RFC 9207).
+    let back = browser
+        .submit(&consent, "/oauth2/authorize/consent", &[("decision", "allow")])
+        .await;
+    let location = back.location();
+    assert!(location.starts_with(&format!("{CALLBACK}?")), "{location}");
+    let params = query(&location);
+    assert_eq!(params["state"], "st-123");
+    assert_eq!(params["iss"], s.base);
+    assert!(params["code"].len() >= 43, "at least 256 bits");
+
+    // The app exchanges the code with its verifier.
+    let resp = exchange(&s, APP, &params["code"]).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let tokens: Value = resp.json().await.expect("json");
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["scope"], "openid email notes:read");
+    let access = tokens["access_token"].as_str().expect("access token");
+    let claims = segment(access, 1);
+    assert_eq!(claims["sub"], user["id"]);
+    assert_eq!(claims["client_id"], APP);
+    assert_eq!(claims["aud"], s.base);
+    assert!(claims["sid"].is_string());
+
+    let id = verify_id_token(&s, tokens["id_token"].as_str().expect("id_token"), APP).await;
+    assert_eq!(id["sub"], user["id"]);
+    assert_eq!(id["nonce"], "n-456");
+    assert_eq!(id["email"], "ada@example.com");
+    assert_eq!(id["email_verified"], false);
+    assert_eq!(id["amr"], serde_json::json!(["pwd"]));
+    assert!(id["auth_time"].as_i64().expect("auth_time") <= id["iat"].as_i64().expect("iat"));
+    assert_eq!(id["at_hash"], token_issuer::tokens::at_hash(token_issuer::keys::Alg::Rs256, access));
+    assert!(id["sid"].is_string() && id["sid"] != claims["sid"], "the login session, not the token session");
+
+    // userinfo answers by scope.
+    let info: Value = s
+        .get_bearer("/oauth2/userinfo", access)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(info["sub"], user["id"]);
+    assert_eq!(info["email"], "ada@example.com");
+    assert_eq!(info["email_verified"], false);
+
+    // The refresh token rotates, keeping the granted scopes; scopes cannot be widened.
+    let refresh = tokens["refresh_token"].as_str().expect("refresh token");
+    let refreshed: Value = s
+        .post_form(
+            "/oauth2/token",
+            &[("grant_type", "refresh_token"), ("client_id", APP), ("refresh_token", refresh)],
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(refreshed["scope"], "openid email notes:read");
+    let refresh = refreshed["refresh_token"].as_str().expect("rotated").to_owned();
+
+    // The same browser, again: no password, no consent (approved scopes are remembered).
+    let again = browser.authorize(APP, &[("state", "second")]).await;
+    assert_eq!(query(&again.location())["state"], "second");
+    // prompt=login asks for the password anyway; max_age=0 too.
+    for extra in [("prompt", "login"), ("max_age", "0")] {
+        let page = browser.authorize(APP, &[extra]).await;
+        assert!(page.html.contains("name=\"password\""), "{extra:?}: {}", page.html);
+    }
+
+    // RP-initiated logout with the ID token: the session ends, and the tokens it gave.
+    let hint = tokens["id_token"].as_str().expect("id_token");
+    let bye = browser
+        .get(&format!(
+            "{}/oauth2/logout?id_token_hint={hint}&post_logout_redirect_uri={AFTER_LOGOUT}&state=bye-1",
+            s.base
+        ))
+        .await;
+    assert_eq!(bye.location(), format!("{AFTER_LOGOUT}?state=bye-1"));
+    assert!(bye.cookie("issuer_session").expect("cleared").contains("Max-Age=0"));
+    let resp = s
+        .post_form(
+            "/oauth2/token",
+            &[("grant_type", "refresh_token"), ("client_id", APP), ("refresh_token", &refresh)],
+        )
+        .await;
+    assert_eq!(resp.status(), 400, "the refresh token ended with the login");
+    assert_eq!(s.get_bearer("/oauth2/userinfo", access).await.status(), 401);
+    let page = browser.authorize(APP, &[]).await;
+    assert!(page.html.contains("name=\"password\""), "logged out: {}", page.html);
+}
+
+#[tokio::test]
+async fn a_first_party_confidential_app_skips_consent_and_proves_itself() {
+    let s = start().await;
+    s.register("bo@example.com").await;
+    let secret = s
+        .register_client(NewClient {
+            id: "portal".into(),
+            grants: vec!["authorization_code".into()],
+            scopes: vec!["notes:read".into()],
+            redirect_uris: vec!["https://portal.example.com/cb".into()],
+            first_party: true,
+            ..Default::default()
+        })
+        .await
+        .expect("a confidential client has a secret");
+    let browser = Browser::new(&s);
+    let page = browser
+        .authorize(
+            "portal",
+            &[("redirect_uri", "https://portal.example.com/cb"), ("scope", "notes:read")],
+        )
+        .await;
+    let back = browser.log_in(&page, "bo@example.com").await;
+    let location = back.location();
+    assert!(location.starts_with("https://portal.example.com/cb?code="), "no consent page: {location}");
+    let code = query(&location)["code"].clone();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", "https://portal.example.com/cb"),
+        ("code_verifier", VERIFIER),
+    ];
+    // Naming itself is not enough for a confidential client.
+    let mut anonymous = form.to_vec();
+    anonymous.push(("client_id", "portal"));
+    let resp = s.post_form("/oauth2/token", &anonymous).await;
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().contains_key("www-authenticate"));
+    // That attempt did not spend the code (the client never authenticated).
+    let resp = s
+        .client
+        .post(s.url("/oauth2/token"))
+        .basic_auth("portal", Some(&secret))
+        .form(&form)
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(resp.status(), 200);
+    let tokens: Value = resp.json().await.expect("json");
+    assert!(tokens.get("refresh_token").is_none(), "no refresh_token grant, no refresh token");
+    assert!(tokens.get("id_token").is_none(), "no openid scope, no ID token");
+    assert_eq!(tokens["scope"], "notes:read");
+}
+
+#[tokio::test]
+async fn discovery_describes_the_code_flow() {
+    let s = start().await;
+    let doc = s.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(doc["authorization_endpoint"], format!("{}/oauth2/authorize", s.base));
+    assert_eq!(doc["end_session_endpoint"], format!("{}/oauth2/logout", s.base));
+    assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    assert_eq!(doc["subject_types_supported"], serde_json::json!(["public"]));
+    assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+    assert!(doc["scopes_supported"].as_array().expect("scopes").contains(&"openid".into()));
+    assert!(doc["id_token_signing_alg_values_supported"]
+        .as_array()
+        .expect("algs")
+        .contains(&"RS256".into()));
+    for claim in ["sub", "auth_time", "nonce", "at_hash", "sid", "email", "email_verified"] {
+        assert!(doc["claims_supported"].as_array().expect("claims").contains(&claim.into()), "{claim}");
+    }
+    assert!(doc["grant_types_supported"]
+        .as_array()
+        .expect("grants")
+        .contains(&"authorization_code".into()));
+    // Public clients authenticate with none.
+    assert!(doc["token_endpoint_auth_methods_supported"]
+        .as_array()
+        .expect("methods")
+        .contains(&"none".into()));
+}
