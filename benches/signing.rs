@@ -55,7 +55,11 @@ fn main() {
     report(
         "RS256 sign, pre-parsed aws-lc-rs key (token-issuer)",
         rate(|| {
-            black_box(rsa_key.sign_jws(JwsKind::AccessToken, black_box(&payload)).expect("sign"));
+            black_box(
+                rsa_key
+                    .sign_jws(JwsKind::AccessToken, black_box(&payload))
+                    .expect("sign"),
+            );
         }),
     );
     let encoding = EncodingKey::from_rsa_pem(rsa.private_key_pem.expose().as_bytes()).expect("pem");
@@ -72,7 +76,11 @@ fn main() {
     report(
         "EdDSA sign, pre-parsed aws-lc-rs key (token-issuer)",
         rate(|| {
-            black_box(ed_key.sign_jws(JwsKind::AccessToken, black_box(&payload)).expect("sign"));
+            black_box(
+                ed_key
+                    .sign_jws(JwsKind::AccessToken, black_box(&payload))
+                    .expect("sign"),
+            );
         }),
     );
 

@@ -51,7 +51,9 @@ impl LoginSessions {
         self.store.insert_login_session(&session).await?;
         match previous {
             Some(old) if old.user_id == user_id => {
-                self.store.hand_over_login_session(&old.id, &session.id, now).await?
+                self.store
+                    .hand_over_login_session(&old.id, &session.id, now)
+                    .await?
             }
             Some(old) => self.end(old).await?,
             None => {}
@@ -68,7 +70,11 @@ impl LoginSessions {
 
     /// Ends a session and the token sessions opened from it.
     pub async fn end(&self, session: &LoginSession) -> Result<(), StoreError> {
-        if self.store.end_login_session(&session.id, self.clock.unix()).await? {
+        if self
+            .store
+            .end_login_session(&session.id, self.clock.unix())
+            .await?
+        {
             tracing::info!(target: "audit", event = "login_session_ended", user_id = %session.user_id, sid = %session.id);
         }
         Ok(())

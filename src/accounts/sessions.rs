@@ -133,13 +133,15 @@ impl Sessions {
     /// refresh token of `client_id` sent from `ip`. Each request spends one of the refresh
     /// budget: a confidential client refreshing for its users has one, wherever its requests
     /// come from; public clients (first-party, browser and native apps) are limited per
-    /// client IP, as anyone can name them.
+    /// client IP, as anyone can name them. `scope`: fewer scopes than the session's for this
+    /// access token (checked by the caller); the session keeps all of them.
     pub async fn refresh(
         &self,
         presented: &str,
         client_id: &str,
         public: bool,
         ip: IpAddr,
+        scope: Option<String>,
     ) -> Result<TokenResponse, SessionError> {
         let subject = match public {
             true => ratelimit::ip_subject(ip),
@@ -156,7 +158,7 @@ impl Sessions {
                 &rotated.family_id,
                 &rotated.user_id,
                 &rotated.client_id,
-                rotated.scope.clone(),
+                scope.or_else(|| rotated.scope.clone()),
             )
             .await?;
         Ok(TokenResponse {

@@ -125,7 +125,7 @@ pub async fn refresh(
 ) -> Result<TokenReply, ApiError> {
     Ok(TokenReply(
         app.sessions
-            .refresh(&body.refresh_token, FIRST_PARTY_CLIENT, true, ip)
+            .refresh(&body.refresh_token, FIRST_PARTY_CLIENT, true, ip, None)
             .await?,
     ))
 }

@@ -5,13 +5,16 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq as _;
 
+use super::error::ErrorBody;
 use super::extract::ClientIp;
 use super::pages::{describe_scope, esc, hidden, Page};
+use super::schema::{AuthorizationParams, ConsentForm, LoginForm, LogoutParams};
 use crate::accounts::{AccountError, LoginSession, SessionError};
 use crate::app::AppState;
 use crate::oauth::{AuthorizationRequest, AuthorizeError, FormParams, OAuthError, Step};
@@ -46,7 +49,11 @@ impl Cookies {
                 continue;
             };
             // Our values are 43 base64url characters; anything else is not ours.
-            if value.len() != 43 || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if value.len() != 43
+                || !value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 continue;
             }
             if name == csrf_name {
@@ -130,7 +137,10 @@ fn server_error(app: &AppState, e: &OAuthError) -> Response {
         OAuthError::Unavailable(_) | OAuthError::RateLimited(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    app.pages.error(status, "The service cannot complete the sign-in right now. Try again in a moment.")
+    app.pages.error(
+        status,
+        "The service cannot complete the sign-in right now. Try again in a moment.",
+    )
 }
 
 fn see_other(location: &str) -> Response {
@@ -138,7 +148,9 @@ fn see_other(location: &str) -> Response {
         Ok(value) => {
             let mut response = StatusCode::SEE_OTHER.into_response();
             response.headers_mut().insert(header::LOCATION, value);
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
         // Built from checked parts; a header it cannot be is a bug, not the user's.
@@ -153,7 +165,12 @@ struct Problem {
     retry_after: Option<u64>,
 }
 
-fn login_page(app: &AppState, request: &AuthorizationRequest, cookies: &mut Cookies, problem: Option<Problem>) -> Response {
+fn login_page(
+    app: &AppState,
+    request: &AuthorizationRequest,
+    cookies: &mut Cookies,
+    problem: Option<Problem>,
+) -> Response {
     let csrf = cookies.csrf_token();
     let mut fields: String = request.fields.iter().map(|(n, v)| hidden(n, v)).collect();
     fields.push_str(&hidden("csrf", &csrf));
@@ -161,7 +178,10 @@ fn login_page(app: &AppState, request: &AuthorizationRequest, cookies: &mut Cook
         Some(p) => (
             p.status,
             p.retry_after,
-            format!("<p class=\"error\" role=\"alert\" id=\"form-error\">{}</p>\n", esc(&p.message)),
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"form-error\">{}</p>\n",
+                esc(&p.message)
+            ),
             " aria-describedby=\"form-error\"",
         ),
         None => (StatusCode::OK, None, String::new(), ""),
@@ -184,12 +204,19 @@ fn login_page(app: &AppState, request: &AuthorizationRequest, cookies: &mut Cook
         continues_to: Some(&request.redirect_uri),
     });
     if let Some(secs) = retry_after {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
 }
 
-fn consent_page(app: &AppState, request: &AuthorizationRequest, email: &str, cookies: &mut Cookies) -> Response {
+fn consent_page(
+    app: &AppState,
+    request: &AuthorizationRequest,
+    email: &str,
+    cookies: &mut Cookies,
+) -> Response {
     let csrf = cookies.csrf_token();
     let mut fields: String = request.fields.iter().map(|(n, v)| hidden(n, v)).collect();
     fields.push_str(&hidden("csrf", &csrf));
@@ -250,8 +277,12 @@ fn parse(bytes: &[u8]) -> Result<FormParams, Refused> {
     FormParams::parse(bytes).map_err(|e| Refused(StatusCode::BAD_REQUEST, e.description().to_owned()))
 }
 
-/// A form posted by one of our pages: its parameters, once its CSRF token checks out.
-fn posted_form(headers: &HeaderMap, body: &[u8], cookies: &Cookies) -> Result<FormParams, Refused> {
+/// A posted body as the extractor read it: too large or unreadable is the page's to say.
+type Body = Result<Bytes, BytesRejection>;
+
+/// The parameters of a posted form.
+fn form_body(headers: &HeaderMap, body: Body) -> Result<FormParams, Refused> {
+    let body = body.map_err(|e| Refused(e.status(), "The form could not be read.".into()))?;
     let form_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -262,7 +293,12 @@ fn posted_form(headers: &HeaderMap, body: &[u8], cookies: &Cookies) -> Result<Fo
             "The form was not sent as a form.".into(),
         ));
     }
-    let form = parse(body)?;
+    parse(&body)
+}
+
+/// A form posted by one of our pages: its parameters, once its CSRF token checks out.
+fn posted_form(headers: &HeaderMap, body: Body, cookies: &Cookies) -> Result<FormParams, Refused> {
+    let form = form_body(headers, body)?;
     if !cookies.csrf_ok(&form) {
         tracing::info!("form refused: CSRF token missing or wrong");
         return Err(Refused(
@@ -274,8 +310,25 @@ fn posted_form(headers: &HeaderMap, body: &[u8], cookies: &Cookies) -> Result<Fo
     Ok(form)
 }
 
-/// `GET /oauth2/authorize`: RFC 6749 §4.1.1 with PKCE (S256) required; OpenID Connect.
-pub async fn authorize(State(app): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+/// The authorization endpoint (RFC 6749 §4.1.1, PKCE with S256 required, OpenID Connect).
+///
+/// A browser comes here from an app. It gets the login page, or the consent page, or goes
+/// straight back to the app's redirect URI with a `code` (or an `error`), `state` and `iss`.
+/// A request whose client or redirect URI cannot be trusted gets the issuer's error page.
+#[utoipa::path(get, path = "/oauth2/authorize", operation_id = "authorize", tag = "browser", params(AuthorizationParams),
+    responses(
+        (status = 200, description = "The login or consent page", content_type = "text/html"),
+        (status = 303, description = "Back to the app: `code`, `state`, `iss` — or `error`, `error_description`, `state`, `iss`",
+            headers(("Location" = String, description = "The app's redirect URI with the answer"))),
+        (status = 400, description = "The client or redirect URI cannot be trusted: the issuer's error page", content_type = "text/html"),
+        (status = 500, description = "An error page carrying no detail", content((String = "text/html"), (ErrorBody = "application/json"))),
+        (status = 503, description = "The database is unavailable, or the server is overloaded", content((String = "text/html"), (ErrorBody = "application/json"))),
+    ))]
+pub async fn authorize(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let params = match parse(query.unwrap_or_default().as_bytes()) {
         Ok(params) => params,
         Err(refused) => return refused.page(&app),
@@ -283,9 +336,21 @@ pub async fn authorize(State(app): State<Arc<AppState>>, headers: HeaderMap, Raw
     start(&app, &headers, &params).await
 }
 
-/// `POST /oauth2/authorize`: the same request as a form (OpenID Connect Core §3.1.2.1).
-pub async fn authorize_post(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let params = match parse(&body) {
+/// The authorization endpoint, with the request as a form (OpenID Connect Core §3.1.2.1).
+#[utoipa::path(post, path = "/oauth2/authorize", operation_id = "authorize_form", tag = "browser",
+    request_body(content = AuthorizationParams, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The login or consent page", content_type = "text/html"),
+        (status = 303, description = "Back to the app with a code or an error",
+            headers(("Location" = String, description = "The app's redirect URI with the answer"))),
+        (status = 400, description = "The issuer's error page", content_type = "text/html"),
+        (status = 413, description = "The form is larger than `ISSUER_MAX_BODY_BYTES`", content_type = "text/html"),
+        (status = 415, description = "Not a form", content_type = "text/html"),
+        (status = 500, description = "An error page carrying no detail", content((String = "text/html"), (ErrorBody = "application/json"))),
+        (status = 503, description = "The database is unavailable, or the server is overloaded", content((String = "text/html"), (ErrorBody = "application/json"))),
+    ))]
+pub async fn authorize_post(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let params = match form_body(&headers, body) {
         Ok(params) => params,
         Err(refused) => return refused.page(&app),
     };
@@ -305,16 +370,31 @@ async fn start(app: &AppState, headers: &HeaderMap, params: &FormParams) -> Resp
     respond(app, step, cookies)
 }
 
-/// `POST /oauth2/authorize/login`: the login form. The same defences as the JSON login;
-/// the same answer for an unknown email and a wrong password.
+/// The hosted login form. The same defences as the JSON login (the per-IP budget, the
+/// per-account back-off, the argon2 queue) and the same answer for an unknown email and a
+/// wrong password. A success sets the login-session cookie and goes on with the request.
+#[utoipa::path(post, path = "/oauth2/authorize/login", operation_id = "authorize_login", tag = "browser",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The login page again (wrong email or password), or the consent page", content_type = "text/html"),
+        (status = 303, description = "Back to the app with a code or an error",
+            headers(("Location" = String, description = "The app's redirect URI with the answer"))),
+        (status = 400, description = "The issuer's error page, or the login page asking for both fields", content_type = "text/html"),
+        (status = 403, description = "The CSRF token is missing or not this browser's, or the account is disabled", content_type = "text/html"),
+        (status = 413, description = "The form is larger than `ISSUER_MAX_BODY_BYTES`", content_type = "text/html"),
+        (status = 415, description = "Not a form", content_type = "text/html"),
+        (status = 429, description = "Too many failed logins: the login page says when to retry", content_type = "text/html"),
+        (status = 500, description = "An error page carrying no detail", content((String = "text/html"), (ErrorBody = "application/json"))),
+        (status = 503, description = "Unavailable or busy", content((String = "text/html"), (ErrorBody = "application/json"))),
+    ))]
 pub async fn login(
     State(app): State<Arc<AppState>>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let mut cookies = Cookies::read(&app, &headers);
-    let form = match posted_form(&headers, &body, &cookies) {
+    let form = match posted_form(&headers, body, &cookies) {
         Ok(form) => form,
         Err(refused) => return refused.page(&app),
     };
@@ -353,11 +433,13 @@ pub async fn login(
                         retry_after: Some(secs),
                     }
                 }
-                SessionError::Account(AccountError::Busy) | SessionError::Denied(Denied::Unavailable(_)) => Problem {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    message: "The service is busy. Try again in a moment.".into(),
-                    retry_after: Some(1),
-                },
+                SessionError::Account(AccountError::Busy) | SessionError::Denied(Denied::Unavailable(_)) => {
+                    Problem {
+                        status: StatusCode::SERVICE_UNAVAILABLE,
+                        message: "The service is busy. Try again in a moment.".into(),
+                        retry_after: Some(1),
+                    }
+                }
                 other => return server_error(&app, &OAuthError::from(other)),
             };
             let page = login_page(&app, &request, &mut cookies, Some(problem));
@@ -378,10 +460,24 @@ pub async fn login(
     respond(&app, step, cookies)
 }
 
-/// `POST /oauth2/authorize/consent`: the user's answer, `decision=allow` or `deny`.
-pub async fn consent(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+/// The consent form: the user's answer, `decision=allow` (the scopes are remembered) or
+/// `deny` (`access_denied`).
+#[utoipa::path(post, path = "/oauth2/authorize/consent", operation_id = "authorize_consent", tag = "browser",
+    request_body(content = ConsentForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The login page: the login session ended meanwhile", content_type = "text/html"),
+        (status = 303, description = "Back to the app with a code, or `access_denied`",
+            headers(("Location" = String, description = "The app's redirect URI with the answer"))),
+        (status = 400, description = "The issuer's error page", content_type = "text/html"),
+        (status = 403, description = "The CSRF token is missing or not this browser's", content_type = "text/html"),
+        (status = 413, description = "The form is larger than `ISSUER_MAX_BODY_BYTES`", content_type = "text/html"),
+        (status = 415, description = "Not a form", content_type = "text/html"),
+        (status = 500, description = "An error page carrying no detail", content((String = "text/html"), (ErrorBody = "application/json"))),
+        (status = 503, description = "The database is unavailable, or the server is overloaded", content((String = "text/html"), (ErrorBody = "application/json"))),
+    ))]
+pub async fn consent(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let cookies = Cookies::read(&app, &headers);
-    let form = match posted_form(&headers, &body, &cookies) {
+    let form = match posted_form(&headers, body, &cookies) {
         Ok(form) => form,
         Err(refused) => return refused.page(&app),
     };
@@ -405,10 +501,23 @@ pub async fn consent(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
     respond(&app, step, cookies)
 }
 
-/// `GET /oauth2/logout` (RP-initiated logout): with an `id_token_hint` of the browser's
-/// session the session ends at once; otherwise the user confirms, so that no other site can
-/// log them out.
-pub async fn logout(State(app): State<Arc<AppState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+/// RP-initiated logout: with an `id_token_hint` of the browser's login session, the session
+/// (and every token it gave) ends at once; otherwise the user confirms first, so that no other
+/// site can log them out. Afterwards only a registered `post_logout_redirect_uri` is followed.
+#[utoipa::path(get, path = "/oauth2/logout", operation_id = "end_session", tag = "browser", params(LogoutParams),
+    responses(
+        (status = 200, description = "The confirmation page, or \"You are logged out\"", content_type = "text/html"),
+        (status = 303, description = "To the registered post-logout redirect URI, with `state`",
+            headers(("Location" = String, description = "The post-logout redirect URI"))),
+        (status = 400, description = "An invalid hint or an unregistered redirect URI: the issuer's error page", content_type = "text/html"),
+        (status = 500, description = "An error page carrying no detail", content((String = "text/html"), (ErrorBody = "application/json"))),
+        (status = 503, description = "The database is unavailable, or the server is overloaded", content((String = "text/html"), (ErrorBody = "application/json"))),
+    ))]
+pub async fn logout(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let params = match parse(query.unwrap_or_default().as_bytes()) {
         Ok(params) => params,
         Err(refused) => return refused.page(&app),
@@ -416,18 +525,38 @@ pub async fn logout(State(app): State<Arc<AppState>>, headers: HeaderMap, RawQue
     end_session(&app, &headers, &params, false).await
 }
 
-/// `POST /oauth2/logout`: the confirmation form (or a client's form post).
-pub async fn logout_post(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+/// RP-initiated logout as a form: the confirmation page's (with its CSRF token: the session
+/// ends), or an app's (as `GET`).
+#[utoipa::path(post, path = "/oauth2/logout", operation_id = "end_session_form", tag = "browser",
+    request_body(content = LogoutParams, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The confirmation page, or \"You are logged out\"", content_type = "text/html"),
+        (status = 303, description = "To the registered post-logout redirect URI, with `state`",
+            headers(("Location" = String, description = "The post-logout redirect URI"))),
+        (status = 400, description = "The issuer's error page", content_type = "text/html"),
+        (status = 403, description = "The CSRF token is not this browser's", content_type = "text/html"),
+        (status = 413, description = "The form is larger than `ISSUER_MAX_BODY_BYTES`", content_type = "text/html"),
+        (status = 415, description = "Not a form", content_type = "text/html"),
+        (status = 500, description = "An error page carrying no detail", content((String = "text/html"), (ErrorBody = "application/json"))),
+        (status = 503, description = "The database is unavailable, or the server is overloaded", content((String = "text/html"), (ErrorBody = "application/json"))),
+    ))]
+pub async fn logout_post(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let cookies = Cookies::read(&app, &headers);
-    let confirmed = match parse(&body) {
-        Ok(form) if form.get("csrf").is_some() => match posted_form(&headers, &body, &cookies) {
-            Ok(form) => form,
-            Err(refused) => return refused.page(&app),
-        },
-        Ok(form) => return end_session(&app, &headers, &form, false).await,
+    let form = match form_body(&headers, body) {
+        Ok(form) => form,
         Err(refused) => return refused.page(&app),
     };
-    end_session(&app, &headers, &confirmed, true).await
+    if form.get("csrf").is_none() {
+        return end_session(&app, &headers, &form, false).await;
+    }
+    if !cookies.csrf_ok(&form) {
+        return Refused(
+            StatusCode::FORBIDDEN,
+            "This form has expired or was not sent from this site.".into(),
+        )
+        .page(&app);
+    }
+    end_session(&app, &headers, &form, true).await
 }
 
 async fn end_session(app: &AppState, headers: &HeaderMap, params: &FormParams, confirmed: bool) -> Response {

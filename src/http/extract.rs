@@ -144,7 +144,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        user_token(parts, &Arc::<AppState>::from_ref(state), true).await.map(Bearer)
+        user_token(parts, &Arc::<AppState>::from_ref(state), true)
+            .await
+            .map(Bearer)
     }
 }
 
@@ -155,7 +157,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        user_token(parts, &Arc::<AppState>::from_ref(state), false).await.map(UserBearer)
+        user_token(parts, &Arc::<AppState>::from_ref(state), false)
+            .await
+            .map(UserBearer)
     }
 }
 

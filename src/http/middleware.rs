@@ -104,7 +104,9 @@ pub async fn security_headers(State(hsts): State<bool>, request: Request, next: 
     // A hosted page sets a policy of its own, as strict but allowing its stylesheet.
     headers
         .entry(header::CONTENT_SECURITY_POLICY)
-        .or_insert(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
     if hsts {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,

@@ -146,6 +146,9 @@ pub async fn userinfo(
 #[utoipa::path(post, path = "/oauth2/userinfo", tag = "oauth",
     security(("bearer" = [])),
     responses((status = 200, description = "The user", body = UserInfo)))]
-pub async fn userinfo_post(app: State<Arc<AppState>>, bearer: UserBearer) -> Result<Json<UserInfo>, ApiError> {
+pub async fn userinfo_post(
+    app: State<Arc<AppState>>,
+    bearer: UserBearer,
+) -> Result<Json<UserInfo>, ApiError> {
     userinfo(app, bearer).await
 }

@@ -17,7 +17,7 @@ use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder, Server};
 use utoipa::{Modify, OpenApi, PartialSchema as _, ToSchema};
 
 use super::error::{ErrorBody, OAuthErrorBody};
-use super::{api, oauth, wellknown};
+use super::{api, browser, oauth, wellknown};
 use crate::config::Settings;
 
 #[derive(OpenApi)]
@@ -35,6 +35,12 @@ use crate::config::Settings;
         oauth::revoke,
         oauth::userinfo,
         oauth::userinfo_post,
+        browser::authorize,
+        browser::authorize_post,
+        browser::login,
+        browser::consent,
+        browser::logout,
+        browser::logout_post,
         api::register,
         api::login,
         api::refresh,
@@ -50,6 +56,7 @@ use crate::config::Settings;
     tags(
         (name = "keys", description = "What verifiers fetch: the public keys and the issuer's metadata"),
         (name = "oauth", description = "OAuth 2.0 for clients and resource servers"),
+        (name = "browser", description = "The authorization code flow's hosted pages (HTML, for browsers)"),
         (name = "accounts", description = "Accounts and first-party sessions"),
         (name = "operations", description = "Probes, metrics and this document"),
     ),

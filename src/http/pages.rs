@@ -98,7 +98,11 @@ impl Pages {
     /// The HTML response of a page, never cached, never framed.
     pub fn render(&self, page: Page<'_>) -> Response {
         let logo = self.logo.as_deref().map_or_else(String::new, |url| {
-            format!(r#"<img class="logo" src="{}" alt="{}">"#, esc(url), esc(&self.product))
+            format!(
+                r#"<img class="logo" src="{}" alt="{}">"#,
+                esc(url),
+                esc(&self.product)
+            )
         });
         let html = format!(
             "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -156,7 +160,11 @@ fn csp_source(uri: &str) -> Option<String> {
             let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
             let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
             if scheme == "http" && (host.starts_with("127.0.0.1") || host.starts_with("[::1]")) {
-                let ip = if host.starts_with('[') { "[::1]" } else { "127.0.0.1" };
+                let ip = if host.starts_with('[') {
+                    "[::1]"
+                } else {
+                    "127.0.0.1"
+                };
                 format!("http://{ip}:*")
             } else {
                 format!("{scheme}://{host}")
@@ -172,7 +180,11 @@ fn csp_source(uri: &str) -> Option<String> {
 
 /// A hidden form field.
 pub fn hidden(name: &str, value: &str) -> String {
-    format!(r#"<input type="hidden" name="{}" value="{}">"#, esc(name), esc(value))
+    format!(
+        r#"<input type="hidden" name="{}" value="{}">"#,
+        esc(name),
+        esc(value)
+    )
 }
 
 /// What a scope lets the client do, in words for the consent page.
@@ -202,9 +214,15 @@ mod tests {
             csp_source("https://app.example.com:8443/cb?x=1").as_deref(),
             Some("https://app.example.com:8443")
         );
-        assert_eq!(csp_source("http://127.0.0.1:5555/cb").as_deref(), Some("http://127.0.0.1:*"));
+        assert_eq!(
+            csp_source("http://127.0.0.1:5555/cb").as_deref(),
+            Some("http://127.0.0.1:*")
+        );
         assert_eq!(csp_source("http://[::1]/cb").as_deref(), Some("http://[::1]:*"));
-        assert_eq!(csp_source("com.example.app:/cb").as_deref(), Some("com.example.app:"));
+        assert_eq!(
+            csp_source("com.example.app:/cb").as_deref(),
+            Some("com.example.app:")
+        );
         assert_eq!(csp_source("https://a.example;script-src *"), None);
     }
 }

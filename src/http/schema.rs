@@ -56,6 +56,15 @@ pub struct TokenRequest {
     /// With `client_credentials`: an audience the client may ask for.
     #[serde(default)]
     audience: String,
+    /// With `authorization_code`: the code from the redirect.
+    #[serde(default)]
+    code: String,
+    /// With `authorization_code`: the redirect URI of the authorization request.
+    #[serde(default)]
+    redirect_uri: String,
+    /// With `authorization_code`: the PKCE verifier (RFC 7636).
+    #[serde(default)]
+    code_verifier: String,
     #[schema(inline)]
     #[serde(flatten)]
     client: ClientAuthentication,
@@ -101,4 +110,94 @@ pub struct ClientAuthentication {
     client_assertion_type: String,
     #[serde(default)]
     client_assertion: String,
+}
+
+/// An authorization request (RFC 6749 §4.1.1, RFC 7636, OpenID Connect Core §3.1.2.1): in
+/// the query of `GET /oauth2/authorize`, or as the form of `POST`.
+#[derive(ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AuthorizationParams {
+    /// `code`.
+    #[serde(default)]
+    response_type: String,
+    #[serde(default)]
+    client_id: String,
+    /// One of the client's registered redirect URIs (a loopback one on any port).
+    #[serde(default)]
+    redirect_uri: String,
+    /// Space-separated; within the client's scopes; all of them when absent.
+    #[serde(default)]
+    scope: String,
+    /// Echoed back in the redirect.
+    #[serde(default)]
+    state: String,
+    /// Put into the ID token.
+    #[serde(default)]
+    nonce: String,
+    /// base64url(SHA-256(verifier)): 43 characters.
+    #[serde(default)]
+    code_challenge: String,
+    /// `S256` (nothing else).
+    #[serde(default)]
+    code_challenge_method: String,
+    /// `none`, `login`, `consent`, `select_account`.
+    #[serde(default)]
+    prompt: String,
+    /// Seconds since the last password entry after which the user must log in again.
+    #[serde(default)]
+    max_age: String,
+    /// An email to fill in on the login page.
+    #[serde(default)]
+    login_hint: String,
+}
+
+/// The hosted login form: the authorization request's fields (hidden), its CSRF token, and
+/// what the user typed.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LoginForm {
+    /// The value of the browser's CSRF cookie.
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[schema(inline)]
+    #[serde(flatten)]
+    request: AuthorizationParams,
+}
+
+/// The consent form: `decision` is `allow` or `deny`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ConsentForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    decision: String,
+    #[schema(inline)]
+    #[serde(flatten)]
+    request: AuthorizationParams,
+}
+
+/// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2).
+#[derive(ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct LogoutParams {
+    /// An ID token of the session: the session ends without asking.
+    #[serde(default)]
+    id_token_hint: String,
+    #[serde(default)]
+    client_id: String,
+    /// One of the client's registered post-logout redirect URIs.
+    #[serde(default)]
+    post_logout_redirect_uri: String,
+    #[serde(default)]
+    state: String,
+    /// On the confirmation form only: the browser's CSRF token.
+    #[serde(default)]
+    csrf: String,
 }

@@ -144,7 +144,8 @@ impl SigningKey {
         public_jwk["use"] = json!("sig");
         public_jwk["alg"] = json!(record.alg.as_str());
         public_jwk["kid"] = json!(kid);
-        let header = |typ: &str| B64.encode(json!({"alg": record.alg.as_str(), "kid": kid, "typ": typ}).to_string());
+        let header =
+            |typ: &str| B64.encode(json!({"alg": record.alg.as_str(), "kid": kid, "typ": typ}).to_string());
         Ok(Self {
             kid: kid.clone(),
             alg: record.alg,

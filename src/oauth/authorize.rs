@@ -75,10 +75,7 @@ impl AuthorizationRequest {
     fn error(&self, issuer: &str, error: &'static str, description: impl Into<String>) -> AuthorizeError {
         let description = description.into();
         AuthorizeError::Redirect {
-            location: self.location(
-                issuer,
-                &[("error", error), ("error_description", &description)],
-            ),
+            location: self.location(issuer, &[("error", error), ("error_description", &description)]),
             error,
             description,
         }
@@ -139,7 +136,10 @@ pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
 impl OAuth {
     /// Checks an authorization request. The client and redirect URI first: until both are
     /// known good, errors are the issuer's page; after, they go back to the client.
-    pub async fn authorization_request(&self, params: &FormParams) -> Result<AuthorizationRequest, AuthorizeError> {
+    pub async fn authorization_request(
+        &self,
+        params: &FormParams,
+    ) -> Result<AuthorizationRequest, AuthorizeError> {
         let client_id = params
             .get("client_id")
             .ok_or_else(|| AuthorizeError::Page("the request names no client (client_id)".into()))?;
@@ -149,7 +149,11 @@ impl OAuth {
             .await
             .map_err(OAuthError::from)?
             .filter(|c| !c.redirect_uris.is_empty())
-            .ok_or_else(|| AuthorizeError::Page(format!("no application {client_id:?} is registered for browser login")))?;
+            .ok_or_else(|| {
+                AuthorizeError::Page(format!(
+                    "no application {client_id:?} is registered for browser login"
+                ))
+            })?;
         let redirect_uri = params
             .get("redirect_uri")
             .ok_or_else(|| AuthorizeError::Page("the request has no redirect_uri".into()))?;
@@ -174,7 +178,8 @@ impl OAuth {
             client,
         };
         let issuer = self.issuer.as_str();
-        let invalid = |request: &AuthorizationRequest, why: &str| request.error(issuer, "invalid_request", why);
+        let invalid =
+            |request: &AuthorizationRequest, why: &str| request.error(issuer, "invalid_request", why);
         match params.get("response_type") {
             Some("code") => {}
             None => return Err(invalid(&request, "response_type is missing")),
@@ -187,16 +192,28 @@ impl OAuth {
             }
         }
         if !request.client.allows(GrantType::AuthorizationCode) {
-            return Err(request.error(issuer, "unauthorized_client", "the client may not use the authorization code"));
+            return Err(request.error(
+                issuer,
+                "unauthorized_client",
+                "the client may not use the authorization code",
+            ));
         }
         if params.get("response_mode").is_some_and(|m| m != "query") {
             return Err(invalid(&request, "response_mode must be query"));
         }
         if params.get("request").is_some() {
-            return Err(request.error(issuer, "request_not_supported", "request objects are not supported"));
+            return Err(request.error(
+                issuer,
+                "request_not_supported",
+                "request objects are not supported",
+            ));
         }
         if params.get("request_uri").is_some() {
-            return Err(request.error(issuer, "request_uri_not_supported", "request_uri is not supported"));
+            return Err(request.error(
+                issuer,
+                "request_uri_not_supported",
+                "request_uri is not supported",
+            ));
         }
         match (params.get("code_challenge"), params.get("code_challenge_method")) {
             (None, _) => return Err(invalid(&request, "code_challenge is required (PKCE with S256)")),
@@ -205,13 +222,25 @@ impl OAuth {
             }
             (Some(_), None) => return Err(invalid(&request, "code_challenge_method=S256 is required")),
             (Some(challenge), Some(_)) if challenge.len() != 43 || !pkce_text(challenge) => {
-                return Err(invalid(&request, "code_challenge must be the 43-character base64url SHA-256 of the verifier"))
+                return Err(invalid(
+                    &request,
+                    "code_challenge must be the 43-character base64url SHA-256 of the verifier",
+                ))
             }
             (Some(challenge), Some(_)) => request.code_challenge = challenge.to_owned(),
         }
-        for scope in params.get("scope").unwrap_or_default().split(' ').filter(|s| !s.is_empty()) {
+        for scope in params
+            .get("scope")
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+        {
             if !request.client.scopes.iter().any(|s| s == scope) {
-                return Err(request.error(issuer, "invalid_scope", format!("scope {scope} is not granted to this client")));
+                return Err(request.error(
+                    issuer,
+                    "invalid_scope",
+                    format!("scope {scope} is not granted to this client"),
+                ));
             }
             if !request.scopes.iter().any(|s| s == scope) {
                 request.scopes.push(scope.to_owned());
@@ -220,7 +249,12 @@ impl OAuth {
         if params.get("scope").is_none() {
             request.scopes = request.client.scopes.clone();
         }
-        for value in params.get("prompt").unwrap_or_default().split(' ').filter(|s| !s.is_empty()) {
+        for value in params
+            .get("prompt")
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+        {
             match value {
                 "none" => request.prompt.none = true,
                 "login" => request.prompt.login = true,
@@ -231,7 +265,10 @@ impl OAuth {
             }
         }
         if request.prompt.none && (request.prompt.login || request.prompt.consent) {
-            return Err(invalid(&request, "prompt=none cannot be combined with other values"));
+            return Err(invalid(
+                &request,
+                "prompt=none cannot be combined with other values",
+            ));
         }
         if let Some(max_age) = params.get("max_age") {
             match max_age.parse::<i64>() {
@@ -256,7 +293,9 @@ impl OAuth {
         let session = session.filter(|s| {
             fresh
                 || (!request.prompt.login
-                    && request.max_age.is_none_or(|age| age > 0 && now - s.auth_time <= age))
+                    && request
+                        .max_age
+                        .is_none_or(|age| age > 0 && now - s.auth_time <= age))
         });
         let Some(session) = session else {
             if request.prompt.none {
@@ -266,15 +305,16 @@ impl OAuth {
         };
         if !request.client.first_party {
             let approved = self.store.consent(&session.user_id, &request.client.id).await?;
-            let covered = approved.as_deref().is_some_and(|approved| {
-                request
-                    .scopes
-                    .iter()
-                    .all(|s| approved.split(' ').any(|a| a == s))
-            });
+            let covered = approved
+                .as_deref()
+                .is_some_and(|approved| request.scopes.iter().all(|s| approved.split(' ').any(|a| a == s)));
             if request.prompt.consent || !covered {
                 if request.prompt.none {
-                    return Err(request.error(&self.issuer, "consent_required", "the user has not approved this client"));
+                    return Err(request.error(
+                        &self.issuer,
+                        "consent_required",
+                        "the user has not approved this client",
+                    ));
                 }
                 let user = self.accounts.find(&session.user_id).await.map_err(|_| {
                     AuthorizeError::Server(OAuthError::Unavailable("user lookup failed".into()))
@@ -301,7 +341,12 @@ impl OAuth {
             .store
             .consent(&session.user_id, &request.client.id)
             .await?
-            .map(|s| s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .map(|s| {
+                s.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         for scope in &request.scopes {
             if !scopes.contains(scope) {
@@ -309,14 +354,23 @@ impl OAuth {
             }
         }
         self.store
-            .save_consent(&session.user_id, &request.client.id, &scopes.join(" "), self.clock.unix())
+            .save_consent(
+                &session.user_id,
+                &request.client.id,
+                &scopes.join(" "),
+                self.clock.unix(),
+            )
             .await?;
         tracing::info!(target: "audit", event = "consent_granted", user_id = %session.user_id, client_id = %request.client.id, scope = %scopes.join(" "));
         self.code(&request, session).await.map(Step::Redirect)
     }
 
     /// Issues a code for the request and returns where it goes.
-    async fn code(&self, request: &AuthorizationRequest, session: &LoginSession) -> Result<String, AuthorizeError> {
+    async fn code(
+        &self,
+        request: &AuthorizationRequest,
+        session: &LoginSession,
+    ) -> Result<String, AuthorizeError> {
         let code = Secret::generate();
         let now = self.clock.unix();
         self.store

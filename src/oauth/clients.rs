@@ -323,7 +323,8 @@ impl Clients {
         }
         let code = grants.contains(&GrantType::AuthorizationCode);
         for uri in new.redirect_uris.iter().chain(&new.post_logout_redirect_uris) {
-            redirect::check_registered(uri).map_err(|why| ClientError::InvalidRedirectUri(uri.clone(), why))?;
+            redirect::check_registered(uri)
+                .map_err(|why| ClientError::InvalidRedirectUri(uri.clone(), why))?;
         }
         match (code, new.redirect_uris.is_empty()) {
             (true, true) => return Err(ClientError::NoRedirectUri),

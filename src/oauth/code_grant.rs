@@ -17,12 +17,15 @@ impl OAuth {
         let code = params.require("code")?;
         let redirect_uri = params.require("redirect_uri")?;
         let verifier = params.require("code_verifier")?;
-        let invalid = || OAuthError::InvalidGrant("the code is invalid, expired or used, or was issued for another client, redirect URI or code verifier".into());
+        let invalid = || {
+            OAuthError::InvalidGrant("the code is invalid, expired or used, or was issued for another client, redirect URI or code verifier".into())
+        };
         let hash = code_hash(code);
         let record = self.store.code(&hash).await?.ok_or_else(invalid)?;
         let now = self.clock.unix();
         if record.used_at.is_some() {
-            self.replayed(&record.client_id, record.family_id.as_deref()).await?;
+            self.replayed(&record.client_id, record.family_id.as_deref())
+                .await?;
             return Err(invalid());
         }
         let bound = record.client_id == client.id
@@ -87,7 +90,8 @@ impl OAuth {
         if !self.store.redeem_code(&hash, redemption, now).await? {
             // Another exchange won (on this instance or another), or the login ended.
             if let Some(winner) = self.store.code(&hash).await?.filter(|c| c.used_at.is_some()) {
-                self.replayed(&winner.client_id, winner.family_id.as_deref()).await?;
+                self.replayed(&winner.client_id, winner.family_id.as_deref())
+                    .await?;
             }
             return Err(invalid());
         }

@@ -28,17 +28,21 @@ impl OAuth {
             None => None,
         };
         let client_id = match (params.get("client_id"), hint.as_ref().map(|h| h.aud.as_str())) {
-            (Some(a), Some(b)) if a != b => return Err(page("client_id is not the id_token_hint's audience")),
+            (Some(a), Some(b)) if a != b => {
+                return Err(page("client_id is not the id_token_hint's audience"))
+            }
             (named, from_hint) => named.or(from_hint),
         };
         let location = match params.get("post_logout_redirect_uri") {
             None => None,
             Some(uri) => {
-                let client_id =
-                    client_id.ok_or_else(|| page("post_logout_redirect_uri needs client_id or id_token_hint"))?;
+                let client_id = client_id
+                    .ok_or_else(|| page("post_logout_redirect_uri needs client_id or id_token_hint"))?;
                 let client = self.clients.find(client_id).await.map_err(OAuthError::from)?;
                 if !client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri)) {
-                    return Err(page("the post_logout_redirect_uri is not registered for this client"));
+                    return Err(page(
+                        "the post_logout_redirect_uri is not registered for this client",
+                    ));
                 }
                 let mut location = uri.to_owned();
                 if let Some(state) = params.get("state") {

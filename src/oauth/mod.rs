@@ -4,13 +4,13 @@
 
 mod authorize;
 mod client_auth;
-mod code_grant;
 pub mod clients;
+mod code_grant;
 pub mod discovery;
 mod form;
-mod redirect;
 mod introspection;
 mod logout;
+mod redirect;
 mod revocation;
 mod token_endpoint;
 

@@ -48,18 +48,14 @@ impl OAuth {
                     require_grant(client, GrantType::RefreshToken)?;
                 }
                 let refresh_token = params.require("refresh_token")?;
-                if params.get("scope").is_some() {
-                    return Err(OAuthError::InvalidScope(
-                        "a refresh keeps the scope of the session; it cannot be narrowed".into(),
-                    ));
-                }
+                let scope = self.refresh_scope(refresh_token, params.get("scope")).await?;
                 let public = match &caller {
                     Caller::Client(client) => client.is_public(),
                     Caller::FirstParty => true,
                 };
                 Ok(self
                     .sessions
-                    .refresh(refresh_token, caller.client_id(), public, client_ip)
+                    .refresh(refresh_token, caller.client_id(), public, client_ip, scope)
                     .await?)
             }
             "client_credentials" => {
@@ -97,6 +93,37 @@ impl OAuth {
                 "grant_type {other} is not supported"
             ))),
         }
+    }
+}
+
+impl OAuth {
+    /// RFC 6749 §6: a refresh may ask for the session's scopes or fewer, for this access token
+    /// only (the session keeps them all); none asked means all of them.
+    async fn refresh_scope(
+        &self,
+        presented: &str,
+        requested: Option<&str>,
+    ) -> Result<Option<String>, OAuthError> {
+        let Some(requested) = requested else {
+            return Ok(None);
+        };
+        // An unknown token fails in the refresh itself, as it does without a scope.
+        let Some(record) = self.sessions.refresh_tokens().lookup(presented).await? else {
+            return Ok(None);
+        };
+        let granted: Vec<&str> = record.scope.as_deref().unwrap_or_default().split(' ').collect();
+        let mut asked: Vec<&str> = Vec::new();
+        for scope in requested.split(' ').filter(|s| !s.is_empty()) {
+            if !granted.contains(&scope) {
+                return Err(OAuthError::InvalidScope(format!(
+                    "scope {scope} was not granted to this session"
+                )));
+            }
+            if !asked.contains(&scope) {
+                asked.push(scope);
+            }
+        }
+        Ok((!asked.is_empty()).then(|| asked.join(" ")))
     }
 }
 

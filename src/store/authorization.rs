@@ -147,12 +147,13 @@ impl Store {
     /// Marks a code used without exchanging it (a failed exchange spends it); false if it was
     /// used already.
     pub async fn spend_code(&self, code_hash: &str, now: i64) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE authorization_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL")
-                .bind(now)
-                .bind(code_hash)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE authorization_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(code_hash)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -72,7 +72,11 @@ async fn sign(
     kind: JwsKind,
     claims: &impl Serialize,
 ) -> Result<String, TokenError> {
-    let key = keys.load().active(alg).cloned().ok_or(TokenError::NoSigningKey(alg))?;
+    let key = keys
+        .load()
+        .active(alg)
+        .cloned()
+        .ok_or(TokenError::NoSigningKey(alg))?;
     let payload = serde_json::to_vec(claims).map_err(|_| TokenError::Invalid("unserialisable claims"))?;
     if key.is_slow() {
         tokio::task::spawn_blocking(move || key.sign_jws(kind, &payload))

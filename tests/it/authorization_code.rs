@@ -157,8 +157,12 @@ impl Browser {
     pub async fn log_in(&self, page: &Page, email: &str) -> Page {
         assert_eq!(page.status, 200, "the login page: {}", page.html);
         assert!(page.html.contains("name=\"password\""), "{}", page.html);
-        self.submit(page, "/oauth2/authorize/login", &[("email", email), ("password", PASSWORD)])
-            .await
+        self.submit(
+            page,
+            "/oauth2/authorize/login",
+            &[("email", email), ("password", PASSWORD)],
+        )
+        .await
     }
 
     /// From the authorization request to the code, logging in and approving as needed.
@@ -198,7 +202,9 @@ pub async fn verify_id_token(s: &TestServer, token: &str, client: &str) -> Value
     let header = jsonwebtoken::decode_header(token).expect("header");
     assert_eq!(header.typ.as_deref(), Some("JWT"));
     let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(s.jwks().await).expect("jwks");
-    let jwk = jwks.find(header.kid.as_deref().expect("kid")).expect("published key");
+    let jwk = jwks
+        .find(header.kid.as_deref().expect("kid"))
+        .expect("published key");
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key");
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     validation.set_audience(&[client]);
@@ -230,7 +236,11 @@ async fn an_app_logs_a_user_in_with_pkce_and_gets_verified_tokens() {
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(session_cookie.contains(attribute), "{session_cookie}");
     }
-    assert!(consent.html.contains("See your email address"), "{}", consent.html);
+    assert!(
+        consent.html.contains("See your email address"),
+        "{}",
+        consent.html
+    );
     assert!(consent.html.contains("value=\"allow\"") && consent.html.contains("value=\"deny\""));
 
     // Approved: back to the app with the code, the state and the issuer (RFC 9207).
@@ -265,8 +275,14 @@ async fn an_app_logs_a_user_in_with_pkce_and_gets_verified_tokens() {
     assert_eq!(id["email_verified"], false);
     assert_eq!(id["amr"], serde_json::json!(["pwd"]));
     assert!(id["auth_time"].as_i64().expect("auth_time") <= id["iat"].as_i64().expect("iat"));
-    assert_eq!(id["at_hash"], token_issuer::tokens::at_hash(token_issuer::keys::Alg::Rs256, access));
-    assert!(id["sid"].is_string() && id["sid"] != claims["sid"], "the login session, not the token session");
+    assert_eq!(
+        id["at_hash"],
+        token_issuer::tokens::at_hash(token_issuer::keys::Alg::Rs256, access)
+    );
+    assert!(
+        id["sid"].is_string() && id["sid"] != claims["sid"],
+        "the login session, not the token session"
+    );
 
     // userinfo answers by scope.
     let info: Value = s
@@ -284,13 +300,68 @@ async fn an_app_logs_a_user_in_with_pkce_and_gets_verified_tokens() {
     let refreshed: Value = s
         .post_form(
             "/oauth2/token",
-            &[("grant_type", "refresh_token"), ("client_id", APP), ("refresh_token", refresh)],
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", APP),
+                ("refresh_token", refresh),
+            ],
         )
         .await
         .json()
         .await
         .expect("json");
     assert_eq!(refreshed["scope"], "openid email notes:read");
+    // Fewer scopes for one token (RFC 6749 §6); the session keeps them all.
+    let refresh = refreshed["refresh_token"].as_str().expect("rotated");
+    let narrowed: Value = s
+        .post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", APP),
+                ("refresh_token", refresh),
+                ("scope", "openid"),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(narrowed["scope"], "openid");
+    assert_eq!(
+        segment(narrowed["access_token"].as_str().expect("access"), 1)["scope"],
+        "openid"
+    );
+    let refresh = narrowed["refresh_token"].as_str().expect("rotated");
+    let resp = s
+        .post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", APP),
+                ("refresh_token", refresh),
+                ("scope", "openid admin"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 400, "never wider than granted");
+    let refreshed: Value = s
+        .post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", APP),
+                ("refresh_token", refresh),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        refreshed["scope"], "openid email notes:read",
+        "a refused refresh changed nothing"
+    );
     let refresh = refreshed["refresh_token"].as_str().expect("rotated").to_owned();
 
     // The same browser, again: no password, no consent (approved scopes are remembered).
@@ -299,7 +370,11 @@ async fn an_app_logs_a_user_in_with_pkce_and_gets_verified_tokens() {
     // prompt=login asks for the password anyway; max_age=0 too.
     for extra in [("prompt", "login"), ("max_age", "0")] {
         let page = browser.authorize(APP, &[extra]).await;
-        assert!(page.html.contains("name=\"password\""), "{extra:?}: {}", page.html);
+        assert!(
+            page.html.contains("name=\"password\""),
+            "{extra:?}: {}",
+            page.html
+        );
     }
 
     // RP-initiated logout with the ID token: the session ends, and the tokens it gave.
@@ -311,17 +386,28 @@ async fn an_app_logs_a_user_in_with_pkce_and_gets_verified_tokens() {
         ))
         .await;
     assert_eq!(bye.location(), format!("{AFTER_LOGOUT}?state=bye-1"));
-    assert!(bye.cookie("issuer_session").expect("cleared").contains("Max-Age=0"));
+    assert!(bye
+        .cookie("issuer_session")
+        .expect("cleared")
+        .contains("Max-Age=0"));
     let resp = s
         .post_form(
             "/oauth2/token",
-            &[("grant_type", "refresh_token"), ("client_id", APP), ("refresh_token", &refresh)],
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", APP),
+                ("refresh_token", &refresh),
+            ],
         )
         .await;
     assert_eq!(resp.status(), 400, "the refresh token ended with the login");
     assert_eq!(s.get_bearer("/oauth2/userinfo", access).await.status(), 401);
     let page = browser.authorize(APP, &[]).await;
-    assert!(page.html.contains("name=\"password\""), "logged out: {}", page.html);
+    assert!(
+        page.html.contains("name=\"password\""),
+        "logged out: {}",
+        page.html
+    );
 }
 
 #[tokio::test]
@@ -343,12 +429,18 @@ async fn a_first_party_confidential_app_skips_consent_and_proves_itself() {
     let page = browser
         .authorize(
             "portal",
-            &[("redirect_uri", "https://portal.example.com/cb"), ("scope", "notes:read")],
+            &[
+                ("redirect_uri", "https://portal.example.com/cb"),
+                ("scope", "notes:read"),
+            ],
         )
         .await;
     let back = browser.log_in(&page, "bo@example.com").await;
     let location = back.location();
-    assert!(location.starts_with("https://portal.example.com/cb?code="), "no consent page: {location}");
+    assert!(
+        location.starts_with("https://portal.example.com/cb?code="),
+        "no consent page: {location}"
+    );
     let code = query(&location)["code"].clone();
     let form = [
         ("grant_type", "authorization_code"),
@@ -373,7 +465,10 @@ async fn a_first_party_confidential_app_skips_consent_and_proves_itself() {
         .expect("token");
     assert_eq!(resp.status(), 200);
     let tokens: Value = resp.json().await.expect("json");
-    assert!(tokens.get("refresh_token").is_none(), "no refresh_token grant, no refresh token");
+    assert!(
+        tokens.get("refresh_token").is_none(),
+        "no refresh_token grant, no refresh token"
+    );
     assert!(tokens.get("id_token").is_none(), "no openid scope, no ID token");
     assert_eq!(tokens["scope"], "notes:read");
 }
@@ -382,19 +477,42 @@ async fn a_first_party_confidential_app_skips_consent_and_proves_itself() {
 async fn discovery_describes_the_code_flow() {
     let s = start().await;
     let doc = s.get_json("/.well-known/openid-configuration").await;
-    assert_eq!(doc["authorization_endpoint"], format!("{}/oauth2/authorize", s.base));
+    assert_eq!(
+        doc["authorization_endpoint"],
+        format!("{}/oauth2/authorize", s.base)
+    );
     assert_eq!(doc["end_session_endpoint"], format!("{}/oauth2/logout", s.base));
     assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
-    assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    assert_eq!(
+        doc["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
     assert_eq!(doc["subject_types_supported"], serde_json::json!(["public"]));
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
-    assert!(doc["scopes_supported"].as_array().expect("scopes").contains(&"openid".into()));
+    assert!(doc["scopes_supported"]
+        .as_array()
+        .expect("scopes")
+        .contains(&"openid".into()));
     assert!(doc["id_token_signing_alg_values_supported"]
         .as_array()
         .expect("algs")
         .contains(&"RS256".into()));
-    for claim in ["sub", "auth_time", "nonce", "at_hash", "sid", "email", "email_verified"] {
-        assert!(doc["claims_supported"].as_array().expect("claims").contains(&claim.into()), "{claim}");
+    for claim in [
+        "sub",
+        "auth_time",
+        "nonce",
+        "at_hash",
+        "sid",
+        "email",
+        "email_verified",
+    ] {
+        assert!(
+            doc["claims_supported"]
+                .as_array()
+                .expect("claims")
+                .contains(&claim.into()),
+            "{claim}"
+        );
     }
     assert!(doc["grant_types_supported"]
         .as_array()
@@ -405,4 +523,69 @@ async fn discovery_describes_the_code_flow() {
         .as_array()
         .expect("methods")
         .contains(&"none".into()));
+}
+
+#[tokio::test]
+async fn oauth2_rs_completes_the_code_flow_with_pkce_and_refreshes() {
+    use oauth2::basic::BasicClient;
+    use oauth2::{
+        AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope,
+        TokenResponse as _, TokenUrl,
+    };
+    let s = start().await;
+    s.register("ivy@example.com").await;
+    register_app(&s, APP, true).await;
+    let client = BasicClient::new(ClientId::new(APP.into()))
+        .set_auth_uri(AuthUrl::new(s.url("/oauth2/authorize")).expect("auth url"))
+        .set_token_uri(TokenUrl::new(s.url("/oauth2/token")).expect("token url"))
+        .set_redirect_uri(RedirectUrl::new(CALLBACK.into()).expect("redirect"));
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("openid".into()))
+        .add_scope(Scope::new("notes:read".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+
+    // The user logs in at the hosted page (a first-party app: no consent).
+    let browser = Browser::new(&s);
+    let login = browser.get(url.as_str()).await;
+    let back = query(&browser.log_in(&login, "ivy@example.com").await.location());
+    assert_eq!(&back["state"], state.secret());
+    assert_eq!(back["iss"], s.base);
+
+    let http = oauth2::reqwest::Client::builder()
+        .redirect(oauth2::reqwest::redirect::Policy::none())
+        .build()
+        .expect("http");
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(back["code"].clone()))
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("the code exchanged");
+    let scopes: Vec<&str> = tokens
+        .scopes()
+        .expect("scope")
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(scopes, ["openid", "notes:read"]);
+    let refreshed = client
+        .exchange_refresh_token(tokens.refresh_token().expect("refresh token"))
+        .request_async(&http)
+        .await
+        .expect("refreshed");
+    assert_ne!(refreshed.access_token().secret(), tokens.access_token().secret());
+    // The same code again is refused, as the library reports it.
+    let (_, verifier) = PkceCodeChallenge::new_random_sha256();
+    let replay = client
+        .exchange_code(AuthorizationCode::new(back["code"].clone()))
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await;
+    assert!(
+        matches!(&replay, Err(oauth2::RequestTokenError::ServerResponse(e)) if e.error().as_ref() == "invalid_grant"),
+        "{replay:?}"
+    );
 }

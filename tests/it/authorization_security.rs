@@ -8,16 +8,17 @@ use sha2::{Digest, Sha256};
 use token_issuer::oauth::clients::NewClient;
 use token_issuer::testkit::{retry_after, PASSWORD};
 
-use crate::authorization_code::{
-    challenge, exchange, query, register_app, Browser, APP, CALLBACK, VERIFIER,
-};
+use crate::authorization_code::{challenge, exchange, query, register_app, Browser, APP, CALLBACK, VERIFIER};
 use crate::common::{start, start_with};
 
 /// An error page of the issuer's: no redirect, whatever the request asked.
 fn assert_error_page(page: &crate::authorization_code::Page, what: &str) {
     assert_eq!(page.status, 400, "{what}: {}", page.html);
     assert!(!page.headers.contains_key("location"), "{what} must not redirect");
-    assert!(page.headers["content-type"].to_str().expect("type").starts_with("text/html"));
+    assert!(page.headers["content-type"]
+        .to_str()
+        .expect("type")
+        .starts_with("text/html"));
 }
 
 #[tokio::test]
@@ -35,7 +36,10 @@ async fn requests_that_cannot_be_trusted_get_an_error_page_never_a_redirect() {
     let browser = Browser::new(&s);
     assert_error_page(&browser.authorize("nobody", &[]).await, "unknown client");
     assert_error_page(&browser.authorize("", &[]).await, "no client");
-    assert_error_page(&browser.authorize(APP, &[("redirect_uri", "")]).await, "no redirect_uri");
+    assert_error_page(
+        &browser.authorize(APP, &[("redirect_uri", "")]).await,
+        "no redirect_uri",
+    );
     for evil in [
         "https://evil.example.com/callback",
         "https://app.example.com/callback/extra",
@@ -51,14 +55,23 @@ async fn requests_that_cannot_be_trusted_get_an_error_page_never_a_redirect() {
         assert_error_page(&page, evil);
     }
     // A loopback redirect may change its port, nothing else.
-    for evil in ["http://127.0.0.1:5000/other", "http://127.0.0.1:5000@evil.example.com/callback", "http://localhost:5000/callback"] {
+    for evil in [
+        "http://127.0.0.1:5000/other",
+        "http://127.0.0.1:5000@evil.example.com/callback",
+        "http://localhost:5000/callback",
+    ] {
         assert_error_page(&browser.authorize(APP, &[("redirect_uri", evil)]).await, evil);
     }
-    let page = browser.authorize(APP, &[("redirect_uri", "http://127.0.0.1:5000/callback")]).await;
+    let page = browser
+        .authorize(APP, &[("redirect_uri", "http://127.0.0.1:5000/callback")])
+        .await;
     assert_eq!(page.status, 200, "another loopback port is fine");
     // A repeated parameter is ambiguous: refused before anything is trusted.
     let page = browser
-        .get(&format!("{}/oauth2/authorize?client_id={APP}&client_id=web", s.base))
+        .get(&format!(
+            "{}/oauth2/authorize?client_id={APP}&client_id=web",
+            s.base
+        ))
         .await;
     assert_error_page(&page, "repeated client_id");
 }
@@ -71,7 +84,10 @@ async fn other_errors_go_back_to_the_client_with_state_and_iss() {
     let browser = Browser::new(&s);
     let cases: &[(&[(&str, &str)], &str)] = &[
         // PKCE is required, and S256 only: no downgrade to plain or to none.
-        (&[("code_challenge", ""), ("code_challenge_method", "")], "invalid_request"),
+        (
+            &[("code_challenge", ""), ("code_challenge_method", "")],
+            "invalid_request",
+        ),
         (&[("code_challenge_method", "plain")], "invalid_request"),
         (&[("code_challenge_method", "")], "invalid_request"),
         (&[("code_challenge", "short")], "invalid_request"),
@@ -106,7 +122,12 @@ async fn other_errors_go_back_to_the_client_with_state_and_iss() {
     assert_eq!(back["iss"], s.base);
 }
 
-fn code_form<'a>(client: &'a str, code: &'a str, redirect: &'a str, verifier: &'a str) -> Vec<(&'a str, &'a str)> {
+fn code_form<'a>(
+    client: &'a str,
+    code: &'a str,
+    redirect: &'a str,
+    verifier: &'a str,
+) -> Vec<(&'a str, &'a str)> {
     vec![
         ("grant_type", "authorization_code"),
         ("client_id", client),
@@ -133,12 +154,26 @@ async fn a_code_is_spent_once_by_its_client_its_redirect_uri_and_its_verifier() 
     // Replay: the second exchange fails and ends what the first one got.
     let code = browser.code_for(APP, "di@example.com").await;
     let tokens: Value = exchange(&s, APP, &code).await.json().await.expect("json");
-    assert_eq!(error_of(exchange(&s, APP, &code).await).await, (400, "invalid_grant".into()));
+    assert_eq!(
+        error_of(exchange(&s, APP, &code).await).await,
+        (400, "invalid_grant".into())
+    );
     let access = tokens["access_token"].as_str().expect("access");
-    assert_eq!(s.get_bearer("/oauth2/userinfo", access).await.status(), 401, "revoked by the replay");
+    assert_eq!(
+        s.get_bearer("/oauth2/userinfo", access).await.status(),
+        401,
+        "revoked by the replay"
+    );
     let refresh = tokens["refresh_token"].as_str().expect("refresh");
     let resp = s
-        .post_form("/oauth2/token", &[("grant_type", "refresh_token"), ("client_id", APP), ("refresh_token", refresh)])
+        .post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", APP),
+                ("refresh_token", refresh),
+            ],
+        )
         .await;
     assert_eq!(error_of(resp).await, (400, "invalid_grant".into()));
 
@@ -151,10 +186,27 @@ async fn a_code_is_spent_once_by_its_client_its_redirect_uri_and_its_verifier() 
 
     // Each binding is checked, and a failed try spends the code.
     let binding_cases = [
-        ("another client (code injection)", code_form("other-app", "", CALLBACK, VERIFIER)),
-        ("another redirect URI", code_form(APP, "", "http://127.0.0.1:9999/callback", VERIFIER)),
-        ("another verifier", code_form(APP, "", CALLBACK, "another-verifier-of-at-least-43-characters-000000")),
-        ("the challenge as verifier (plain)", code_form(APP, "", CALLBACK, "")),
+        (
+            "another client (code injection)",
+            code_form("other-app", "", CALLBACK, VERIFIER),
+        ),
+        (
+            "another redirect URI",
+            code_form(APP, "", "http://127.0.0.1:9999/callback", VERIFIER),
+        ),
+        (
+            "another verifier",
+            code_form(
+                APP,
+                "",
+                CALLBACK,
+                "another-verifier-of-at-least-43-characters-000000",
+            ),
+        ),
+        (
+            "the challenge as verifier (plain)",
+            code_form(APP, "", CALLBACK, ""),
+        ),
     ];
     for (what, mut form) in binding_cases {
         let code = browser.code_for(APP, "di@example.com").await;
@@ -165,18 +217,28 @@ async fn a_code_is_spent_once_by_its_client_its_redirect_uri_and_its_verifier() 
         }
         let resp = s.post_form("/oauth2/token", &form).await;
         assert_eq!(error_of(resp).await, (400, "invalid_grant".into()), "{what}");
-        assert_eq!(error_of(exchange(&s, APP, &code).await).await.1, "invalid_grant", "{what}: spent");
+        assert_eq!(
+            error_of(exchange(&s, APP, &code).await).await.1,
+            "invalid_grant",
+            "{what}: spent"
+        );
     }
     // No verifier at all is a malformed request.
     let code = browser.code_for(APP, "di@example.com").await;
     let mut form = code_form(APP, &code, CALLBACK, VERIFIER);
     form.pop();
-    assert_eq!(error_of(s.post_form("/oauth2/token", &form).await).await, (400, "invalid_request".into()));
+    assert_eq!(
+        error_of(s.post_form("/oauth2/token", &form).await).await,
+        (400, "invalid_request".into())
+    );
 
     // A code lives 60 seconds.
     let code = browser.code_for(APP, "di@example.com").await;
     s.advance(Duration::from_secs(61));
-    assert_eq!(error_of(exchange(&s, APP, &code).await).await, (400, "invalid_grant".into()));
+    assert_eq!(
+        error_of(exchange(&s, APP, &code).await).await,
+        (400, "invalid_grant".into())
+    );
 }
 
 #[tokio::test]
@@ -201,12 +263,23 @@ async fn the_login_form_resists_csrf_fixation_clickjacking_and_guessing() {
     let login = browser.authorize(APP, &[]).await;
 
     // The page allows its own stylesheet (by hash), no script, no framing.
-    let csp = login.headers["content-security-policy"].to_str().expect("csp").to_owned();
+    let csp = login.headers["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
     assert!(csp.contains("default-src 'none'"), "{csp}");
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(csp.contains("form-action 'self' http://127.0.0.1:*"), "{csp}");
-    assert!(!csp.contains("unsafe-inline") && !csp.contains("script-src"), "{csp}");
-    let style = login.html.split("<style>").nth(1).and_then(|r| r.split("</style>").next()).expect("style");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    let style = login
+        .html
+        .split("<style>")
+        .nth(1)
+        .and_then(|r| r.split("</style>").next())
+        .expect("style");
     use base64::Engine as _;
     let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(style.as_bytes()));
     assert!(csp.contains(&format!("style-src 'sha256-{hash}'")), "{csp}");
@@ -216,7 +289,10 @@ async fn the_login_form_resists_csrf_fixation_clickjacking_and_guessing() {
     let mut forged = login.hidden_fields();
     forged.retain(|(k, _)| k != "csrf");
     forged.push(("csrf".into(), "A".repeat(43)));
-    forged.extend([("email".into(), "fay@example.com".into()), ("password".into(), PASSWORD.into())]);
+    forged.extend([
+        ("email".into(), "fay@example.com".into()),
+        ("password".into(), PASSWORD.into()),
+    ]);
     let resp = browser
         .http
         .post(format!("{}/oauth2/authorize/login", s.base))
@@ -226,29 +302,55 @@ async fn the_login_form_resists_csrf_fixation_clickjacking_and_guessing() {
         .expect("post");
     assert_eq!(resp.status(), 403);
     let stranger = Browser::new(&s);
-    let resp = stranger.submit(&login, "/oauth2/authorize/login", &[("email", "fay@example.com"), ("password", PASSWORD)]).await;
-    assert_eq!(resp.status, 403, "another browser cannot post this browser's form");
+    let resp = stranger
+        .submit(
+            &login,
+            "/oauth2/authorize/login",
+            &[("email", "fay@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(
+        resp.status, 403,
+        "another browser cannot post this browser's form"
+    );
 
     // The same answer for an unknown email and a wrong password.
     let unknown = browser
-        .submit(&login, "/oauth2/authorize/login", &[("email", "nobody@example.com"), ("password", PASSWORD)])
+        .submit(
+            &login,
+            "/oauth2/authorize/login",
+            &[("email", "nobody@example.com"), ("password", PASSWORD)],
+        )
         .await;
     let wrong = browser
-        .submit(&login, "/oauth2/authorize/login", &[("email", "fay@example.com"), ("password", "not the password")])
+        .submit(
+            &login,
+            "/oauth2/authorize/login",
+            &[("email", "fay@example.com"), ("password", "not the password")],
+        )
         .await;
     assert_eq!((unknown.status, wrong.status), (200, 200));
-    assert!(unknown.html.contains("Wrong email or password.") && wrong.html.contains("Wrong email or password."));
+    assert!(
+        unknown.html.contains("Wrong email or password.") && wrong.html.contains("Wrong email or password.")
+    );
     assert!(unknown.cookie("issuer_session").is_none());
     // The per-IP budget: the third failure used it up.
     let _ = browser
-        .submit(&login, "/oauth2/authorize/login", &[("email", "fay@example.com"), ("password", "wrong again")])
+        .submit(
+            &login,
+            "/oauth2/authorize/login",
+            &[("email", "fay@example.com"), ("password", "wrong again")],
+        )
         .await;
     let resp = browser
         .http
         .post(format!("{}/oauth2/authorize/login", s.base))
         .form(&{
             let mut form = login.hidden_fields();
-            form.extend([("email".into(), "fay@example.com".into()), ("password".into(), PASSWORD.into())]);
+            form.extend([
+                ("email".into(), "fay@example.com".into()),
+                ("password".into(), PASSWORD.into()),
+            ]);
             form
         })
         .send()
@@ -285,7 +387,11 @@ async fn a_login_always_makes_a_new_session_and_ending_it_ends_its_tokens() {
             .await
             .expect("get");
         let headers = resp.headers().clone();
-        crate::authorization_code::Page { status: resp.status().as_u16(), headers, html: resp.text().await.expect("html") }
+        crate::authorization_code::Page {
+            status: resp.status().as_u16(),
+            headers,
+            html: resp.text().await.expect("html"),
+        }
     };
     let back = browser.log_in(&login, "gil@example.com").await;
     let first = back.cookie("issuer_session").expect("a session cookie");
@@ -301,7 +407,9 @@ async fn a_login_always_makes_a_new_session_and_ending_it_ends_its_tokens() {
     assert_eq!(s.get_bearer("/oauth2/userinfo", app_access).await.status(), 200);
 
     // logout-all (the account API) ends the browser's login too, and the app's tokens.
-    let resp = s.with_bearer(reqwest::Method::POST, "/api/v1/auth/logout-all", &access, None).await;
+    let resp = s
+        .with_bearer(reqwest::Method::POST, "/api/v1/auth/logout-all", &access, None)
+        .await;
     assert_eq!(resp.status(), 204);
     assert_eq!(s.get_bearer("/oauth2/userinfo", app_access).await.status(), 401);
     let page = browser.authorize(APP, &[]).await;
@@ -322,7 +430,10 @@ async fn a_login_always_makes_a_new_session_and_ending_it_ends_its_tokens() {
     assert!(page.html.contains("name=\"password\""));
     // Only a registered post-logout URI is followed.
     let page = browser
-        .get(&format!("{}/oauth2/logout?client_id={APP}&post_logout_redirect_uri=https://evil.example.com/", s.base))
+        .get(&format!(
+            "{}/oauth2/logout?client_id={APP}&post_logout_redirect_uri=https://evil.example.com/",
+            s.base
+        ))
         .await;
     assert_eq!(page.status, 400);
     assert!(!page.headers.contains_key("location"));
@@ -335,10 +446,43 @@ async fn a_disabled_or_erased_user_is_logged_out_of_the_browser() {
     register_app(&s, APP, true).await;
     let browser = Browser::new(&s);
     let _ = browser.code_for(APP, "hal@example.com").await;
-    s.app.accounts.set_disabled("hal@example.com", true).await.expect("disable");
+    s.app
+        .accounts
+        .set_disabled("hal@example.com", true)
+        .await
+        .expect("disable");
     let page = browser.authorize(APP, &[]).await;
-    assert!(page.html.contains("name=\"password\""), "a disabled user's login session is over");
-    s.app.accounts.set_disabled("hal@example.com", false).await.expect("enable");
+    assert!(
+        page.html.contains("name=\"password\""),
+        "a disabled user's login session is over"
+    );
+    s.app
+        .accounts
+        .set_disabled("hal@example.com", false)
+        .await
+        .expect("enable");
     let code = browser.code_for(APP, "hal@example.com").await;
-    assert_eq!(exchange(&s, APP, &code).await.status(), 200);
+    let tokens: Value = exchange(&s, APP, &code).await.json().await.expect("json");
+    let app_access = tokens["access_token"].as_str().expect("access");
+    assert_eq!(s.get_bearer("/oauth2/userinfo", app_access).await.status(), 200);
+    // Erasure takes the login session (and its codes and tokens) with the user.
+    let access = s.login("hal@example.com").await["access_token"]
+        .as_str()
+        .expect("access")
+        .to_owned();
+    let resp = s
+        .with_bearer(
+            reqwest::Method::DELETE,
+            "/api/v1/users/me",
+            &access,
+            Some(serde_json::json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(s.get_bearer("/oauth2/userinfo", app_access).await.status(), 401);
+    let page = browser.authorize(APP, &[]).await;
+    assert!(
+        page.html.contains("name=\"password\""),
+        "an erased user's login session is over"
+    );
 }

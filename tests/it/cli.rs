@@ -403,3 +403,103 @@ fn a_busy_port_is_refused_before_anything_is_created_and_names_its_setting() {
         assert!(!dir.path().join("keys").exists(), "no key was made: {err}");
     }
 }
+
+#[test]
+fn clients_cli_registers_browser_and_native_apps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = [
+        "clients",
+        "create",
+        "--id",
+        "spa",
+        "--grant",
+        "authorization_code",
+        "--grant",
+        "refresh_token",
+        "--redirect-uri",
+        "https://spa.example.com/callback",
+        "--redirect-uri",
+        "http://127.0.0.1/callback",
+        "--post-logout-redirect-uri",
+        "https://spa.example.com/",
+        "--scope",
+        "openid email",
+        "--public",
+    ];
+    let (ok, out, err) = issuer(dir.path(), &app, NO_ENV);
+    assert!(ok, "{err}");
+    assert!(
+        !out.contains("client_secret"),
+        "a public client has no secret: {out}"
+    );
+    assert!(out.contains("authentication: none"), "{out}");
+    let (ok, listing, _) = issuer(dir.path(), &["clients", "list"], NO_ENV);
+    assert!(ok);
+    assert!(
+        listing.contains("REDIRECT URIS") && listing.contains("https://spa.example.com/callback"),
+        "{listing}"
+    );
+    let (_, json, _) = issuer(dir.path(), &["clients", "list", "--json"], NO_ENV);
+    let json: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(json[0]["auth"], "none");
+    assert_eq!(json[0]["public"], true);
+    assert_eq!(
+        json[0]["post_logout_redirect_uris"],
+        serde_json::json!(["https://spa.example.com/"])
+    );
+
+    // Redirect URIs are checked at registration, each refusal saying why.
+    for (uri, why) in [
+        ("http://spa.example.com/cb", "loopback"),
+        ("https://*.example.com/cb", "wildcards"),
+        ("https://spa.example.com/cb#top", "fragment"),
+    ] {
+        let (ok, _, err) = issuer(
+            dir.path(),
+            &[
+                "clients",
+                "create",
+                "--id",
+                "bad",
+                "--grant",
+                "authorization_code",
+                "--redirect-uri",
+                uri,
+                "--public",
+            ],
+            NO_ENV,
+        );
+        assert!(!ok && err.contains(why), "{uri}: {err}");
+    }
+    let (ok, _, err) = issuer(
+        dir.path(),
+        &[
+            "clients",
+            "create",
+            "--id",
+            "bad",
+            "--grant",
+            "authorization_code",
+            "--public",
+        ],
+        NO_ENV,
+    );
+    assert!(!ok && err.contains("--redirect-uri"), "{err}");
+    let (ok, _, err) = issuer(
+        dir.path(),
+        &[
+            "clients",
+            "create",
+            "--id",
+            "bad",
+            "--grant",
+            "client_credentials",
+            "--public",
+        ],
+        NO_ENV,
+    );
+    assert!(
+        !ok && err.contains("public client cannot use client_credentials"),
+        "{err}"
+    );
+}

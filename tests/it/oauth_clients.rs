@@ -863,7 +863,10 @@ async fn discovery_lists_what_clients_can_use() {
         json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
     );
     // openid always: OpenID Connect Discovery asks for it.
-    assert_eq!(doc["scopes_supported"], json!(["openid", "audit", "reports:read"]));
+    assert_eq!(
+        doc["scopes_supported"],
+        json!(["openid", "audit", "reports:read"])
+    );
 }
 
 /// Whether every online check still honours `access`: introspection, userinfo and /users/me.

@@ -4,9 +4,15 @@
 use crate::common::{start, start_with};
 use serde_json::Value;
 
-/// The contract's endpoint table, plus userinfo by POST (OpenID Connect Core §5.3.1) and the
-/// document itself.
+/// The contract's endpoint table, plus userinfo by POST (OpenID Connect Core §5.3.1), the
+/// hosted pages' forms and the document itself.
 const ROUTES: &[(&str, &str)] = &[
+    ("get", "/oauth2/authorize"),
+    ("post", "/oauth2/authorize"),
+    ("post", "/oauth2/authorize/login"),
+    ("post", "/oauth2/authorize/consent"),
+    ("get", "/oauth2/logout"),
+    ("post", "/oauth2/logout"),
     ("get", "/.well-known/openid-configuration"),
     ("get", "/.well-known/oauth-authorization-server"),
     ("get", "/.well-known/jwks.json"),

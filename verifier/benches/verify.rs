@@ -50,7 +50,10 @@ fn main() {
                             "jti": "j", "client_id": "c"});
         let token = SigningKey::from_record(&record)
             .expect("key")
-            .sign_jws(token_issuer::keys::JwsKind::AccessToken, claims.to_string().as_bytes())
+            .sign_jws(
+                token_issuer::keys::JwsKind::AccessToken,
+                claims.to_string().as_bytes(),
+            )
             .expect("sign");
 
         let verifier = runtime.block_on(async {

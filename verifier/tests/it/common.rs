@@ -175,6 +175,9 @@ pub fn claims() -> Value {
 pub fn sign(record: &KeyRecord, claims: &Value) -> String {
     SigningKey::from_record(record)
         .expect("key")
-        .sign_jws(token_issuer::keys::JwsKind::AccessToken, claims.to_string().as_bytes())
+        .sign_jws(
+            token_issuer::keys::JwsKind::AccessToken,
+            claims.to_string().as_bytes(),
+        )
         .expect("sign")
 }

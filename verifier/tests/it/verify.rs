@@ -83,7 +83,10 @@ async fn every_forged_or_invalid_token_is_refused() {
         ("attacker key under a known kid", {
             let t = token_issuer::keys::SigningKey::from_record(&attacker)
                 .expect("key")
-                .sign_jws(token_issuer::keys::JwsKind::AccessToken, claims().to_string().as_bytes())
+                .sign_jws(
+                    token_issuer::keys::JwsKind::AccessToken,
+                    claims().to_string().as_bytes(),
+                )
                 .expect("sign");
             let (_, rest) = t.split_once('.').expect("jws");
             format!(
