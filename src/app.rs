@@ -109,6 +109,12 @@ impl AppState {
         let reloader = Reloader::start(source, settings.mode, settings.signing_alg, clock.clone()).await?;
         reloader.spawn(settings.key_reload_interval);
         let keys = reloader.keys().clone();
+        if keys.load().active(crate::keys::Alg::Rs256).is_none() {
+            tracing::warn!(
+                "no active RS256 key: OpenID Connect ID tokens are RS256 unless a client registered \
+                 EdDSA, and fail until one exists; run `token-issuer keys generate --alg RS256`"
+            );
+        }
         let passwords = Passwords::new(settings.argon2()).await?;
         let access = AccessTokens::new(
             settings.url.clone(),

@@ -8,14 +8,19 @@ Usage: python rp.py ISSUER CLIENT_ID PORT
 
 import html
 import sys
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
-from authlib.jose import JsonWebKey, jwt
-from authlib.oidc.core import CodeIDToken
+
+# Authlib 1.x validates ID tokens (CodeIDToken) with authlib.jose, which it marks deprecated
+# in favour of joserfc until 2.0; the validation is what this app wants from it.
+warnings.filterwarnings("ignore", message="authlib.jose module is deprecated")
+from authlib.jose import JsonWebKey, jwt  # noqa: E402
+from authlib.oidc.core import CodeIDToken  # noqa: E402
 
 issuer, client_id, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 base = f"http://127.0.0.1:{port}"

@@ -4,9 +4,6 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine as _;
-
 use crate::clock::Clock;
 use crate::store::{LoginSessionRecord, Store, StoreError};
 use crate::tokens::Secret;
@@ -43,20 +40,14 @@ impl LoginSessions {
         let now = self.clock.unix();
         let session = LoginSessionRecord {
             id: uuid::Uuid::new_v4().to_string(),
-            token_hash: B64.encode(Secret::digest(cookie.expose())),
+            token_hash: Secret::stored_form(cookie.expose()),
             user_id: user_id.to_owned(),
             auth_time: now,
             expires_at: now + self.ttl.as_secs() as i64,
         };
-        self.store.insert_login_session(&session).await?;
-        match previous {
-            Some(old) if old.user_id == user_id => {
-                self.store
-                    .hand_over_login_session(&old.id, &session.id, now)
-                    .await?
-            }
-            Some(old) => self.end(old).await?,
-            None => {}
+        self.store.replace_login_session(&session, previous, now).await?;
+        if let Some(old) = previous {
+            tracing::info!(target: "audit", event = "login_session_ended", user_id = %old.user_id, sid = %old.id);
         }
         tracing::info!(target: "audit", event = "login_session_opened", user_id = %user_id, sid = %session.id);
         Ok((cookie, session))
@@ -64,7 +55,7 @@ impl LoginSessions {
 
     /// The live session a cookie value names (unexpired, not ended, its user enabled).
     pub async fn find(&self, cookie: &str) -> Result<Option<LoginSession>, StoreError> {
-        let hash = B64.encode(Secret::digest(cookie));
+        let hash = Secret::stored_form(cookie);
         self.store.live_login_session(&hash, self.clock.unix()).await
     }
 

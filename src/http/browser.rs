@@ -165,15 +165,20 @@ struct Problem {
     retry_after: Option<u64>,
 }
 
+/// A form's hidden fields: the request it carries on, and the browser's CSRF token.
+fn hidden_fields(fields: &[(&'static str, String)], cookies: &mut Cookies) -> String {
+    let mut html: String = fields.iter().map(|(n, v)| hidden(n, v)).collect();
+    html.push_str(&hidden("csrf", &cookies.csrf_token()));
+    html
+}
+
 fn login_page(
     app: &AppState,
     request: &AuthorizationRequest,
     cookies: &mut Cookies,
     problem: Option<Problem>,
 ) -> Response {
-    let csrf = cookies.csrf_token();
-    let mut fields: String = request.fields.iter().map(|(n, v)| hidden(n, v)).collect();
-    fields.push_str(&hidden("csrf", &csrf));
+    let fields = hidden_fields(&request.fields, cookies);
     let (status, retry_after, error, described) = match &problem {
         Some(p) => (
             p.status,
@@ -189,13 +194,14 @@ fn login_page(
     let email = request.login_hint.as_deref().map(esc).unwrap_or_default();
     let body = format!(
         "<p class=\"lead\">to continue to <strong>{client}</strong></p>\n{error}\
-         <form method=\"post\" action=\"/oauth2/authorize/login\">\n{fields}\n\
+         <form method=\"post\" action=\"{action}\">\n{fields}\n\
          <label for=\"email\">Email</label>\n\
          <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required autofocus value=\"{email}\"{described}>\n\
          <label for=\"password\">Password</label>\n\
          <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required{described}>\n\
          <button type=\"submit\">Sign in</button>\n</form>",
         client = esc(&request.client.id),
+        action = esc(&app.pages.action("/oauth2/authorize/login")),
     );
     let mut response = app.pages.render(Page {
         status,
@@ -217,9 +223,7 @@ fn consent_page(
     email: &str,
     cookies: &mut Cookies,
 ) -> Response {
-    let csrf = cookies.csrf_token();
-    let mut fields: String = request.fields.iter().map(|(n, v)| hidden(n, v)).collect();
-    fields.push_str(&hidden("csrf", &csrf));
+    let fields = hidden_fields(&request.fields, cookies);
     let scopes: String = match request.scopes.is_empty() {
         true => "<li>Know that you use it</li>".to_owned(),
         false => request
@@ -231,11 +235,12 @@ fn consent_page(
     let body = format!(
         "<p class=\"lead\"><strong>{client}</strong> asks to:</p>\n<ul class=\"scopes\">{scopes}</ul>\n\
          <p class=\"who\">Signed in as {email}.</p>\n\
-         <form method=\"post\" action=\"/oauth2/authorize/consent\">\n{fields}\n\
+         <form method=\"post\" action=\"{action}\">\n{fields}\n\
          <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\n\
          <button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button>\n</form>",
         client = esc(&request.client.id),
         email = esc(email),
+        action = esc(&app.pages.action("/oauth2/authorize/consent")),
     );
     app.pages.render(Page {
         status: StatusCode::OK,
@@ -280,8 +285,8 @@ fn parse(bytes: &[u8]) -> Result<FormParams, Refused> {
 /// A posted body as the extractor read it: too large or unreadable is the page's to say.
 type Body = Result<Bytes, BytesRejection>;
 
-/// The parameters of a posted form.
-fn form_body(headers: &HeaderMap, body: Body) -> Result<FormParams, Refused> {
+/// The parameters of a posted form, and the form as it came.
+fn form_body(headers: &HeaderMap, body: Body) -> Result<(FormParams, Bytes), Refused> {
     let body = body.map_err(|e| Refused(e.status(), "The form could not be read.".into()))?;
     let form_type = headers
         .get(header::CONTENT_TYPE)
@@ -293,12 +298,12 @@ fn form_body(headers: &HeaderMap, body: Body) -> Result<FormParams, Refused> {
             "The form was not sent as a form.".into(),
         ));
     }
-    parse(&body)
+    Ok((parse(&body)?, body))
 }
 
 /// A form posted by one of our pages: its parameters, once its CSRF token checks out.
 fn posted_form(headers: &HeaderMap, body: Body, cookies: &Cookies) -> Result<FormParams, Refused> {
-    let form = form_body(headers, body)?;
+    let (form, _) = form_body(headers, body)?;
     if !cookies.csrf_ok(&form) {
         tracing::info!("form refused: CSRF token missing or wrong");
         return Err(Refused(
@@ -350,11 +355,21 @@ pub async fn authorize(
         (status = 503, description = "The database is unavailable, or the server is overloaded", content((String = "text/html"), (ErrorBody = "application/json"))),
     ))]
 pub async fn authorize_post(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    let params = match form_body(&headers, body) {
-        Ok(params) => params,
-        Err(refused) => return refused.page(&app),
+    as_get(&app, &headers, body, "/oauth2/authorize")
+}
+
+/// A form an app posts from its own site arrives without the browser's `SameSite=Lax`
+/// cookies; the same request as a top-level GET has them. So a posted request is answered
+/// with a 303 to the GET form of the endpoint, its parameters (re-encoded) in the query.
+fn as_get(app: &AppState, headers: &HeaderMap, body: Body, path: &str) -> Response {
+    let raw = match form_body(headers, body) {
+        Ok((_, raw)) => raw,
+        Err(refused) => return refused.page(app),
     };
-    start(&app, &headers, &params).await
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form_urlencoded::parse(&raw))
+        .finish();
+    see_other(&format!("{}?{query}", app.pages.action(path)))
 }
 
 async fn start(app: &AppState, headers: &HeaderMap, params: &FormParams) -> Response {
@@ -541,22 +556,18 @@ pub async fn logout(
         (status = 503, description = "The database is unavailable, or the server is overloaded", content((String = "text/html"), (ErrorBody = "application/json"))),
     ))]
 pub async fn logout_post(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    // The confirmation page's form carries a CSRF token; an app's does not.
+    let confirmation = body
+        .as_ref()
+        .is_ok_and(|raw| form_urlencoded::parse(raw).any(|(name, _)| name == "csrf"));
+    if !confirmation {
+        return as_get(&app, &headers, body, "/oauth2/logout");
+    }
     let cookies = Cookies::read(&app, &headers);
-    let form = match form_body(&headers, body) {
-        Ok(form) => form,
-        Err(refused) => return refused.page(&app),
-    };
-    if form.get("csrf").is_none() {
-        return end_session(&app, &headers, &form, false).await;
+    match posted_form(&headers, body, &cookies) {
+        Ok(form) => end_session(&app, &headers, &form, true).await,
+        Err(refused) => refused.page(&app),
     }
-    if !cookies.csrf_ok(&form) {
-        return Refused(
-            StatusCode::FORBIDDEN,
-            "This form has expired or was not sent from this site.".into(),
-        )
-        .page(&app);
-    }
-    end_session(&app, &headers, &form, true).await
 }
 
 async fn end_session(app: &AppState, headers: &HeaderMap, params: &FormParams, confirmed: bool) -> Response {
@@ -572,17 +583,16 @@ async fn end_session(app: &AppState, headers: &HeaderMap, params: &FormParams, c
     if let Some(session) = &session {
         let proven = request.hint_sid.as_deref() == Some(session.id.as_str());
         if !proven && !confirmed {
-            let csrf = cookies.csrf_token();
-            let mut fields: String = request.fields.iter().map(|(n, v)| hidden(n, v)).collect();
-            fields.push_str(&hidden("csrf", &csrf));
+            let fields = hidden_fields(&request.fields, &mut cookies);
             let page = app.pages.render(Page {
                 status: StatusCode::OK,
                 title: "Log out?",
                 body: format!(
                     "<p class=\"lead\">You will be logged out of {product} in this browser.</p>\n\
-                     <form method=\"post\" action=\"/oauth2/logout\">\n{fields}\n\
+                     <form method=\"post\" action=\"{action}\">\n{fields}\n\
                      <button type=\"submit\">Log out</button>\n</form>",
-                    product = esc(app.pages.product())
+                    product = esc(app.pages.product()),
+                    action = esc(&app.pages.action("/oauth2/logout")),
                 ),
                 continues_to: request.location.as_deref(),
             });

@@ -124,6 +124,20 @@ impl ApiError {
         }
     }
 
+    /// 403: the token is valid but lacks `scope` (RFC 6750 §3.1).
+    pub fn insufficient_scope(scope: &'static str) -> Self {
+        Self {
+            challenge: Some(format!(
+                "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{scope}\""
+            )),
+            ..Self::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!("the access token needs scope {scope}"),
+            )
+        }
+    }
+
     /// 429 with `Retry-After`.
     pub fn too_many_requests(retry_after_secs: u64) -> Self {
         Self {

@@ -10,7 +10,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, OAuthErrorBody};
+use super::error::{ApiError, ErrorBody, OAuthErrorBody};
 use super::extract::{ClientIp, OAuthForm, UserBearer};
 use super::reply::{no_store, TokenReply};
 use super::schema::{IntrospectionRequest, RevocationRequest, TokenRequest};
@@ -124,17 +124,27 @@ pub async fn revoke(
 /// The claims of the bearer's user.
 #[utoipa::path(get, path = "/oauth2/userinfo", tag = "oauth",
     security(("bearer" = [])),
-    responses((status = 200, description = "The user", body = UserInfo)))]
+    responses(
+        (status = 200, description = "The user", body = UserInfo),
+        (status = 403, description = "An app's token without scope `openid` (`insufficient_scope`)", body = ErrorBody),
+    ))]
 pub async fn userinfo(
     State(app): State<Arc<AppState>>,
     UserBearer(claims): UserBearer,
 ) -> Result<Json<UserInfo>, ApiError> {
-    let user = app.accounts.find(&claims.sub).await?;
     let first_party = claims.client_id == FIRST_PARTY_CLIENT;
-    let email_scope = claims
-        .scope
-        .as_deref()
-        .is_some_and(|s| s.split(' ').any(|s| s == "email"));
+    let granted = |scope: &str| {
+        claims
+            .scope
+            .as_deref()
+            .is_some_and(|s| s.split(' ').any(|s| s == scope))
+    };
+    // An app's token answers here only if it was granted OpenID Connect (Core §5.3).
+    if !first_party && !granted("openid") {
+        return Err(ApiError::insufficient_scope("openid"));
+    }
+    let user = app.accounts.find(&claims.sub).await?;
+    let email_scope = granted("email");
     Ok(Json(UserInfo {
         sub: user.id,
         email: (first_party || email_scope).then_some(user.email),
@@ -145,7 +155,10 @@ pub async fn userinfo(
 /// The claims of the bearer's user (OpenID Connect Core §5.3.1 allows POST too).
 #[utoipa::path(post, path = "/oauth2/userinfo", tag = "oauth",
     security(("bearer" = [])),
-    responses((status = 200, description = "The user", body = UserInfo)))]
+    responses(
+        (status = 200, description = "The user", body = UserInfo),
+        (status = 403, description = "An app's token without scope `openid` (`insufficient_scope`)", body = ErrorBody),
+    ))]
 pub async fn userinfo_post(
     app: State<Arc<AppState>>,
     bearer: UserBearer,

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use crate::config::Settings;
+use crate::oauth::redirect::csp_source;
 
 /// Escapes text for HTML element content and double-quoted attributes.
 pub fn esc(text: &str) -> String {
@@ -61,6 +62,8 @@ pub struct Pages {
     style_source: String,
     /// `img-src`: the logo's origin, or nothing.
     img_source: String,
+    /// The issuer URL's path (`/auth` in `https://example.com/auth`): forms post below it.
+    base_path: String,
 }
 
 /// One page: its title, its body (already HTML), and where its form may lead.
@@ -82,7 +85,13 @@ impl Pages {
             .as_deref()
             .and_then(csp_source)
             .unwrap_or_else(|| "'none'".to_owned());
+        let after_scheme = settings.url.split_once("://").map_or("", |(_, rest)| rest);
+        let base_path = after_scheme
+            .find('/')
+            .map_or("", |i| &after_scheme[i..])
+            .to_owned();
         Self {
+            base_path,
             product: settings.login_product_name.clone(),
             logo: settings.login_logo_url.clone(),
             css,
@@ -93,6 +102,11 @@ impl Pages {
 
     pub fn product(&self) -> &str {
         &self.product
+    }
+
+    /// Where a form posts `path` to: below the issuer URL's path, as a proxy forwards it.
+    pub fn action(&self, path: &str) -> String {
+        format!("{}{path}", self.base_path)
     }
 
     /// The HTML response of a page, never cached, never framed.
@@ -118,9 +132,10 @@ impl Pages {
             Some(source) => format!("'self' {source}"),
             None => "'self'".to_owned(),
         };
+        // The contract's policy, then what a page needs besides.
         let csp = format!(
-            "default-src 'none'; style-src {}; img-src {}; form-action {form_action}; \
-             frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; frame-ancestors 'none'; style-src {}; img-src {}; \
+             form-action {form_action}; base-uri 'none'",
             self.style_source, self.img_source
         );
         let mut response = (page.status, html).into_response();
@@ -151,33 +166,6 @@ impl Pages {
     }
 }
 
-/// A CSP source expression for where `uri` leads: its origin; any port of a loopback IP
-/// (RFC 8252 native apps); a native app's own scheme. None for what cannot be one safely.
-fn csp_source(uri: &str) -> Option<String> {
-    let (scheme, rest) = uri.split_once(':')?;
-    let source = match rest.strip_prefix("//") {
-        Some(rest) => {
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            if scheme == "http" && (host.starts_with("127.0.0.1") || host.starts_with("[::1]")) {
-                let ip = if host.starts_with('[') {
-                    "[::1]"
-                } else {
-                    "127.0.0.1"
-                };
-                format!("http://{ip}:*")
-            } else {
-                format!("{scheme}://{host}")
-            }
-        }
-        None => format!("{scheme}:"),
-    };
-    source
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b".-+:/[]*".contains(&b))
-        .then_some(source)
-}
-
 /// A hidden form field.
 pub fn hidden(name: &str, value: &str) -> String {
     format!(
@@ -206,23 +194,5 @@ mod tests {
             esc(r#"<script>"x" & 'y'</script>"#),
             "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
         );
-    }
-
-    #[test]
-    fn form_targets_are_origins() {
-        assert_eq!(
-            csp_source("https://app.example.com:8443/cb?x=1").as_deref(),
-            Some("https://app.example.com:8443")
-        );
-        assert_eq!(
-            csp_source("http://127.0.0.1:5555/cb").as_deref(),
-            Some("http://127.0.0.1:*")
-        );
-        assert_eq!(csp_source("http://[::1]/cb").as_deref(), Some("http://[::1]:*"));
-        assert_eq!(
-            csp_source("com.example.app:/cb").as_deref(),
-            Some("com.example.app:")
-        );
-        assert_eq!(csp_source("https://a.example;script-src *"), None);
     }
 }

@@ -6,8 +6,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 
 use super::clients::{Client, GrantType};
-use super::{FormParams, OAuth, OAuthError};
-use crate::accounts::LoginSession;
+use super::{redirect, FormParams, OAuth, OAuthError};
+use crate::accounts::{AccountError, LoginSession};
 use crate::store::CodeRecord;
 use crate::tokens::Secret;
 
@@ -62,14 +62,12 @@ impl AuthorizationRequest {
 
     /// The redirect URI with `pairs`, `state` and `iss` (RFC 9207) added to its query.
     fn location(&self, issuer: &str, pairs: &[(&str, &str)]) -> String {
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        query.extend_pairs(pairs);
+        let mut pairs = pairs.to_vec();
         if let Some(state) = &self.state {
-            query.append_pair("state", state);
+            pairs.push(("state", state));
         }
-        query.append_pair("iss", issuer);
-        let separator = if self.redirect_uri.contains('?') { '&' } else { '?' };
-        format!("{}{separator}{}", self.redirect_uri, query.finish())
+        pairs.push(("iss", issuer));
+        redirect::with_query(&self.redirect_uri, &pairs)
     }
 
     fn error(&self, issuer: &str, error: &'static str, description: impl Into<String>) -> AuthorizeError {
@@ -171,10 +169,7 @@ impl OAuth {
             prompt: Prompt::default(),
             max_age: None,
             login_hint: params.get("login_hint").map(str::to_owned),
-            fields: PARAMETERS
-                .iter()
-                .filter_map(|name| params.get(name).map(|v| (*name, v.to_owned())))
-                .collect(),
+            fields: params.pick(&PARAMETERS),
             client,
         };
         let issuer = self.issuer.as_str();
@@ -183,11 +178,12 @@ impl OAuth {
         match params.get("response_type") {
             Some("code") => {}
             None => return Err(invalid(&request, "response_type is missing")),
-            Some(other) => {
+            // Never echoed: error_description is a narrow character set (RFC 6749 §4.1.2.1).
+            Some(_) => {
                 return Err(request.error(
                     issuer,
                     "unsupported_response_type",
-                    format!("response_type {other} is not supported; use code"),
+                    "only response_type=code is supported",
                 ))
             }
         }
@@ -239,7 +235,7 @@ impl OAuth {
                 return Err(request.error(
                     issuer,
                     "invalid_scope",
-                    format!("scope {scope} is not granted to this client"),
+                    "a requested scope is not granted to this client",
                 ));
             }
             if !request.scopes.iter().any(|s| s == scope) {
@@ -261,7 +257,12 @@ impl OAuth {
                 "consent" => request.prompt.consent = true,
                 // One account per browser: there is nothing to select.
                 "select_account" => {}
-                other => return Err(invalid(&request, &format!("prompt {other} is not supported"))),
+                _ => {
+                    return Err(invalid(
+                        &request,
+                        "prompt must be none, login, consent or select_account",
+                    ))
+                }
             }
         }
         if request.prompt.none && (request.prompt.login || request.prompt.consent) {
@@ -303,24 +304,32 @@ impl OAuth {
             }
             return Ok(Step::Login(Box::new(request)));
         };
-        if !request.client.first_party {
-            let approved = self.store.consent(&session.user_id, &request.client.id).await?;
-            let covered = approved
+        // Without the user typing anything now, an app is approved silently only if its
+        // redirect proves who it is (RFC 8252 §8.6): any local program can claim a loopback
+        // port or an app scheme and send a client id it read from the real app.
+        let unproven =
+            !fresh && request.client.is_public() && !redirect::proves_the_app(&request.redirect_uri);
+        let approved = request.client.first_party || {
+            let remembered = self.store.consent(&session.user_id, &request.client.id).await?;
+            remembered
                 .as_deref()
-                .is_some_and(|approved| request.scopes.iter().all(|s| approved.split(' ').any(|a| a == s)));
-            if request.prompt.consent || !covered {
-                if request.prompt.none {
-                    return Err(request.error(
-                        &self.issuer,
-                        "consent_required",
-                        "the user has not approved this client",
-                    ));
-                }
-                let user = self.accounts.find(&session.user_id).await.map_err(|_| {
-                    AuthorizeError::Server(OAuthError::Unavailable("user lookup failed".into()))
-                })?;
-                return Ok(Step::Consent(Box::new(request), user.email));
+                .is_some_and(|approved| request.scopes.iter().all(|s| approved.split(' ').any(|a| a == s)))
+        };
+        if request.prompt.consent || !approved || unproven {
+            if request.prompt.none {
+                return Err(request.error(
+                    &self.issuer,
+                    "consent_required",
+                    "the user must approve this client",
+                ));
             }
+            let user = match self.accounts.find(&session.user_id).await {
+                Ok(user) => user,
+                // Gone or disabled since the session was read: log in again.
+                Err(AccountError::NotFound) => return Ok(Step::Login(Box::new(request))),
+                Err(e) => return Err(AuthorizeError::Server(OAuthError::Unavailable(e.to_string()))),
+            };
+            return Ok(Step::Consent(Box::new(request), user.email));
         }
         self.code(&request, session).await.map(Step::Redirect)
     }
@@ -394,9 +403,9 @@ impl OAuth {
     }
 }
 
-/// The stored form of a code: 256 random bits need no salt.
+/// The stored form of a code.
 pub fn code_hash(code: &str) -> String {
-    B64.encode(Secret::digest(code))
+    Secret::stored_form(code)
 }
 
 #[cfg(test)]

@@ -363,7 +363,7 @@ impl Clients {
             }
             None => {
                 let secret = Secret::generate();
-                let hash = B64.encode(Secret::digest(secret.expose()));
+                let hash = Secret::stored_form(secret.expose());
                 (Some(secret), Some(hash), None)
             }
         };
@@ -440,7 +440,7 @@ impl Clients {
     /// A new secret, returned once; the old one stops working at once.
     pub async fn rotate_secret(&self, id: &str) -> Result<ClientSecret, ClientError> {
         let secret = Secret::generate();
-        let hash = B64.encode(Secret::digest(secret.expose()));
+        let hash = Secret::stored_form(secret.expose());
         if self.store.set_client_secret(id, &hash, self.clock.unix()).await? {
             return Ok(secret);
         }

@@ -5,6 +5,7 @@
 use super::authorize::{code_hash, pkce_matches};
 use super::clients::{Client, GrantType};
 use super::{FormParams, OAuth, OAuthError};
+use crate::accounts::AccountError;
 use crate::store::{NewFamily, Redemption};
 use crate::tokens::{AccessGrant, IdGrant, RefreshTokens, TokenResponse};
 
@@ -28,17 +29,27 @@ impl OAuth {
                 .await?;
             return Err(invalid());
         }
-        let bound = record.client_id == client.id
-            && record.redirect_uri == redirect_uri
-            && pkce_matches(verifier, &record.code_challenge);
+        // Another client's try leaves the code alone: a public client's id is no secret,
+        // and whoever saw a code must not be able to spend it for its owner.
+        if record.client_id != client.id {
+            tracing::warn!(target: "audit", event = "authorization_code_refused", client_id = %client.id,
+                reason = "issued to another client");
+            return Err(invalid());
+        }
+        let bound = record.redirect_uri == redirect_uri && pkce_matches(verifier, &record.code_challenge);
         if record.expires_at <= now || !bound {
             // One try per code: a wrong verifier cannot be retried.
             self.store.spend_code(&hash, now).await?;
             tracing::info!(target: "audit", event = "authorization_code_refused", client_id = %client.id,
-                reason = if bound { "expired" } else { "client, redirect URI or verifier mismatch" });
+                reason = if bound { "expired" } else { "redirect URI or verifier mismatch" });
             return Err(invalid());
         }
-        let user = self.accounts.find(&record.user_id).await.map_err(|_| invalid())?;
+        let user = match self.accounts.find(&record.user_id).await {
+            Ok(user) => user,
+            Err(AccountError::NotFound) => return Err(invalid()),
+            Err(AccountError::Store(e)) => return Err(e.into()),
+            Err(e) => return Err(OAuthError::Server(e.to_string())),
+        };
         // Signed before anything is stored: without a signing key no session is left behind.
         let family_id = RefreshTokens::new_family_id();
         let scope = record.scope.clone();

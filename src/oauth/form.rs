@@ -54,6 +54,14 @@ impl FormParams {
             _ => self.get(name).into_iter().collect(),
         }
     }
+    /// The parameters among `names` that were sent, in that order (what a form carries on).
+    pub fn pick(&self, names: &[&'static str]) -> Vec<(&'static str, String)> {
+        names
+            .iter()
+            .filter_map(|name| self.get(name).map(|v| (*name, v.to_owned())))
+            .collect()
+    }
+
     pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
         self.get(name)
             .ok_or_else(|| OAuthError::InvalidRequest(format!("missing parameter {name}")))

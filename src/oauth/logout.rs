@@ -2,7 +2,7 @@
 //! the request proves it comes from a session's own client (`id_token_hint`), and where the
 //! browser may go afterwards — only to a URI the client registered.
 
-use super::{AuthorizeError, OAuth, OAuthError};
+use super::{redirect, AuthorizeError, OAuth, OAuthError};
 use crate::oauth::FormParams;
 
 const PARAMETERS: [&str; 4] = ["id_token_hint", "client_id", "post_logout_redirect_uri", "state"];
@@ -44,24 +44,16 @@ impl OAuth {
                         "the post_logout_redirect_uri is not registered for this client",
                     ));
                 }
-                let mut location = uri.to_owned();
-                if let Some(state) = params.get("state") {
-                    let separator = if uri.contains('?') { '&' } else { '?' };
-                    let query: String = form_urlencoded::Serializer::new(String::new())
-                        .append_pair("state", state)
-                        .finish();
-                    location = format!("{location}{separator}{query}");
-                }
-                Some(location)
+                Some(match params.get("state") {
+                    Some(state) => redirect::with_query(uri, &[("state", state)]),
+                    None => uri.to_owned(),
+                })
             }
         };
         Ok(LogoutRequest {
             hint_sid: hint.and_then(|h| h.sid),
             location,
-            fields: PARAMETERS
-                .iter()
-                .filter_map(|name| params.get(name).map(|v| (*name, v.to_owned())))
-                .collect(),
+            fields: params.pick(&PARAMETERS),
         })
     }
 }

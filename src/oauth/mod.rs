@@ -10,7 +10,7 @@ pub mod discovery;
 mod form;
 mod introspection;
 mod logout;
-mod redirect;
+pub mod redirect;
 mod revocation;
 mod token_endpoint;
 

@@ -61,6 +61,43 @@ fn loopback(uri: &str) -> Option<(&'static str, &str)> {
     })
 }
 
+/// `uri` with `pairs` added to its query.
+pub fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let separator = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{separator}{query}")
+}
+
+/// Whether a redirect to `uri` proves which app receives it: only an https URI does. A
+/// loopback port or an app's own scheme can be claimed by any program on the device
+/// (RFC 8252 §8.6).
+pub fn proves_the_app(uri: &str) -> bool {
+    uri.starts_with("https://")
+}
+
+/// The CSP source that allows a form post ending at `uri`: its origin; any port of a loopback
+/// IP; an app's own scheme. None for what is no origin.
+pub fn csp_source(uri: &str) -> Option<String> {
+    if let Some((host, _)) = loopback(uri) {
+        return Some(format!("http://{host}:*"));
+    }
+    let (scheme, rest) = uri.split_once(':')?;
+    let source = match rest.strip_prefix("//") {
+        Some(rest) => format!(
+            "{scheme}://{}",
+            rest.split(['/', '?', '#']).next().unwrap_or_default()
+        ),
+        None => format!("{scheme}:"),
+    };
+    // Registered URIs were checked (no '@', no spaces); a source must not break the policy.
+    source
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b".-+:/[]".contains(&b))
+        .then_some(source)
+}
+
 /// Whether `presented` is one of `registered`: the same string, or for a loopback IP the same
 /// but for the port, which a native app picks when it starts (RFC 8252 §7.3).
 pub fn matches(registered: &[String], presented: &str) -> bool {
@@ -105,6 +142,22 @@ mod tests {
             "",
         ] {
             assert!(check_registered(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn form_targets_are_origins() {
+        for (uri, source) in [
+            (
+                "https://app.example.com:8443/cb?x=1",
+                Some("https://app.example.com:8443"),
+            ),
+            ("http://127.0.0.1:5555/cb", Some("http://127.0.0.1:*")),
+            ("http://[::1]/cb", Some("http://[::1]:*")),
+            ("com.example.app:/cb", Some("com.example.app:")),
+            ("https://a.example;script-src/", None),
+        ] {
+            assert_eq!(csp_source(uri).as_deref(), source, "{uri}");
         }
     }
 

@@ -43,21 +43,6 @@ const CODE_COLUMNS: &str = "code_hash, client_id, user_id, login_session_id, red
                             code_challenge, scope, nonce, auth_time, expires_at, used_at, family_id";
 
 impl Store {
-    pub async fn insert_login_session(&self, session: &LoginSessionRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO login_sessions (id, token_hash, user_id, auth_time, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&session.id)
-        .bind(&session.token_hash)
-        .bind(&session.user_id)
-        .bind(session.auth_time)
-        .bind(session.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// The login session a cookie names, if it is live at `now` and its user enabled.
     pub async fn live_login_session(
         &self,
@@ -80,36 +65,46 @@ impl Store {
     /// had ended already.
     pub async fn end_login_session(&self, id: &str, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let ended = sqlx::query("UPDATE login_sessions SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE refresh_families SET revoked_at = $1 WHERE login_session_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        let ended = end_login_session(&mut tx, id, now).await?;
         tx.commit().await?;
-        Ok(ended.rows_affected() == 1)
+        Ok(ended)
     }
 
-    /// Ends login session `old` in favour of `new` (the same user logged in again): the
-    /// token sessions opened from the old one now end with the new one.
-    pub async fn hand_over_login_session(&self, old: &str, new: &str, now: i64) -> Result<(), StoreError> {
+    /// Stores a new login session for a browser and ends its `previous` one, at once. The
+    /// same user logging in again hands the old session's token sessions and codes over to
+    /// the new one (they end with it); another user's end now.
+    pub async fn replace_login_session(
+        &self,
+        session: &LoginSessionRecord,
+        previous: Option<&LoginSessionRecord>,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE refresh_families SET login_session_id = $1 WHERE login_session_id = $2")
-            .bind(new)
-            .bind(old)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE login_sessions SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
-            .bind(now)
-            .bind(old)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO login_sessions (id, token_hash, user_id, auth_time, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&session.id)
+        .bind(&session.token_hash)
+        .bind(&session.user_id)
+        .bind(session.auth_time)
+        .bind(session.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(old) = previous {
+            if old.user_id == session.user_id {
+                for table in ["refresh_families", "authorization_codes"] {
+                    sqlx::query(&format!(
+                        "UPDATE {table} SET login_session_id = $1 WHERE login_session_id = $2"
+                    ))
+                    .bind(&session.id)
+                    .bind(&old.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            end_login_session(&mut tx, &old.id, now).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -172,7 +167,7 @@ impl Store {
         let marked = sqlx::query(
             "UPDATE authorization_codes SET used_at = $1, family_id = $2 \
              WHERE code_hash = $3 AND used_at IS NULL AND login_session_id IN \
-             (SELECT id FROM login_sessions WHERE id = $4 AND ended_at IS NULL)",
+             (SELECT id FROM login_sessions WHERE id = $4 AND ended_at IS NULL AND expires_at > $1)",
         )
         .bind(now)
         .bind(redemption.family.id)
@@ -229,4 +224,25 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// Ends a login session and the token sessions opened from it; false if it had ended.
+async fn end_login_session(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let ended = sqlx::query("UPDATE login_sessions SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE refresh_families SET revoked_at = $1 WHERE login_session_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(ended.rows_affected() == 1)
 }

@@ -23,7 +23,8 @@ impl Store {
             // Used codes are kept a day past their minute, so that a late replay still ends
             // what the code was exchanged for.
             "DELETE FROM authorization_codes WHERE expires_at < $1 - 86400",
-            "DELETE FROM login_sessions WHERE expires_at < $1 OR ended_at < $1 - 86400",
+            // A login session's codes go with it: it is kept a day too.
+            "DELETE FROM login_sessions WHERE expires_at < $1 - 86400 OR ended_at < $1 - 86400",
             // Milliseconds, written by an instance of a version before migration 0005 during a
             // rolling upgrade: no expiry in seconds lies that far ahead.
             "DELETE FROM rate_limits WHERE expires_at > $1 * 100",

@@ -6,15 +6,13 @@ use std::time::Duration;
 use super::Secret;
 use crate::clock::Clock;
 use crate::store::{NewFamily, RefreshRecord, Store, StoreError};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine as _;
 
 /// A refresh token in plain text, as handed to the client once.
 pub type RefreshSecret = Secret;
 
-/// The stored form of a refresh token. A hash of 256 random bits needs no salt or stretching.
+/// The stored form of a refresh token.
 fn token_hash(token: &str) -> String {
-    B64.encode(Secret::digest(token))
+    Secret::stored_form(token)
 }
 
 #[derive(Debug, thiserror::Error)]

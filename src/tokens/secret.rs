@@ -30,6 +30,11 @@ impl Secret {
     pub fn digest(presented: &str) -> [u8; 32] {
         Sha256::digest(presented.as_bytes()).into()
     }
+
+    /// [`Secret::digest`] as the text the database keeps (base64url).
+    pub fn stored_form(presented: &str) -> String {
+        B64.encode(Self::digest(presented))
+    }
 }
 
 impl fmt::Debug for Secret {

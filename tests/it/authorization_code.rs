@@ -364,8 +364,14 @@ async fn an_app_logs_a_user_in_with_pkce_and_gets_verified_tokens() {
     );
     let refresh = refreshed["refresh_token"].as_str().expect("rotated").to_owned();
 
-    // The same browser, again: no password, no consent (approved scopes are remembered).
+    // The same browser, again: no password. A native app (its loopback redirect proves
+    // nothing about which program listens) is asked to be approved again (RFC 8252 §8.6).
     let again = browser.authorize(APP, &[("state", "second")]).await;
+    assert!(!again.html.contains("name=\"password\""), "{}", again.html);
+    assert!(again.html.contains("value=\"allow\""), "{}", again.html);
+    let again = browser
+        .submit(&again, "/oauth2/authorize/consent", &[("decision", "allow")])
+        .await;
     assert_eq!(query(&again.location())["state"], "second");
     // prompt=login asks for the password anyway; max_age=0 too.
     for extra in [("prompt", "login"), ("max_age", "0")] {

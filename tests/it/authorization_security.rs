@@ -82,6 +82,16 @@ async fn other_errors_go_back_to_the_client_with_state_and_iss() {
     s.register("cy@example.com").await;
     register_app(&s, APP, false).await;
     let browser = Browser::new(&s);
+    // error_description never echoes what the request said (RFC 6749 §4.1.2.1).
+    let page = browser
+        .authorize(APP, &[("response_type", "tok\u{e9}n\"<x>")])
+        .await;
+    let back = query(&page.location());
+    assert_eq!(back["error"], "unsupported_response_type");
+    assert!(back["error_description"]
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'));
+    assert!(!back["error_description"].contains("<x>"));
     let cases: &[(&[(&str, &str)], &str)] = &[
         // PKCE is required, and S256 only: no downgrade to plain or to none.
         (
@@ -217,11 +227,9 @@ async fn a_code_is_spent_once_by_its_client_its_redirect_uri_and_its_verifier() 
         }
         let resp = s.post_form("/oauth2/token", &form).await;
         assert_eq!(error_of(resp).await, (400, "invalid_grant".into()), "{what}");
-        assert_eq!(
-            error_of(exchange(&s, APP, &code).await).await.1,
-            "invalid_grant",
-            "{what}: spent"
-        );
+        // The code's own client spends it by a wrong try; another client cannot.
+        let expected = if form[1].1 == APP { 400 } else { 200 };
+        assert_eq!(exchange(&s, APP, &code).await.status(), expected, "{what}");
     }
     // No verifier at all is a malformed request.
     let code = browser.code_for(APP, "di@example.com").await;
@@ -267,8 +275,10 @@ async fn the_login_form_resists_csrf_fixation_clickjacking_and_guessing() {
         .to_str()
         .expect("csp")
         .to_owned();
-    assert!(csp.contains("default-src 'none'"), "{csp}");
-    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.starts_with("default-src 'none'; frame-ancestors 'none'; "),
+        "the contract's, then more: {csp}"
+    );
     assert!(csp.contains("form-action 'self' http://127.0.0.1:*"), "{csp}");
     assert!(
         !csp.contains("unsafe-inline") && !csp.contains("script-src"),
@@ -422,7 +432,11 @@ async fn a_login_always_makes_a_new_session_and_ending_it_ends_its_tokens() {
     assert_eq!(confirm.status, 200);
     assert!(confirm.html.contains("Log out?"));
     let still = browser.authorize(APP, &[]).await;
-    assert_eq!(still.status, 303, "still logged in until confirmed");
+    assert!(
+        still.status == 200 && !still.html.contains("name=\"password\""),
+        "still logged in until confirmed: {}",
+        still.html
+    );
     let done = browser.submit(&confirm, "/oauth2/logout", &[]).await;
     assert_eq!(done.status, 200);
     assert!(done.html.contains("You are logged out"));
@@ -484,5 +498,126 @@ async fn a_disabled_or_erased_user_is_logged_out_of_the_browser() {
     assert!(
         page.html.contains("name=\"password\""),
         "an erased user's login session is over"
+    );
+}
+
+#[tokio::test]
+async fn a_native_app_is_never_approved_silently_but_a_web_app_is() {
+    let s = start().await;
+    s.register("jo@example.com").await;
+    // First-party, yet a loopback redirect: any local program could be listening.
+    register_app(&s, APP, true).await;
+    s.register_client(NewClient {
+        id: "web".into(),
+        grants: vec!["authorization_code".into()],
+        scopes: vec!["openid".into()],
+        redirect_uris: vec!["https://web.example.com/cb".into()],
+        public: true,
+        ..Default::default()
+    })
+    .await;
+    let browser = Browser::new(&s);
+    // Typing the password is the user's consent to this login.
+    let _ = browser.code_for(APP, "jo@example.com").await;
+    let page = browser.authorize(APP, &[]).await;
+    assert!(
+        page.html.contains("value=\"allow\""),
+        "asked again: {}",
+        page.html
+    );
+    let page = browser.authorize(APP, &[("prompt", "none")]).await;
+    assert_eq!(query(&page.location())["error"], "consent_required");
+    // An https redirect proves the app: once approved, it is approved.
+    let web = [
+        ("redirect_uri", "https://web.example.com/cb"),
+        ("scope", "openid"),
+    ];
+    let page = browser.authorize("web", &web).await;
+    let back = browser
+        .submit(&page, "/oauth2/authorize/consent", &[("decision", "allow")])
+        .await;
+    assert!(back.location().starts_with("https://web.example.com/cb?code="));
+    let again = browser.authorize("web", &web).await;
+    assert!(
+        again.location().starts_with("https://web.example.com/cb?code="),
+        "silent"
+    );
+}
+
+#[tokio::test]
+async fn apps_may_post_to_authorize_and_logout_and_get_the_browsers_cookies_back() {
+    let s = start().await;
+    s.register("kim@example.com").await;
+    register_app(&s, APP, true).await;
+    let browser = Browser::new(&s);
+    let code = browser.code_for(APP, "kim@example.com").await;
+    let tokens: Value = exchange(&s, APP, &code).await.json().await.expect("json");
+    // A form posted from the app's own site carries no Lax cookie: the issuer answers with
+    // the same request as a top-level GET, which does.
+    let challenge = challenge(VERIFIER);
+    let form = [
+        ("response_type", "code"),
+        ("client_id", APP),
+        ("redirect_uri", CALLBACK),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let stranger = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let resp = stranger
+        .post(s.url("/oauth2/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 303);
+    let location = resp.headers()["location"].to_str().expect("location").to_owned();
+    assert!(location.starts_with("/oauth2/authorize?"), "{location}");
+    assert_eq!(query(&location)["client_id"], APP);
+    // RP-initiated logout by POST: the same.
+    let hint = tokens["id_token"].as_str().expect("id_token");
+    let resp = stranger
+        .post(s.url("/oauth2/logout"))
+        .form(&[("id_token_hint", hint), ("state", "s1")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 303);
+    let location = resp.headers()["location"].to_str().expect("location").to_owned();
+    assert!(location.starts_with("/oauth2/logout?"), "{location}");
+    let page = browser.get(&format!("{}{location}", s.base)).await;
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains("You are logged out"), "{}", page.html);
+    let access = tokens["access_token"].as_str().expect("access");
+    assert_eq!(s.get_bearer("/oauth2/userinfo", access).await.status(), 401);
+}
+
+#[tokio::test]
+async fn userinfo_answers_an_apps_token_only_with_openid() {
+    let s = start().await;
+    s.register("lee@example.com").await;
+    register_app(&s, APP, true).await;
+    let browser = Browser::new(&s);
+    let page = browser.authorize(APP, &[("scope", "notes:read")]).await;
+    let back = browser.log_in(&page, "lee@example.com").await;
+    let code = query(&back.location())["code"].clone();
+    let tokens: Value = exchange(&s, APP, &code).await.json().await.expect("json");
+    assert!(tokens.get("id_token").is_none());
+    let resp = s
+        .get_bearer(
+            "/oauth2/userinfo",
+            tokens["access_token"].as_str().expect("access"),
+        )
+        .await;
+    assert_eq!(resp.status(), 403);
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .expect("challenge")
+        .to_owned();
+    assert!(
+        challenge.contains("insufficient_scope") && challenge.contains("openid"),
+        "{challenge}"
     );
 }
