@@ -616,3 +616,33 @@ async fn end_session(app: &AppState, headers: &HeaderMap, params: &FormParams, c
     };
     cookies.apply(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn over_https_the_cookies_are_host_only_and_secure() {
+        let mut cookies = Cookies {
+            secure: true,
+            csrf: None,
+            session: None,
+            set: Vec::new(),
+        };
+        cookies.set_session(&Secret::generate(), 600);
+        let _ = cookies.csrf_token();
+        cookies.clear_session();
+        for cookie in &cookies.set {
+            assert!(cookie.starts_with("__Host-issuer_"), "{cookie}");
+            for attribute in ["; Path=/", "; HttpOnly", "; SameSite=Lax", "; Secure"] {
+                assert!(cookie.contains(attribute), "{cookie}");
+            }
+            assert!(
+                !cookie.contains("Domain"),
+                "__Host- cookies name no domain: {cookie}"
+            );
+        }
+        assert!(cookies.set[0].contains("Max-Age=600"));
+        assert!(cookies.set[2].contains("Max-Age=0"), "cleared");
+    }
+}

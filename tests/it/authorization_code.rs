@@ -595,3 +595,59 @@ async fn oauth2_rs_completes_the_code_flow_with_pkce_and_refreshes() {
         "{replay:?}"
     );
 }
+
+#[tokio::test]
+async fn an_app_may_ask_for_eddsa_id_tokens() {
+    let s = crate::common::start_with(&[("ISSUER_SIGNING_ALG", "EdDSA")]).await;
+    s.register("max@example.com").await;
+    s.register_client(NewClient {
+        id: "ed-app".into(),
+        grants: vec!["authorization_code".into()],
+        scopes: vec!["openid".into()],
+        redirect_uris: vec![REDIRECT.into()],
+        public: true,
+        first_party: true,
+        id_token_alg: Some("EdDSA".into()),
+        ..Default::default()
+    })
+    .await;
+    let browser = Browser::new(&s);
+    let page = browser.authorize("ed-app", &[("scope", "openid")]).await;
+    let code = query(&browser.log_in(&page, "max@example.com").await.location())["code"].clone();
+    let tokens: Value = exchange(&s, "ed-app", &code).await.json().await.expect("json");
+    let id_token = tokens["id_token"].as_str().expect("id_token");
+    assert_eq!(segment(id_token, 0)["alg"], "EdDSA");
+    let claims = verify_id_token(&s, id_token, "ed-app").await;
+    // Ed25519's at_hash is the left half of SHA-512 (OpenID Connect Core errata).
+    let access = tokens["access_token"].as_str().expect("access");
+    assert_eq!(
+        claims["at_hash"],
+        token_issuer::tokens::at_hash(token_issuer::keys::Alg::EdDsa, access)
+    );
+    assert_eq!(claims["at_hash"].as_str().expect("at_hash").len(), 43);
+}
+
+#[tokio::test]
+async fn the_hosted_pages_carry_the_operators_brand() {
+    let s = crate::common::start_with(&[
+        ("ISSUER_LOGIN_PRODUCT_NAME", "Acme <Accounts>"),
+        ("ISSUER_LOGIN_LOGO_URL", "https://cdn.acme.example/logo.svg"),
+        ("ISSUER_LOGIN_ACCENT_COLOR", "#AA3300"),
+    ])
+    .await;
+    register_app(&s, APP, false).await;
+    let page = Browser::new(&s).authorize(APP, &[]).await;
+    assert!(
+        page.html
+            .contains("<p class=\"product\">Acme &lt;Accounts&gt;</p>"),
+        "{}",
+        page.html
+    );
+    assert!(page
+        .html
+        .contains("<title>Sign in – Acme &lt;Accounts&gt;</title>"));
+    assert!(page.html.contains("src=\"https://cdn.acme.example/logo.svg\""));
+    assert!(page.html.contains("--accent:#aa3300"));
+    let csp = page.headers["content-security-policy"].to_str().expect("csp");
+    assert!(csp.contains("img-src https://cdn.acme.example;"), "{csp}");
+}
