@@ -15,7 +15,9 @@ pub use secret::Secret;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
-use crate::keys::{Alg, JwsKind, KeySet};
+use std::sync::Arc;
+
+use crate::keys::{Alg, JwsKind, KeySet, SigningKey};
 
 /// The built-in public client that `/api/v1/auth/login` sessions belong to.
 pub const FIRST_PARTY_CLIENT: &str = "first-party";
@@ -63,6 +65,45 @@ impl TokenResponse {
             id_token: None,
         }
     }
+}
+
+/// Tokens longer than this are refused before any parsing.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The published key a presented token of ours names, and a validation pinned to that key's
+/// algorithm (never the header's choice), once the header passes what every token of this
+/// issuer must: a bounded size, a `typ` that `typ_ok` accepts, no `crit`, a known `kid`.
+/// Times are left to the caller, who checks them against the service's clock.
+fn pinned_key(
+    keys: &ArcSwap<KeySet>,
+    token: &str,
+    typ_ok: fn(&str) -> bool,
+) -> Result<(Arc<SigningKey>, jsonwebtoken::Validation), TokenError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::Invalid("token too large"));
+    }
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid("malformed JWT header"))?;
+    if !header.typ.as_deref().is_some_and(typ_ok) {
+        return Err(TokenError::Invalid("unexpected typ"));
+    }
+    if header.crit.is_some() {
+        return Err(TokenError::Invalid("unsupported crit header"));
+    }
+    let kid = header.kid.as_deref().ok_or(TokenError::Invalid("no kid"))?;
+    let key = keys
+        .load()
+        .verifying_key(kid)
+        .cloned()
+        .ok_or(TokenError::Invalid("unknown kid"))?;
+    let alg = key.alg().jsonwebtoken();
+    if header.alg != alg {
+        return Err(TokenError::Invalid("alg does not match the key"));
+    }
+    let mut validation = jsonwebtoken::Validation::new(alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    Ok((key, validation))
 }
 
 /// Signs `claims` as a JWS of `kind` with the active `alg` key; RSA off the async runtime.

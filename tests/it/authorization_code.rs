@@ -196,6 +196,22 @@ pub async fn exchange(s: &TestServer, client: &str, code: &str) -> reqwest::Resp
     .await
 }
 
+/// Refreshes as the public app does, asking for `scope` if given.
+pub async fn refresh_grant(
+    s: &TestServer,
+    client: &str,
+    token: &str,
+    scope: Option<&str>,
+) -> reqwest::Response {
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("client_id", client),
+        ("refresh_token", token),
+    ];
+    form.extend(scope.map(|scope| ("scope", scope)));
+    s.post_form("/oauth2/token", &form).await
+}
+
 /// Verifies an ID token as a relying party does: signature by the issuer's published key, the
 /// issuer, the audience, the expiry.
 pub async fn verify_id_token(s: &TestServer, token: &str, client: &str) -> Value {
@@ -297,15 +313,7 @@ async fn an_app_logs_a_user_in_with_pkce_and_gets_verified_tokens() {
 
     // The refresh token rotates, keeping the granted scopes; scopes cannot be widened.
     let refresh = tokens["refresh_token"].as_str().expect("refresh token");
-    let refreshed: Value = s
-        .post_form(
-            "/oauth2/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", APP),
-                ("refresh_token", refresh),
-            ],
-        )
+    let refreshed: Value = refresh_grant(&s, APP, refresh, None)
         .await
         .json()
         .await
@@ -313,16 +321,7 @@ async fn an_app_logs_a_user_in_with_pkce_and_gets_verified_tokens() {
     assert_eq!(refreshed["scope"], "openid email notes:read");
     // Fewer scopes for one token (RFC 6749 §6); the session keeps them all.
     let refresh = refreshed["refresh_token"].as_str().expect("rotated");
-    let narrowed: Value = s
-        .post_form(
-            "/oauth2/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", APP),
-                ("refresh_token", refresh),
-                ("scope", "openid"),
-            ],
-        )
+    let narrowed: Value = refresh_grant(&s, APP, refresh, Some("openid"))
         .await
         .json()
         .await
@@ -333,27 +332,9 @@ async fn an_app_logs_a_user_in_with_pkce_and_gets_verified_tokens() {
         "openid"
     );
     let refresh = narrowed["refresh_token"].as_str().expect("rotated");
-    let resp = s
-        .post_form(
-            "/oauth2/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", APP),
-                ("refresh_token", refresh),
-                ("scope", "openid admin"),
-            ],
-        )
-        .await;
+    let resp = refresh_grant(&s, APP, refresh, Some("openid admin")).await;
     assert_eq!(resp.status(), 400, "never wider than granted");
-    let refreshed: Value = s
-        .post_form(
-            "/oauth2/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", APP),
-                ("refresh_token", refresh),
-            ],
-        )
+    let refreshed: Value = refresh_grant(&s, APP, refresh, None)
         .await
         .json()
         .await
@@ -396,16 +377,7 @@ async fn an_app_logs_a_user_in_with_pkce_and_gets_verified_tokens() {
         .cookie("issuer_session")
         .expect("cleared")
         .contains("Max-Age=0"));
-    let resp = s
-        .post_form(
-            "/oauth2/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", APP),
-                ("refresh_token", &refresh),
-            ],
-        )
-        .await;
+    let resp = refresh_grant(&s, APP, &refresh, None).await;
     assert_eq!(resp.status(), 400, "the refresh token ended with the login");
     assert_eq!(s.get_bearer("/oauth2/userinfo", access).await.status(), 401);
     let page = browser.authorize(APP, &[]).await;

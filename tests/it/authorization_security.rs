@@ -8,7 +8,9 @@ use sha2::{Digest, Sha256};
 use token_issuer::oauth::clients::NewClient;
 use token_issuer::testkit::{retry_after, PASSWORD};
 
-use crate::authorization_code::{challenge, exchange, query, register_app, Browser, APP, CALLBACK, VERIFIER};
+use crate::authorization_code::{
+    challenge, exchange, query, refresh_grant, register_app, Browser, APP, CALLBACK, VERIFIER,
+};
 use crate::common::{start, start_with};
 
 /// An error page of the issuer's: no redirect, whatever the request asked.
@@ -175,16 +177,7 @@ async fn a_code_is_spent_once_by_its_client_its_redirect_uri_and_its_verifier() 
         "revoked by the replay"
     );
     let refresh = tokens["refresh_token"].as_str().expect("refresh");
-    let resp = s
-        .post_form(
-            "/oauth2/token",
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", APP),
-                ("refresh_token", refresh),
-            ],
-        )
-        .await;
+    let resp = refresh_grant(&s, APP, refresh, None).await;
     assert_eq!(error_of(resp).await, (400, "invalid_grant".into()));
 
     // Two exchanges at once: exactly one wins.
