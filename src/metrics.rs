@@ -20,7 +20,7 @@ fn export_from_start() {
     ] {
         metrics::counter!("issuer_rate_limited_total", "limit" => limit).absolute(0);
     }
-    for grant in ["password", "refresh_token", "client_credentials"] {
+    for grant in ["password", "authorization_code", "refresh_token", "client_credentials"] {
         for alg in ["RS256", "EdDSA"] {
             metrics::counter!("issuer_tokens_issued_total", "grant" => grant, "alg" => alg).absolute(0);
         }
@@ -32,6 +32,7 @@ fn export_from_start() {
         "issuer_requests_shed_total",
         "issuer_rate_limit_store_errors_total",
         "issuer_refresh_reuse_detected_total",
+        "issuer_authorization_code_reuse_total",
         "issuer_login_failures_total",
     ] {
         metrics::counter!(name).absolute(0);

@@ -49,6 +49,10 @@ pub enum KeysCommand {
         /// RS256 or EdDSA; defaults to ISSUER_SIGNING_ALG.
         #[arg(long, value_name = "RS256|EdDSA")]
         alg: Option<Alg>,
+        /// For a schedule (a cron job): rotate only when a pending key is due, else say so
+        /// and succeed; with no pending key at all, add one for a later run to promote.
+        #[arg(long)]
+        if_due: bool,
     },
     /// Remove retired keys once every token they signed has expired.
     Prune,
@@ -82,11 +86,26 @@ pub async fn run(settings: &Settings, command: KeysCommand, actor: Option<String
             report(&[change], &actor, |_| "key_imported");
             Ok(())
         }
-        KeysCommand::Rotate { alg } => {
+        KeysCommand::Rotate { alg, if_due } => {
             let alg = alg.unwrap_or(settings.signing_alg);
             // Refuse before spending seconds on a new RSA key that would not be used.
             let mut preview = source.load().await?.doc;
-            lifecycle::rotate(&mut preview, alg, timing, now())?;
+            match lifecycle::rotate(&mut preview, alg, timing, now()) {
+                Ok(_) => {}
+                Err(e @ KeyError::NotYetEligible { .. }) if if_due => {
+                    println!("nothing to rotate: {e}");
+                    return Ok(());
+                }
+                Err(KeyError::NoPendingKey(_)) if if_due => {
+                    let bits = rsa_bits_of(&preview, |k| k.alg == alg && k.state == KeyState::Active);
+                    let record = generate(alg, bits).await?;
+                    let change = source.update(|doc| lifecycle::add(doc, record, now())).await?;
+                    report(&[change], &actor, |_| "key_generated");
+                    println!("no pending {alg} key: added one; a later run promotes it once it has been published for ISSUER_KEY_PUBLICATION_PERIOD");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
             let bits = rsa_bits_of(&preview, |k| k.alg == alg && k.state == KeyState::Active);
             let next = generate(alg, bits).await?;
             let changes = source

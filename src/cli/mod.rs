@@ -42,6 +42,9 @@ enum Command {
     CheckConfig,
     /// Print a configuration file with every setting, its meaning and its default.
     ExampleConfig,
+    /// Ask the running instance whether it is alive (`/healthz` on ISSUER_ADMIN_BIND, else on
+    /// ISSUER_BIND): for a container HEALTHCHECK in an image with no shell or curl.
+    Healthcheck,
     /// Manage the signing keys on the configured key source.
     Keys {
         /// Who runs the command, for the audit log (default: the OS user and the host).
@@ -109,6 +112,7 @@ pub fn main() -> ExitCode {
             Command::Migrate => migrate(settings).await,
             Command::CheckConfig => check_config(settings).await,
             Command::ExampleConfig => Ok(()),
+            Command::Healthcheck => healthcheck(&settings).await,
             Command::Keys { command, actor } => keys::run(&settings, command, actor)
                 .await
                 .map_err(StartError::KeyCommand),
@@ -430,5 +434,51 @@ mod tests {
             let err = parse(&args).err().map(|e| e.kind());
             assert_eq!(err, Some(clap::error::ErrorKind::DisplayHelp), "{args:?}");
         }
+    }
+}
+
+/// `GET /healthz` over plain HTTP on the admin listener, or on the main one when it serves
+/// plain HTTP; succeeds on a 200.
+async fn healthcheck(settings: &Settings) -> Result<(), StartError> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = match (settings.admin_bind, settings.tls()) {
+        (Some(admin), _) => admin,
+        (None, None) => settings.bind,
+        (None, Some(_)) => {
+            return Err(StartError::Checks(
+                "the main listener speaks TLS: set ISSUER_ADMIN_BIND for the health check".into(),
+            ))
+        }
+    };
+    // A wildcard listen address answers on loopback.
+    let target = match addr.ip().is_unspecified() {
+        true if addr.is_ipv6() => std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
+        true => std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port())),
+        false => addr,
+    };
+    let failed = |why: String| StartError::Checks(format!("healthcheck: {target}: {why}"));
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(target).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut head = vec![0; 64];
+        let n = stream.read(&mut head).await?;
+        head.truncate(n);
+        Ok::<_, std::io::Error>(head)
+    };
+    let head = tokio::time::timeout(std::time::Duration::from_secs(5), exchange)
+        .await
+        .map_err(|_| failed("no answer within 5 s".into()))?
+        .map_err(|e| failed(e.to_string()))?;
+    match head.starts_with(b"HTTP/1.1 200") {
+        true => {
+            println!("healthy");
+            Ok(())
+        }
+        false => Err(failed(format!(
+            "answered {}",
+            String::from_utf8_lossy(&head).lines().next().unwrap_or_default()
+        ))),
     }
 }

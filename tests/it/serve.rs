@@ -132,3 +132,17 @@ async fn serves_on_defaults_logs_no_secrets_and_stops_on_sigterm() {
         "request ids in the log"
     );
 }
+
+#[tokio::test]
+async fn healthcheck_asks_the_running_instance_and_fails_without_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let serve = crate::common::ServeProcess::start(dir.path(), &[("ISSUER_LOG_FORMAT", "json")]).await;
+    let port = serve.base.rsplit(':').next().expect("port").to_owned();
+    // A wildcard listen address is asked on loopback, as a container's HEALTHCHECK does.
+    let env = [("ISSUER_BIND", format!("0.0.0.0:{port}"))];
+    let (ok, out, err) = crate::common::run_issuer(dir.path(), &["healthcheck"], &env);
+    assert!(ok && out.trim() == "healthy", "{out}{err}");
+    drop(serve);
+    let (ok, _, err) = crate::common::run_issuer(dir.path(), &["healthcheck"], &env);
+    assert!(!ok && err.contains("healthcheck:"), "{err}");
+}
