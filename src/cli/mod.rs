@@ -357,6 +357,52 @@ async fn users(settings: Settings, command: UsersCommand) -> Result<(), StartErr
     Ok(())
 }
 
+/// `GET /healthz` over plain HTTP on the admin listener, or on the main one when it serves
+/// plain HTTP; succeeds on a 200.
+async fn healthcheck(settings: &Settings) -> Result<(), StartError> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = match (settings.admin_bind, settings.tls()) {
+        (Some(admin), _) => admin,
+        (None, None) => settings.bind,
+        (None, Some(_)) => {
+            return Err(StartError::Checks(
+                "the main listener speaks TLS: set ISSUER_ADMIN_BIND for the health check".into(),
+            ))
+        }
+    };
+    // A wildcard listen address answers on loopback.
+    let target = match addr.ip().is_unspecified() {
+        true if addr.is_ipv6() => std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
+        true => std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port())),
+        false => addr,
+    };
+    let failed = |why: String| StartError::Checks(format!("healthcheck: {target}: {why}"));
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(target).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut head = vec![0; 64];
+        let n = stream.read(&mut head).await?;
+        head.truncate(n);
+        Ok::<_, std::io::Error>(head)
+    };
+    let head = tokio::time::timeout(std::time::Duration::from_secs(5), exchange)
+        .await
+        .map_err(|_| failed("no answer within 5 s".into()))?
+        .map_err(|e| failed(e.to_string()))?;
+    match head.starts_with(b"HTTP/1.1 200") {
+        true => {
+            println!("healthy");
+            Ok(())
+        }
+        false => Err(failed(format!(
+            "answered {}",
+            String::from_utf8_lossy(&head).lines().next().unwrap_or_default()
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,51 +480,5 @@ mod tests {
             let err = parse(&args).err().map(|e| e.kind());
             assert_eq!(err, Some(clap::error::ErrorKind::DisplayHelp), "{args:?}");
         }
-    }
-}
-
-/// `GET /healthz` over plain HTTP on the admin listener, or on the main one when it serves
-/// plain HTTP; succeeds on a 200.
-async fn healthcheck(settings: &Settings) -> Result<(), StartError> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let addr = match (settings.admin_bind, settings.tls()) {
-        (Some(admin), _) => admin,
-        (None, None) => settings.bind,
-        (None, Some(_)) => {
-            return Err(StartError::Checks(
-                "the main listener speaks TLS: set ISSUER_ADMIN_BIND for the health check".into(),
-            ))
-        }
-    };
-    // A wildcard listen address answers on loopback.
-    let target = match addr.ip().is_unspecified() {
-        true if addr.is_ipv6() => std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
-        true => std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port())),
-        false => addr,
-    };
-    let failed = |why: String| StartError::Checks(format!("healthcheck: {target}: {why}"));
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(target).await?;
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut head = vec![0; 64];
-        let n = stream.read(&mut head).await?;
-        head.truncate(n);
-        Ok::<_, std::io::Error>(head)
-    };
-    let head = tokio::time::timeout(std::time::Duration::from_secs(5), exchange)
-        .await
-        .map_err(|_| failed("no answer within 5 s".into()))?
-        .map_err(|e| failed(e.to_string()))?;
-    match head.starts_with(b"HTTP/1.1 200") {
-        true => {
-            println!("healthy");
-            Ok(())
-        }
-        false => Err(failed(format!(
-            "answered {}",
-            String::from_utf8_lossy(&head).lines().next().unwrap_or_default()
-        ))),
     }
 }
