@@ -75,6 +75,8 @@ pub struct AppState {
     pub clock: Clock,
     /// The hosted pages' branding and policy.
     pub pages: crate::http::pages::Pages,
+    /// Set on `SIGTERM`: `/readyz` answers 503 while the instance drains.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -185,6 +187,7 @@ impl AppState {
             reloader,
             store,
             pages: crate::http::pages::Pages::new(&settings),
+            draining: std::sync::atomic::AtomicBool::new(false),
             settings,
             clock,
         }))

@@ -20,7 +20,12 @@ fn export_from_start() {
     ] {
         metrics::counter!("issuer_rate_limited_total", "limit" => limit).absolute(0);
     }
-    for grant in ["password", "authorization_code", "refresh_token", "client_credentials"] {
+    for grant in [
+        "password",
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+    ] {
         for alg in ["RS256", "EdDSA"] {
             metrics::counter!("issuer_tokens_issued_total", "grant" => grant, "alg" => alg).absolute(0);
         }

@@ -93,6 +93,8 @@ class Cluster:
             "ISSUER_TRUSTED_PROXIES": "127.0.0.1/32",
             "ISSUER_LOG_FORMAT": "json",
             "ISSUER_KEY_RELOAD_INTERVAL": "2s",
+            # Longer than HAProxy's check interval: a stopping instance is taken out first.
+            "ISSUER_SHUTDOWN_DELAY": "2s",
             **(extra_env or {}),
         }
         self.instances = [Instance(self, i + 1) for i in range(count)]
@@ -115,8 +117,14 @@ class Cluster:
         self.start_haproxy()
 
     def start_haproxy(self):
+        # Ready instances take the traffic. When none is ready — a shared dependency
+        # (PostgreSQL) is down for all of them — the backups, the same instances unchecked,
+        # keep serving what needs no database (the JWKS, discovery) and answer 503 fast for
+        # the rest, instead of HAProxy refusing everything.
         servers = "\n".join(
-            f"    server issuer{i.index} 127.0.0.1:{i.port} check port {i.admin}" for i in self.instances
+            f"    server issuer{i.index} 127.0.0.1:{i.port} check port {i.admin}\n"
+            f"    server issuer{i.index}-any 127.0.0.1:{i.port} backup"
+            for i in self.instances
         )
         config = f"""global
     maxconn 4096
@@ -135,9 +143,10 @@ frontend issuer
     default_backend issuers
 backend issuers
     balance roundrobin
+    option allbackups
     option httpchk GET /readyz
     http-check expect status 200
-    default-server inter 500ms fall 1 rise 2 on-marked-down shutdown-sessions
+    default-server inter 500ms fall 1 rise 2
 {servers}
 """
         path = os.path.join(self.dir, "haproxy.cfg")

@@ -184,7 +184,10 @@ async fn serve(settings: Settings) -> Result<(), StartError> {
     let admin = app.settings.admin_bind.map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, tls = app.tls.is_some(), %admin, "listening");
     reload_on_sighup(hangups, app.clone());
-    server.run(shutdown_signal()).await.map_err(StartError::Serve)?;
+    server
+        .run(shutdown_signal(app.clone()))
+        .await
+        .map_err(StartError::Serve)?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -210,8 +213,9 @@ fn reload_on_sighup(hangups: std::io::Result<tokio::signal::unix::Signal>, app: 
     }
 }
 
-/// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C; then, for `ISSUER_SHUTDOWN_DELAY`, serving on as not ready, so that
+/// load balancers take the instance out before its listener closes.
+async fn shutdown_signal(app: std::sync::Arc<AppState>) {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
@@ -223,6 +227,15 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         () = terminate => {},
+    }
+    let delay = app.settings.shutdown_delay;
+    if !delay.is_zero() {
+        app.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            delay_ms = delay.as_millis() as u64,
+            "shutting down: not ready, serving on meanwhile"
+        );
+        tokio::time::sleep(delay).await;
     }
     tracing::info!("shutting down: finishing requests in flight");
 }

@@ -313,6 +313,9 @@ settings! {
     /// Of those, how many one client address may have (`ratelimit::ip_subject`).
     max_concurrent_requests_per_client: usize = "ISSUER_MAX_CONCURRENT_REQUESTS_PER_CLIENT", Fallback::Value("128"),
         "of those, how many one client address (an IPv6 client: its /64) may have in flight (a value at or above `ISSUER_MAX_CONCURRENT_REQUESTS` turns it off); beyond it the same `503 overloaded`. Behind a proxy, set `ISSUER_TRUSTED_PROXIES`, or every client counts as the proxy (a warning at start says so)";
+    /// How long a stopping instance goes on serving while it reports not ready.
+    shutdown_delay: Duration = "ISSUER_SHUTDOWN_DELAY", Fallback::Value("0s"),
+        "on `SIGTERM`, how long to go on serving while `/readyz` answers 503 `draining`, so that a load balancer stops routing here before the listener closes (above its health-check interval × fall count; on Kubernetes the `preStop` pause does this)";
     /// How long a browser stays logged in at the hosted page.
     login_session_ttl: Duration = "ISSUER_LOGIN_SESSION_TTL", Fallback::Value("12h"),
         "how long a login at the hosted page lasts: until then the browser's next authorization needs no password (unless `prompt=login` or `max_age`)";

@@ -22,7 +22,7 @@ pub struct Health {
 
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready` or `not_ready`.
+    /// `ready`, `not_ready`, or `draining` (stopping: `ISSUER_SHUTDOWN_DELAY`).
     #[schema(value_type = String, example = "ready")]
     status: &'static str,
     /// `ok` or `unreachable`.
@@ -135,14 +135,19 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     // The last good keyset keeps serving while reloads fail; say how old it is.
     let keyset = app.reloader.status();
     let age = keyset.age_seconds(app.clock.now());
-    let ready = database == "ok" && signing_key == "ok";
+    let draining = app.draining.load(std::sync::atomic::Ordering::Relaxed);
+    let ready = database == "ok" && signing_key == "ok" && !draining;
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = Readiness {
-        status: if ready { "ready" } else { "not_ready" },
+        status: match (ready, draining) {
+            (true, _) => "ready",
+            (false, true) => "draining",
+            (false, false) => "not_ready",
+        },
         database,
         signing_key,
         keyset: KeysetHealth {

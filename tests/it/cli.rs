@@ -515,10 +515,17 @@ fn scheduled_rotation_succeeds_when_there_is_nothing_to_do() {
     assert!(ok && out.contains("added one"), "{out}{err}");
     // Not published long enough: the run says so and succeeds; without --if-due it refuses.
     let (ok, out, err) = issuer(dir.path(), &["keys", "rotate", "--if-due"], &env);
-    assert!(ok && out.contains("nothing to rotate") && out.contains("can be promoted in"), "{out}{err}");
+    assert!(
+        ok && out.contains("nothing to rotate") && out.contains("can be promoted in"),
+        "{out}{err}"
+    );
     let (ok, _, err) = issuer(dir.path(), &["keys", "rotate"], &env);
     assert!(!ok && err.contains("published long enough"), "{err}");
     let (_, listing, _) = issuer(dir.path(), &["keys", "list", "--json"], &env);
     let keys: serde_json::Value = serde_json::from_str(&listing).expect("json");
-    assert_eq!(keys.as_array().expect("keys").len(), 2, "one active, one pending: {listing}");
+    assert_eq!(
+        keys.as_array().expect("keys").len(),
+        2,
+        "one active, one pending: {listing}"
+    );
 }

@@ -146,3 +146,50 @@ async fn healthcheck_asks_the_running_instance_and_fails_without_one() {
     let (ok, _, err) = crate::common::run_issuer(dir.path(), &["healthcheck"], &env);
     assert!(!ok && err.contains("healthcheck:"), "{err}");
 }
+
+#[tokio::test]
+async fn a_stopping_instance_reports_not_ready_and_serves_on_for_the_shutdown_delay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let serve = crate::common::ServeProcess::start(dir.path(), &[("ISSUER_SHUTDOWN_DELAY", "3s")]).await;
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(serve.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status(),
+        200
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &serve.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    // Draining: not ready (a load balancer takes it out), yet it answers.
+    let draining = crate::common::eventually(Duration::from_secs(5), Duration::from_millis(50), || async {
+        let resp = client.get(serve.url("/readyz")).send().await.ok()?;
+        let body: Value = resp.json().await.ok()?;
+        (body["status"] == "draining").then_some(())
+    })
+    .await;
+    assert!(draining.is_some(), "{}", serve.logs());
+    let jwks = client
+        .get(serve.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .expect("jwks");
+    assert_eq!(jwks.status(), 200, "still serving while draining");
+    // Then it stops.
+    let stopped = crate::common::eventually(Duration::from_secs(15), Duration::from_millis(100), || async {
+        client
+            .get(serve.url("/healthz"))
+            .send()
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    assert!(stopped.is_some(), "{}", serve.logs());
+    assert!(serve.logs().contains("not ready, serving on meanwhile"));
+}
