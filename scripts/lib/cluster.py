@@ -108,7 +108,9 @@ class Cluster:
     def start(self):
         os.makedirs(os.path.join(self.dir, "keys"), mode=0o700, exist_ok=True)
         self.run("migrate")
-        if "active" not in self.run("keys", "list"):
+        # An empty key source (a secret not made yet) is refused by `keys list`: bootstrap it.
+        listing = subprocess.run([self.binary, "keys", "list"], cwd=self.dir, env=self.env, capture_output=True, text=True)
+        if "active" not in listing.stdout:
             self.run("keys", "generate", "--alg", "RS256")
         for instance in self.instances:
             instance.start()
@@ -143,6 +145,9 @@ frontend issuer
     default_backend issuers
 backend issuers
     balance roundrobin
+    # A POST that reached an instance may have done its work there (a refresh rotated): only
+    # GETs are retried after that; a request that never reached one is always retried.
+    http-request disable-l7-retry unless METH_GET
     option allbackups
     option httpchk GET /readyz
     http-check expect status 200
