@@ -105,6 +105,11 @@ class Cluster:
             [self.binary, *args], cwd=self.dir, env=self.env, check=True, capture_output=True, text=True
         ).stdout
 
+    def client_secret(self, client_id):
+        """Registers a client_credentials client; its secret."""
+        printed = self.run("clients", "create", "--id", client_id, "--grant", "client_credentials")
+        return next(line.split(": ", 1)[1] for line in printed.splitlines() if line.startswith("client_secret: "))
+
     def start(self):
         os.makedirs(os.path.join(self.dir, "keys"), mode=0o700, exist_ok=True)
         self.run("migrate")

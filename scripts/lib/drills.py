@@ -364,11 +364,7 @@ def drill_key_source_outage(args):
         wait_until(lambda: http_status(f"http://127.0.0.1:{moto_port}/moto-api/") is not None, 30, "moto did not answer")
         cluster.start()
         cluster.run("keys", "generate", "--alg", "RS256")  # the pending key the rotation promotes
-        secret = next(
-            line.split(": ", 1)[1]
-            for line in cluster.run("clients", "create", "--id", "drill", "--grant", "client_credentials").splitlines()
-            if line.startswith("client_secret: ")
-        )
+        secret = cluster.client_secret("drill")
         time.sleep(4)  # every instance publishes the pending key; it becomes promotable
         before = jwks_kids(cluster, cluster.instances[0])
         phases, stop = Phases(), threading.Event()
@@ -458,11 +454,7 @@ def main():
     failed = []
     try:
         cluster.start()
-        secret = next(
-            line.split(": ", 1)[1]
-            for line in cluster.run("clients", "create", "--id", "drill", "--grant", "client_credentials").splitlines()
-            if line.startswith("client_secret: ")
-        )
+        secret = cluster.client_secret("drill")
         for drill in (drill_kill, drill_rolling_restart, drill_postgres_restart, drill_redis_stop):
             problems = drill(cluster, secret)
             for p in problems:
