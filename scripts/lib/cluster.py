@@ -179,6 +179,14 @@ backend issuers
             self.haproxy.wait(timeout=10)
 
 
+def scratch(admin_url, name):
+    """An empty work directory target/NAME and a fresh database token_issuer_NAME."""
+    workdir = os.path.join(ROOT, "target", name)
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(workdir)
+    return workdir, fresh_database(admin_url, f"token_issuer_{name}")
+
+
 def fresh_database(admin_url, name):
     """Drops and creates database `name` on the server of `admin_url`; its URL."""
     server = admin_url.rsplit("/", 1)[0]
@@ -196,10 +204,7 @@ def main():
     parser.add_argument("--postgres", required=True, help="an admin URL of the PostgreSQL server")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/5")
     args = parser.parse_args()
-    workdir = os.environ.get("CLUSTER_DIR") or os.path.join(ROOT, "target", "cluster")
-    shutil.rmtree(workdir, ignore_errors=True)
-    os.makedirs(workdir)
-    database = fresh_database(args.postgres, "token_issuer_cluster")
+    workdir, database = scratch(args.postgres, "cluster")
     cluster = Cluster(os.path.abspath(args.binary), args.count, workdir, database, args.redis)
     stopping = []
     signal.signal(signal.SIGINT, lambda *_: stopping.append(1))

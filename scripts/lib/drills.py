@@ -12,7 +12,6 @@ import collections
 import http.client
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import ROOT, Cluster, free_port, fresh_database, http_status, wait_until  # noqa: E402
+from cluster import ROOT, Cluster, free_port, http_status, scratch, wait_until  # noqa: E402
 
 PASSWORD = "violet tractor melts quietly"
 
@@ -341,10 +340,7 @@ def drill_key_source_outage(args):
     moto_port = free_port()
     moto = subprocess.Popen([os.path.join(ROOT, "target", "py-venv", "bin", "moto_server"), "-H", "127.0.0.1",
                              "-p", str(moto_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    workdir = os.path.join(ROOT, "target", "drills-keys")
-    shutil.rmtree(workdir, ignore_errors=True)
-    os.makedirs(workdir)
-    database = fresh_database(args.postgres, "token_issuer_drills_keys")
+    workdir, database = scratch(args.postgres, "drills_keys")
     env = {
         "ISSUER_KEY_SOURCE": "aws-secretsmanager:drill/keys",
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
@@ -409,10 +405,8 @@ def drill_key_source_outage(args):
 
 def drill_two_instances_on_an_empty_database(args):
     """Two instances started at once on an empty database: the migrations run once."""
-    workdir = os.path.join(ROOT, "target", "drills-empty")
-    shutil.rmtree(workdir, ignore_errors=True)
+    workdir, database = scratch(args.postgres, "drills_empty")
     os.makedirs(os.path.join(workdir, "keys"), mode=0o700)
-    database = fresh_database(args.postgres, "token_issuer_drills_empty")
     cluster = Cluster(os.path.abspath(args.binary), 2, workdir, database, args.redis)
     cluster.run("keys", "generate", "--alg", "RS256")
     try:
@@ -440,10 +434,7 @@ def main():
     parser.add_argument("--postgres", required=True)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/6")
     args = parser.parse_args()
-    workdir = os.path.join(ROOT, "target", "drills")
-    shutil.rmtree(workdir, ignore_errors=True)
-    os.makedirs(workdir)
-    database = fresh_database(args.postgres, "token_issuer_drills")
+    workdir, database = scratch(args.postgres, "drills")
     budgets = {
         "ISSUER_REFRESH_RATE_LIMIT": "1000000/1m",
         "ISSUER_TOKEN_RATE_LIMIT": "1000000/1m",

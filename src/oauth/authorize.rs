@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 
 use super::clients::{Client, GrantType};
-use super::{redirect, FormParams, OAuth, OAuthError};
+use super::{redirect, scopes_within, FormParams, OAuth, OAuthError};
 use crate::accounts::{AccountError, LoginSession};
 use crate::store::CodeRecord;
 use crate::tokens::Secret;
@@ -225,26 +225,20 @@ impl OAuth {
             }
             (Some(challenge), Some(_)) => request.code_challenge = challenge.to_owned(),
         }
-        for scope in params
-            .get("scope")
-            .unwrap_or_default()
-            .split(' ')
-            .filter(|s| !s.is_empty())
-        {
-            if !request.client.scopes.iter().any(|s| s == scope) {
-                return Err(request.error(
-                    issuer,
-                    "invalid_scope",
-                    "a requested scope is not granted to this client",
-                ));
-            }
-            if !request.scopes.iter().any(|s| s == scope) {
-                request.scopes.push(scope.to_owned());
-            }
-        }
-        if params.get("scope").is_none() {
-            request.scopes = request.client.scopes.clone();
-        }
+        // Without `scope`, every scope the client has (RFC 6749 §3.3 allows a default).
+        request.scopes = match params.get("scope") {
+            None => request.client.scopes.clone(),
+            Some(asked) => match scopes_within(asked, |s| request.client.scopes.iter().any(|c| c == s)) {
+                Ok(scopes) => scopes.into_iter().map(str::to_owned).collect(),
+                Err(_) => {
+                    return Err(request.error(
+                        issuer,
+                        "invalid_scope",
+                        "a requested scope is not granted to this client",
+                    ))
+                }
+            },
+        };
         for value in params
             .get("prompt")
             .unwrap_or_default()

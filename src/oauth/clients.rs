@@ -326,13 +326,12 @@ impl Clients {
             redirect::check_registered(uri)
                 .map_err(|why| ClientError::InvalidRedirectUri(uri.clone(), why))?;
         }
-        match (code, new.redirect_uris.is_empty()) {
-            (true, true) => return Err(ClientError::NoRedirectUri),
-            (false, false) => return Err(ClientError::RedirectWithoutCode),
-            _ if !code && !new.post_logout_redirect_uris.is_empty() => {
-                return Err(ClientError::RedirectWithoutCode)
-            }
-            _ => {}
+        if code && new.redirect_uris.is_empty() {
+            return Err(ClientError::NoRedirectUri);
+        }
+        let any_redirect = !new.redirect_uris.is_empty() || !new.post_logout_redirect_uris.is_empty();
+        if !code && any_redirect {
+            return Err(ClientError::RedirectWithoutCode);
         }
         if new.public && new.jwk.is_some() {
             return Err(ClientError::PublicWithKey);
@@ -372,19 +371,13 @@ impl Clients {
             secret_hash,
             public_jwk,
             grant_types: grants.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "),
-            scopes: dedup(&scopes).join(" "),
-            audiences: dedup(&new.audiences.iter().map(String::as_str).collect::<Vec<_>>()).join(" "),
+            scopes: stored_list(scopes),
+            audiences: stored_list(new.audiences.iter().map(String::as_str)),
             access_token_ttl: new.access_token_ttl.map(|d| d.as_secs() as i64),
             created_at: self.clock.unix(),
             secret_rotated_at: None,
-            redirect_uris: dedup(&new.redirect_uris.iter().map(String::as_str).collect::<Vec<_>>()).join(" "),
-            post_logout_redirect_uris: dedup(
-                &new.post_logout_redirect_uris
-                    .iter()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>(),
-            )
-            .join(" "),
+            redirect_uris: stored_list(new.redirect_uris.iter().map(String::as_str)),
+            post_logout_redirect_uris: stored_list(new.post_logout_redirect_uris.iter().map(String::as_str)),
             first_party: i64::from(new.first_party),
             id_token_alg: id_token_alg.as_str().to_owned(),
         };
@@ -451,14 +444,15 @@ impl Clients {
     }
 }
 
-fn dedup<'a>(items: &[&'a str]) -> Vec<&'a str> {
+/// A list as stored: space-separated, repeats dropped, in the order given.
+fn stored_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     let mut out: Vec<&str> = Vec::new();
     for item in items {
-        if !out.contains(item) {
+        if !out.contains(&item) {
             out.push(item);
         }
     }
-    out
+    out.join(" ")
 }
 
 #[cfg(test)]

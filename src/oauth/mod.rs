@@ -95,6 +95,22 @@ impl OAuth {
         client_auth::authenticate(&self.clients, audiences, params, basic).await
     }
 }
+/// The scopes of a space-separated `requested` list, repeats dropped, each one `allowed`; the
+/// first that is not is the error. One rule for the token endpoint, refreshes and the
+/// authorization endpoint.
+fn scopes_within(requested: &str, allowed: impl Fn(&str) -> bool) -> Result<Vec<&str>, &str> {
+    let mut scopes: Vec<&str> = Vec::new();
+    for scope in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !allowed(scope) {
+            return Err(scope);
+        }
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    Ok(scopes)
+}
+
 /// RFC 6749 §5.2 errors, plus the server-side failures a token endpoint can meet.
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {

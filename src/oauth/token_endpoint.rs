@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::client_auth::Caller;
 use super::clients::{Client, GrantType};
-use super::{BasicCredentials, FormParams, OAuth, OAuthError};
+use super::{scopes_within, BasicCredentials, FormParams, OAuth, OAuthError};
 use crate::ratelimit::{self, Limit};
 use crate::tokens::{AccessGrant, TokenResponse};
 use crate::uri::{is_absolute_uri, ABSOLUTE_URI_RULE};
@@ -112,17 +112,9 @@ impl OAuth {
             return Ok(None);
         };
         let granted: Vec<&str> = record.scope.as_deref().unwrap_or_default().split(' ').collect();
-        let mut asked: Vec<&str> = Vec::new();
-        for scope in requested.split(' ').filter(|s| !s.is_empty()) {
-            if !granted.contains(&scope) {
-                return Err(OAuthError::InvalidScope(format!(
-                    "scope {scope} was not granted to this session"
-                )));
-            }
-            if !asked.contains(&scope) {
-                asked.push(scope);
-            }
-        }
+        let asked = scopes_within(requested, |s| granted.contains(&s)).map_err(|scope| {
+            OAuthError::InvalidScope(format!("scope {scope} was not granted to this session"))
+        })?;
         Ok((!asked.is_empty()).then(|| asked.join(" ")))
     }
 }
@@ -143,17 +135,8 @@ fn granted_scope(client: &Client, requested: Option<&str>) -> Result<Option<Stri
     let Some(requested) = requested else {
         return Ok((!client.scopes.is_empty()).then(|| client.scopes.join(" ")));
     };
-    let mut granted: Vec<&str> = Vec::new();
-    for scope in requested.split(' ').filter(|s| !s.is_empty()) {
-        if !client.scopes.iter().any(|s| s == scope) {
-            return Err(OAuthError::InvalidScope(format!(
-                "scope {scope} is not granted to this client"
-            )));
-        }
-        if !granted.contains(&scope) {
-            granted.push(scope);
-        }
-    }
+    let granted = scopes_within(requested, |s| client.scopes.iter().any(|c| c == s))
+        .map_err(|scope| OAuthError::InvalidScope(format!("scope {scope} is not granted to this client")))?;
     Ok((!granted.is_empty()).then(|| granted.join(" ")))
 }
 
