@@ -1,0 +1,594 @@
+"""token-issuer beside node-oidc-provider, under the same wrk load, in one run.
+
+Starts the peer (../shared/peers/oidc-provider, RS256 and EdDSA) and token-issuer on SQLite
+and on PostgreSQL (one instance per signing algorithm), measures what the crypto alone costs
+here (crypto-floor), then runs every workload against each server in turn: wrk, one thread,
+32 connections, a warm-up and a measured run. Server CPU comes from /proc/PID/stat, so the
+load generator's share is left out; PostgreSQL's own CPU is reported apart. Prints one
+Markdown table, then each target of BENCHMARKS.md with its verdict.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from base64 import b64encode
+from urllib.parse import quote
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster import ROOT, fresh_database, free_port, wait_until  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+CLIENT_ID, CLIENT_SECRET_PEER = "bench", "bench-secret-0123456789"
+RESOURCE, OPAQUE_RESOURCE, SCOPE = "urn:bench:api", "urn:bench:opaque", "api:read"
+PASSWORD = "bench password that is long enough"
+USERS = 8
+
+
+def say(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- processes and /proc
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime, all threads
+
+
+def rss_mib(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def postgres_pids():
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() == "postgres":
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def postgres_ticks():
+    total = 0
+    for pid in postgres_pids():
+        try:
+            total += cpu_ticks(pid)
+        except (OSError, IndexError):
+            pass  # a backend that ended meanwhile
+    return total
+
+
+def request(url, data=None, headers=None):
+    req = urllib.request.Request(url, data=data, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def basic(client_id, secret):
+    return "Basic " + b64encode(f"{quote(client_id, safe='')}:{quote(secret, safe='')}".encode()).decode()
+
+
+# ---------------------------------------------------------------- servers
+
+
+class Server:
+    """One server under test: its base URL, the process whose CPU counts, and its endpoints."""
+
+    def __init__(self, name, backend, alg, url, pid):
+        self.name, self.backend, self.alg, self.url, self.pid = name, backend, alg, url, pid
+        self.idle_rss = None
+        self.discover()
+
+    def discover(self):
+        doc = request(f"{self.url}/.well-known/openid-configuration")
+        self.token_endpoint = doc["token_endpoint"]
+        self.jwks_uri = doc["jwks_uri"]
+        self.introspection_endpoint = doc["introspection_endpoint"]
+
+    @property
+    def label(self):
+        return self.name if self.backend is None else f"{self.name} ({self.backend})"
+
+
+class Peer:
+    """node-oidc-provider, run from a writable copy of its folder under target/."""
+
+    def __init__(self, source, workdir):
+        self.dir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        for name in ("server.mjs", "package.json", "package-lock.json", "start.sh", "stop.sh"):
+            shutil.copyfile(os.path.join(source, name), os.path.join(workdir, name))
+            os.chmod(os.path.join(workdir, name), 0o755)
+        self.ports = []
+
+    def start(self, alg):
+        port = free_port()
+        out = subprocess.run(
+            ["./start.sh"], cwd=self.dir, env=dict(os.environ, PORT=str(port), ALG=alg),
+            check=True, capture_output=True, text=True,
+        ).stdout
+        self.ports.append(port)
+        pid = int(re.search(r"pid (\d+)", out).group(1))
+        return Server("node-oidc-provider", None, alg, f"http://127.0.0.1:{port}", pid)
+
+    def stop(self):
+        for port in self.ports:
+            subprocess.run(["./stop.sh"], cwd=self.dir, env=dict(os.environ, PORT=str(port)), capture_output=True)
+
+
+class Ours:
+    """token-issuer on one database: a client `bench`, users, and one instance per algorithm."""
+
+    def __init__(self, binary, backend, workdir, database_url):
+        self.binary, self.backend, self.dir = binary, backend, workdir
+        self.processes = []
+        self.env = {
+            "PATH": os.environ.get("PATH", ""),
+            "ISSUER_DATABASE_URL": database_url,
+            "ISSUER_KEY_SOURCE": f"file:{os.path.join(workdir, 'keys')}",
+            "ISSUER_LOG_FORMAT": "json",
+            # Default settings but for the budgets, which the load would exhaust at once.
+            "ISSUER_TOKEN_RATE_LIMIT": "1000000000/1s",
+            "ISSUER_REFRESH_RATE_LIMIT": "1000000000/1s",
+            "ISSUER_REGISTER_RATE_LIMIT": "1000000000/1s",
+            # The login flood comes from one address: its budget of failures is spent before
+            # each password check and given back on success, so 32 at once need room.
+            "ISSUER_LOGIN_MAX_FAILURES": "1000",
+            "ISSUER_LOGIN_FAILURE_WINDOW": "1s",
+        }
+        os.makedirs(os.path.join(workdir, "keys"), mode=0o700, exist_ok=True)
+        self.run("migrate")
+        for alg in ("RS256", "EdDSA"):
+            self.run("keys", "generate", "--alg", alg)
+        printed = self.run(
+            "clients", "create", "--id", CLIENT_ID, "--grant", "client_credentials",
+            "--scope", "api:read api:write", "--audience", RESOURCE,
+        )
+        self.secret = next(l.split(": ", 1)[1] for l in printed.splitlines() if l.startswith("client_secret: "))
+
+    def run(self, *args):
+        return subprocess.run(
+            [self.binary, *args], cwd=self.dir, env=self.env, check=True, capture_output=True, text=True
+        ).stdout
+
+    def start(self, alg):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = dict(self.env, ISSUER_BIND=f"127.0.0.1:{port}", ISSUER_URL=url, ISSUER_SIGNING_ALG=alg)
+        log = open(os.path.join(self.dir, f"serve-{alg}.log"), "ab")
+        process = subprocess.Popen([self.binary, "serve"], cwd=self.dir, env=env, stdout=log, stderr=log)
+        self.processes.append(process)
+        wait_until(lambda: ready(f"{url}/readyz"), 60, f"token-issuer ({self.backend}, {alg}) was not ready")
+        return Server("token-issuer", self.backend, alg, url, process.pid)
+
+    def stop(self):
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=30)
+
+
+def ready(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- credentials
+
+
+def client_token(server, secret, resource=RESOURCE):
+    body = f"grant_type=client_credentials&resource={quote(resource, safe='')}&scope={SCOPE}".encode()
+    headers = {"Authorization": basic(CLIENT_ID, secret), "Content-Type": "application/x-www-form-urlencoded"}
+    return request(server.token_endpoint, body, headers)["access_token"]
+
+
+def register_users(server):
+    for i in range(USERS):
+        body = json.dumps({"email": f"bench{i}@example.com", "password": PASSWORD}).encode()
+        try:
+            request(f"{server.url}/api/v1/auth/register", body, {"Content-Type": "application/json"})
+        except urllib.error.HTTPError as e:
+            if e.code != 409:  # registered by the other instance on the same database
+                raise
+
+
+def refresh_tokens(server, count):
+    """`count` sessions' refresh tokens, from logins spread over the users."""
+    tokens = []
+    for i in range(count):
+        body = json.dumps({"email": f"bench{i % USERS}@example.com", "password": PASSWORD}).encode()
+        tokens.append(request(f"{server.url}/api/v1/auth/login", body, {"Content-Type": "application/json"})["refresh_token"])
+    return tokens
+
+
+# ---------------------------------------------------------------- wrk
+
+LUA_POST = """
+wrk.method = "POST"
+wrk.body = os.getenv("BENCH_BODY")
+wrk.headers["Content-Type"] = os.getenv("BENCH_TYPE")
+local auth = os.getenv("BENCH_AUTH")
+if auth and auth ~= "" then wrk.headers["Authorization"] = auth end
+"""
+
+# Each response's refresh token is the next request's: one chain per session, 32 in flight.
+LUA_REFRESH = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+local pool = {}
+for token in io.lines(os.getenv("BENCH_TOKENS")) do pool[#pool + 1] = token end
+request = function()
+  local token = table.remove(pool)
+  return wrk.format(nil, nil, nil, "grant_type=refresh_token&refresh_token=" .. (token or "exhausted"))
+end
+response = function(status, headers, body)
+  local token = body:match('"refresh_token":"([^"]+)"')
+  if token then pool[#pool + 1] = token end
+end
+"""
+
+LUA_LOGIN = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local password = os.getenv("BENCH_PASSWORD")
+local users = tonumber(os.getenv("BENCH_USERS"))
+request = function()
+  local body = string.format('{"email":"bench%d@example.com","password":"%s"}', math.random(0, users - 1), password)
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+def ms(text):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip()).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def parse_wrk(out):
+    if "Requests/sec" not in out:
+        raise RuntimeError(f"wrk printed no result:\n{out}")
+
+    def grab(pattern, default=None):
+        m = re.search(pattern, out, re.M)
+        return m.group(1) if m else default
+
+    return {
+        "rps": float(grab(r"Requests/sec:\s+([\d.]+)")),
+        "requests": int(grab(r"(\d+) requests in")),
+        "p50": ms(grab(r"^\s+50%\s+(\S+)")),
+        "p99": ms(grab(r"^\s+99%\s+(\S+)")),
+        "non2xx": int(grab(r"Non-2xx or 3xx responses: (\d+)", "0")),
+        "errors": sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", grab(r"Socket errors: (.*)", ""))),
+    }
+
+
+class Bench:
+    def __init__(self, workdir, duration, warmup, connections):
+        self.dir, self.duration, self.warmup, self.connections = workdir, duration, warmup, connections
+        self.rows = []
+        self.scripts = {}
+        for name, lua in (("post", LUA_POST), ("refresh", LUA_REFRESH), ("login", LUA_LOGIN)):
+            path = os.path.join(workdir, f"{name}.lua")
+            with open(path, "w") as f:
+                f.write(lua)
+            self.scripts[name] = path
+
+    def wrk(self, url, seconds, connections, script=None, env=None):
+        cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+        if script:
+            cmd[1:1] = ["-s", self.scripts[script]]
+        return subprocess.Popen(cmd, env=dict(os.environ, **(env or {})), stdout=subprocess.PIPE, text=True)
+
+    def measure(self, workload, server, url, script=None, env=None, warm=True, beside=None):
+        """One workload against one server: a warm-up, then the measured run. `beside` runs a
+        second wrk (url) during the measured run and reports it as its own row."""
+        if warm and self.warmup:
+            self.wrk(url, self.warmup, self.connections, script, env).communicate()
+        pg = server.backend == "PostgreSQL"
+        cpu0, pg0 = cpu_ticks(server.pid), postgres_ticks() if pg else 0
+        peak = [rss_mib(server.pid)]
+        done = threading.Event()
+
+        def sample():
+            while not done.wait(0.2):
+                peak[0] = max(peak[0], rss_mib(server.pid))
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        load = self.wrk(url, self.duration, self.connections, script, env)
+        side = None
+        if beside:
+            time.sleep(1)
+            side = self.wrk(beside, self.duration - 2, 8)
+        out = load.communicate()[0]
+        done.set()
+        sampler.join()
+        stats = parse_wrk(out)
+        cpu = (cpu_ticks(server.pid) - cpu0) * 1000 / TICKS
+        stats.update(
+            workload=workload, server=server, cpu=cpu / max(stats["requests"], 1),
+            pg_cpu=((postgres_ticks() - pg0) * 1000 / TICKS / max(stats["requests"], 1)) if pg else None,
+            rss=peak[0],
+        )
+        self.rows.append(stats)
+        say(f"   {workload:<32} {server.label:<34} {stats['rps']:>9.0f} req/s  p99 {stats['p99']:.2f} ms  "
+            f"CPU {stats['cpu']:.3f} ms/req  non-2xx {stats['non2xx']}")
+        if side:
+            side_stats = parse_wrk(side.communicate()[0])
+            side_stats.update(workload=f"JWKS during {workload}", server=server, cpu=None, pg_cpu=None, rss=None)
+            self.rows.append(side_stats)
+            say(f"   {side_stats['workload']:<32} {server.label:<34} {side_stats['rps']:>9.0f} req/s  p99 {side_stats['p99']:.2f} ms")
+        return stats
+
+
+def post_env(body, auth="", content_type="application/x-www-form-urlencoded"):
+    return {"BENCH_BODY": body, "BENCH_AUTH": auth, "BENCH_TYPE": content_type}
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt(value, digits=2):
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def table(rows, floor):
+    limits = {
+        "client_credentials RS256": ("RSA-2048 sign", floor["rs256_sign_ms"]),
+        "client_credentials EdDSA": ("Ed25519 sign", floor["ed25519_sign_ms"]),
+        "introspection": ("RS256 verify", floor["rs256_verify_ms"]),
+        "refresh RS256": ("RSA-2048 sign", floor["rs256_sign_ms"]),
+        "refresh EdDSA": ("Ed25519 sign", floor["ed25519_sign_ms"]),
+        "login": ("argon2id verify", floor["argon2id_verify_ms"]),
+        "login flood": ("argon2id verify", floor["argon2id_verify_ms"]),
+    }
+    peers = {r["workload"]: r for r in rows if r["server"].backend is None}
+    lines = [
+        "| workload | server | req/s | p50 ms | p99 ms | non-2xx | CPU ms/req | PostgreSQL CPU ms/req | peak RSS MiB | req/s vs peer | CPU vs peer | CPU vs bare crypto |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        peer = peers.get(r["workload"]) if r["server"].backend else None
+        limit = limits.get(r["workload"])
+        lines.append(
+            f"| {r['workload']} | {r['server'].label} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
+            f"{r['non2xx'] + r['errors']} | {fmt(r['cpu'], 3)} | {fmt(r['pg_cpu'], 3)} | {fmt(r['rss'], 1)} | "
+            f"{fmt(peer and r['rps'] / peer['rps'], 2)}{'×' if peer else ''} | "
+            f"{fmt(peer and r['cpu'] and r['cpu'] / peer['cpu'], 2)}{'×' if peer and r['cpu'] else ''} | "
+            f"{fmt(limit and r['cpu'] and r['cpu'] / limit[1], 2)}{'×' if limit and r['cpu'] else ''} |"
+        )
+    return "\n".join(lines)
+
+
+def verdicts(rows, floor, servers, login_cores):
+    def row(workload, backend):
+        return next((r for r in rows if r["workload"] == workload and r["server"].backend == backend), None)
+
+    out = []
+
+    def check(what, ok, figures):
+        out.append(f"- {'met' if ok else '**missed**'}: {what} — {figures}")
+
+    for backend in ("SQLite", "PostgreSQL"):
+        peer, ours = row("client_credentials RS256", None), row("client_credentials RS256", backend)
+        check(f"client_credentials RS256 ({backend}) ≥ 1.5× the peer, CPU ≤ 1.15× the bare sign",
+              ours["rps"] >= 1.5 * peer["rps"] and ours["cpu"] <= 1.15 * floor["rs256_sign_ms"],
+              f"{ours['rps'] / peer['rps']:.2f}×, {ours['cpu']:.3f} ms = {ours['cpu'] / floor['rs256_sign_ms']:.2f}× of {floor['rs256_sign_ms']:.3f} ms")
+        peer, ours = row("client_credentials EdDSA", None), row("client_credentials EdDSA", backend)
+        check(f"client_credentials EdDSA ({backend}) ≥ 8× the peer, CPU ≤ 0.07 ms",
+              ours["rps"] >= 8 * peer["rps"] and ours["cpu"] <= 0.07,
+              f"{ours['rps'] / peer['rps']:.2f}×, {ours['cpu']:.3f} ms")
+        peer, ours = row("introspection", None), row("introspection", backend)
+        check(f"introspection ({backend}) ≥ 4× the peer, CPU ≤ ¼ of the peer's",
+              ours["rps"] >= 4 * peer["rps"] and ours["cpu"] <= peer["cpu"] / 4,
+              f"{ours['rps'] / peer['rps']:.2f}×, {ours['cpu']:.3f} ms against {peer['cpu']:.3f} ms ({ours['cpu'] / peer['cpu']:.2f}×)")
+        for workload in ("JWKS", "discovery"):
+            peer, ours = row(workload, None), row(workload, backend)
+            check(f"{workload} ({backend}) ≥ 5× the peer, p99 ≤ 2 ms",
+                  ours["rps"] >= 5 * peer["rps"] and ours["p99"] <= 2,
+                  f"{ours['rps'] / peer['rps']:.2f}×, p99 {ours['p99']:.2f} ms")
+        login, side = row("login", backend), row("JWKS during login flood", backend)
+        floor_rate = login_cores * 1000 / floor["argon2id_verify_ms"]
+        check(f"login ({backend}) ≥ 90 % of bare argon2id on {login_cores} core(s), JWKS p99 ≤ 5 ms beside it",
+              login["rps"] >= 0.9 * floor_rate and side["p99"] <= 5,
+              f"{login['rps']:.1f}/s = {100 * login['rps'] / floor_rate:.0f} % of {floor_rate:.1f}/s, JWKS p99 {side['p99']:.2f} ms")
+    for alg in ("RS256", "EdDSA"):
+        refresh, cc = row(f"refresh {alg}", "PostgreSQL"), row(f"client_credentials {alg}", "PostgreSQL")
+        check(f"refresh {alg} on PostgreSQL ≥ 50 % of client_credentials {alg}",
+              refresh["rps"] >= 0.5 * cc["rps"],
+              f"{refresh['rps']:,.0f} against {cc['rps']:,.0f} req/s ({100 * refresh['rps'] / cc['rps']:.0f} %)")
+    ours = [s for s in servers if s.backend]
+    idle = max(s.idle_rss for s in ours)
+    peak = max(rss_mib(s.pid, "VmHWM") for s in ours)
+    check("memory: resident ≤ 30 MiB idle, ≤ 100 MiB at the peak", idle <= 30 and peak <= 100,
+          f"idle at most {idle:.1f} MiB, peak {peak:.1f} MiB (VmHWM over the run)")
+    return "\n".join(out)
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+    return f"{os.cpu_count()} cores ({cpu}), {mem / 1024 / 1024:.0f} GiB, {platform.system()} {platform.release()}"
+
+
+# ---------------------------------------------------------------- profiles
+
+# Workloads that scripts/profile records: (signing algorithm, how to load the server).
+PROFILED = {
+    "jwks": ("RS256", lambda s: (s.jwks_uri, None, None)),
+    "client-credentials-eddsa": ("EdDSA", lambda s: (s.token_endpoint, "post", post_env(
+        f"grant_type=client_credentials&resource={quote(RESOURCE, safe='')}&scope={SCOPE}", basic(CLIENT_ID, s.secret)))),
+    "introspection": ("RS256", lambda s: (s.introspection_endpoint, "post", post_env(
+        f"token={client_token(s, s.secret)}", basic(CLIENT_ID, s.secret)))),
+}
+
+
+def profile(args):
+    """perf record of token-issuer (SQLite) under one workload, as a flamegraph SVG."""
+    alg, load = PROFILED[args.profile]
+    workdir = os.path.join(ROOT, "target", "bench", "profile")
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(workdir)
+    ours = Ours(args.binary, "SQLite", workdir, f"sqlite://{os.path.join(workdir, 'bench.db')}")
+    try:
+        server = ours.start(alg)
+        server.secret = ours.secret
+        url, script, env = load(server)
+        bench = Bench(workdir, args.duration, args.warmup, args.connections)
+        bench.wrk(url, args.warmup, args.connections, script, env).communicate()
+        data = os.path.join(workdir, "perf.data")
+        # cpu-clock: virtual machines often lack hardware counters. DWARF call graphs: the
+        # release build keeps line tables, not frame pointers.
+        perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "249", "--call-graph", "dwarf,8192",
+                                 "-p", str(server.pid), "-o", data, "--", "sleep", str(args.duration)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stats = bench.measure(args.profile, server, url, script, env, warm=False)
+        perf.wait()
+        say(f"   {stats['rps']:.0f} req/s while recorded (perf slows the server)")
+        folded = subprocess.run(f"perf script --no-inline -i {data} 2>/dev/null | inferno-collapse-perf", shell=True,
+                                check=True, capture_output=True, text=True).stdout
+        with open(os.path.join(ROOT, "target", "bench", f"{args.profile}.folded"), "w") as f:
+            f.write(folded)
+        title = f"token-issuer {args.profile} ({alg}, SQLite): {stats['cpu']:.3f} CPU-ms per request, {time.strftime('%Y-%m-%d')}"
+        with open(args.svg, "w") as out:
+            subprocess.run(["inferno-flamegraph", "--title", title, "--width", "1600", "--minwidth", "0.5"], input=folded,
+                           check=True, stdout=out, text=True)
+        say(f"== {args.svg}")
+    finally:
+        ours.stop()
+
+
+# ---------------------------------------------------------------- main
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--floor", required=True, help="the crypto-floor binary")
+    parser.add_argument("--peer", required=True, help="node-oidc-provider's folder")
+    parser.add_argument("--postgres", required=True, help="an admin URL of the local PostgreSQL")
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--profile", choices=sorted(PROFILED), help="only perf-record this workload (SQLite)")
+    parser.add_argument("--svg", help="where --profile writes its flamegraph")
+    args = parser.parse_args()
+    if args.profile:
+        return profile(args)
+
+    started = time.monotonic()
+    workdir = os.path.join(ROOT, "target", "bench")
+    shutil.rmtree(os.path.join(workdir, "sqlite"), ignore_errors=True)
+    os.makedirs(os.path.join(workdir, "sqlite"), exist_ok=True)
+    os.makedirs(os.path.join(workdir, "postgres"), exist_ok=True)
+    shutil.rmtree(os.path.join(workdir, "postgres", "keys"), ignore_errors=True)
+
+    say("== what the crypto alone costs here (crypto-floor, one core)")
+    floor = json.loads(subprocess.run([args.floor], check=True, capture_output=True, text=True).stdout)
+    say("  ", json.dumps(floor))
+
+    say("== starting node-oidc-provider (RS256, EdDSA) and token-issuer (SQLite, PostgreSQL) × (RS256, EdDSA)")
+    peer = Peer(args.peer, os.path.join(workdir, "peer"))
+    installations = []
+    try:
+        servers = {("peer", alg): peer.start(alg) for alg in ("RS256", "EdDSA")}
+        for backend, url in (
+            ("SQLite", f"sqlite://{os.path.join(workdir, 'sqlite', 'bench.db')}"),
+            ("PostgreSQL", fresh_database(args.postgres, "token_issuer_bench")),
+        ):
+            ours = Ours(args.binary, backend, os.path.join(workdir, backend.lower() if backend == "SQLite" else "postgres"), url)
+            installations.append(ours)
+            for alg in ("RS256", "EdDSA"):
+                servers[(backend, alg)] = ours.start(alg)
+                servers[(backend, alg)].secret = ours.secret
+        for alg in ("RS256", "EdDSA"):
+            servers[("peer", alg)].secret = CLIENT_SECRET_PEER
+        time.sleep(1)
+        for server in servers.values():
+            server.idle_rss = rss_mib(server.pid)
+        say("   idle RSS: " + ", ".join(f"{s.label} {s.alg} {s.idle_rss:.1f} MiB" for s in servers.values()))
+
+        bench = Bench(workdir, args.duration, args.warmup, args.connections)
+        order = ("peer", "SQLite", "PostgreSQL")
+        say(f"== wrk -t1 -c{args.connections} -d{args.duration}s after a {args.warmup} s warm-up, servers in turn")
+        for workload, path in (("JWKS", "jwks_uri"), ("discovery", None)):
+            for key in order:
+                s = servers[(key, "RS256")]
+                url = getattr(s, path) if path else f"{s.url}/.well-known/openid-configuration"
+                bench.measure(workload, s, url)
+        for alg in ("RS256", "EdDSA"):
+            for key in order:
+                s = servers[(key, alg)]
+                body = f"grant_type=client_credentials&resource={quote(RESOURCE, safe='')}&scope={SCOPE}"
+                bench.measure(f"client_credentials {alg}", s, s.token_endpoint, "post",
+                              post_env(body, basic(CLIENT_ID, s.secret)))
+        for key in order:
+            s = servers[(key, "RS256")]
+            # The peer introspects only its opaque tokens; ours, the JWTs it issues.
+            token = client_token(s, s.secret, OPAQUE_RESOURCE if key == "peer" else RESOURCE)
+            bench.measure("introspection", s, s.introspection_endpoint, "post",
+                          post_env(f"token={token}", basic(CLIENT_ID, s.secret)))
+        for backend in ("SQLite", "PostgreSQL"):
+            register_users(servers[(backend, "RS256")])
+        for alg in ("RS256", "EdDSA"):
+            for backend in ("SQLite", "PostgreSQL"):
+                s = servers[(backend, alg)]
+                # Enough sessions for every connection, and some to spare for the ones lost
+                # when wrk stops with requests in flight.
+                path = os.path.join(workdir, f"refresh-{backend}-{alg}.txt")
+                with open(path, "w") as f:
+                    f.write("\n".join(refresh_tokens(s, args.connections + 8)) + "\n")
+                bench.measure(f"refresh {alg}", s, s.token_endpoint, "refresh", {"BENCH_TOKENS": path}, warm=False)
+        for backend in ("SQLite", "PostgreSQL"):
+            s = servers[(backend, "EdDSA")]
+            login = {"BENCH_PASSWORD": PASSWORD, "BENCH_USERS": str(USERS)}
+            # Alone for the rate (the JWKS load would take CPU from argon2 on two cores), then
+            # again as a flood with JWKS requests beside it, for their latency (that run's
+            # CPU per login includes the JWKS's).
+            bench.measure("login", s, f"{s.url}/api/v1/auth/login", "login", login)
+            bench.measure("login flood", s, f"{s.url}/api/v1/auth/login", "login", login,
+                          warm=False, beside=s.jwks_uri)
+
+        cores = os.cpu_count() or 2
+        login_cores = max(cores - 1, 1)  # token-issuer leaves one core to the runtime
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        print(f"Measured {time.strftime('%Y-%m-%d')} at commit {commit} on {machine()}, with `scripts/bench` "
+              f"(release build; wrk -t1 -c{args.connections}, {args.duration} s runs after a {args.warmup} s warm-up; "
+              f"servers in turn; CPU from /proc of the server process). "
+              f"Bare crypto on one core: RSA-2048 sign {floor['rs256_sign_ms']:.3f} ms, "
+              f"Ed25519 sign {floor['ed25519_sign_ms']:.4f} ms, RS256 verify {floor['rs256_verify_ms']:.4f} ms, "
+              f"argon2id verify {floor['argon2id_verify_ms']:.1f} ms ({floor['argon2']}).\n")
+        print(table(bench.rows, floor))
+        print("\nIdle resident set: " + ", ".join(f"{s.label} {s.alg} {s.idle_rss:.1f} MiB" for s in servers.values()) + ".\n")
+        print("Targets:\n")
+        print(verdicts(bench.rows, floor, list(servers.values()), login_cores))
+        say(f"== done in {time.monotonic() - started:.0f} s")
+    finally:
+        peer.stop()
+        for ours in installations:
+            ours.stop()
+
+
+if __name__ == "__main__":
+    main()
