@@ -14,7 +14,7 @@ use crate::keys::{KeyError, KeySet, Reloader};
 use crate::oauth::discovery::Discovery;
 use crate::oauth::{Clients, OAuth, OAuthParts};
 use crate::ratelimit::{Counters, RateLimits};
-use crate::store::{Store, StoreError};
+use crate::store::{Changes, Store, StoreError};
 use crate::tokens::{AccessTokens, IdTokens, RefreshTokens, Revocations};
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +77,8 @@ pub struct AppState {
     pub pages: crate::http::pages::Pages,
     /// Set on `SIGTERM`: `/readyz` answers 503 while the instance drains.
     pub draining: std::sync::atomic::AtomicBool,
+    /// What the caches of clients and revocations go by.
+    pub changes: Changes,
 }
 
 impl AppState {
@@ -108,6 +110,8 @@ impl AppState {
         let store = Store::connect(&settings.database_url).await?;
         store.migrate().await?;
         store.spawn_housekeeping(HOUSEKEEPING_EVERY, clock.clone());
+        let changes = Changes::new(clock.clone());
+        changes.spawn_poller(store.clone());
         let reloader = Reloader::start(source, settings.mode, settings.signing_alg, clock.clone()).await?;
         reloader.spawn(settings.key_reload_interval);
         let keys = reloader.keys().clone();
@@ -147,7 +151,7 @@ impl AppState {
         let sessions = Sessions::new(SessionParts {
             access,
             refresh,
-            revocations: Revocations::new(store.clone(), clock.clone()),
+            revocations: Revocations::new(store.clone(), clock.clone(), changes.clone()),
             audience: settings.audience().to_owned(),
             accounts: accounts.clone(),
             login_throttle: LoginThrottle::new(
@@ -159,7 +163,12 @@ impl AppState {
             clock: clock.clone(),
         });
         let oauth = OAuth::new(OAuthParts {
-            clients: Clients::new(store.clone(), settings.access_token_ttl, clock.clone()),
+            clients: Clients::new(
+                store.clone(),
+                settings.access_token_ttl,
+                clock.clone(),
+                changes.clone(),
+            ),
             sessions: sessions.clone(),
             accounts: accounts.clone(),
             login_sessions: LoginSessions::new(store.clone(), settings.login_session_ttl, clock.clone()),
@@ -188,6 +197,7 @@ impl AppState {
             store,
             pages: crate::http::pages::Pages::new(&settings),
             draining: std::sync::atomic::AtomicBool::new(false),
+            changes,
             settings,
             clock,
         }))

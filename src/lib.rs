@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod ratelimit;
 pub mod store;
+pub mod sync;
 #[cfg(feature = "test-support")]
 pub mod testkit;
 pub mod tokens;

@@ -111,7 +111,7 @@ impl LoginThrottle {
         let gcra = self.ip;
         let spent = self
             .counters
-            .update(&ip_counter(ip), |current| ratelimit::spend(gcra, current, now))
+            .spend(&ip_counter(ip), gcra, now)
             .await
             .map_err(refused)?;
         if let Err(wait) = spent {

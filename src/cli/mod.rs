@@ -119,7 +119,13 @@ pub fn main() -> ExitCode {
             Command::Clients { command } => {
                 let store = Store::connect(&settings.database_url).await?;
                 store.migrate().await?;
-                let clients = crate::oauth::Clients::new(store, settings.access_token_ttl, Clock::system());
+                let clock = Clock::system();
+                let clients = crate::oauth::Clients::new(
+                    store,
+                    settings.access_token_ttl,
+                    clock.clone(),
+                    crate::store::Changes::new(clock),
+                );
                 clients::run(&clients, command).await.map_err(StartError::from)
             }
             Command::Users { command } => users(settings, command).await,

@@ -263,7 +263,7 @@ settings! {
     cors_origins: Origins = "ISSUER_CORS_ORIGINS", Fallback::Development(""),
         "comma-separated allowed origins; no wildcards";
     log_format: LogFormat = "ISSUER_LOG_FORMAT", Fallback::Value("pretty"),
-        "`pretty` or `json` (`RUST_LOG` sets levels)";
+        "`pretty` or `json` (`RUST_LOG` sets levels; a request is logged when it fails, is refused or takes over a second, every request at `RUST_LOG=info,token_issuer::http=debug`)";
     password_min_length: usize = "ISSUER_PASSWORD_MIN_LENGTH", Fallback::Value("12"),
         "minimum password length in characters (8–64)";
     argon2_memory_kib: u32 = "ISSUER_ARGON2_MEMORY_KIB", Fallback::Value("19456"),

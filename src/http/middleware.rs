@@ -19,9 +19,12 @@ use super::request_id::{self, X_REQUEST_ID};
 use crate::ratelimit::{counted, ip_subject, rejected, InFlight};
 use crate::values::Cidr;
 
+/// A response slower than this is logged whatever its status.
+const SLOW: Duration = Duration::from_secs(1);
+
 /// Keeps a well-formed incoming `X-Request-Id` (1–128 of `A-Z a-z 0-9 . _ -`), else makes one;
-/// works out the client IP; logs one line per request inside a span that carries both, so
-/// every log line of the request (audit events too) names them.
+/// works out the client IP; logs a refused, failed or slow request inside a span that carries
+/// both, so every log line of the request (audit events too) names them.
 pub async fn request_id(
     State(trusted_proxies): State<Arc<[Cidr]>>,
     mut request: Request,
@@ -59,12 +62,17 @@ pub async fn request_id(
     let method = request.method().clone();
     let mut response = request_id::scope(id.clone(), next.run(request).instrument(span.clone())).await;
     let elapsed = started.elapsed();
+    // Refusals, failures and slow answers are logged; the rest only at debug level: a line
+    // costs more CPU than a JWKS answer, the metrics below count every request, and what
+    // matters for security is logged as audit events anyway.
+    let status = response.status().as_u16();
+    let latency_ms = elapsed.as_millis() as u64;
     span.in_scope(|| {
-        tracing::info!(
-            status = response.status().as_u16(),
-            latency_ms = elapsed.as_millis() as u64,
-            "response"
-        )
+        if status >= 400 || elapsed >= SLOW {
+            tracing::info!(status, latency_ms, "response");
+        } else {
+            tracing::debug!(status, latency_ms, "response");
+        }
     });
     // Labelled by route template, never by raw path: unknown paths are one series.
     let route = route.map_or_else(|| "unmatched".to_owned(), |r| r.as_str().to_owned());

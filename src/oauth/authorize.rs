@@ -2,6 +2,8 @@
 //! §3.1.2): which requests are valid, whether the user must log in or approve, and the code
 //! sent back. Pages and cookies are the HTTP layer's; the rules are here.
 
+use std::sync::Arc;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 
@@ -42,7 +44,7 @@ pub struct Prompt {
 /// A valid authorization request.
 #[derive(Debug)]
 pub struct AuthorizationRequest {
-    pub client: Client,
+    pub client: Arc<Client>,
     pub redirect_uri: String,
     pub state: Option<String>,
     pub scopes: Vec<String>,

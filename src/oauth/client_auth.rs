@@ -3,6 +3,8 @@
 //! public client, which names itself by `client_id` alone, or the built-in public client
 //! `first-party`, which may also send nothing.
 
+use std::sync::Arc;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use serde::Deserialize;
@@ -19,7 +21,7 @@ const ASSERTION_LEEWAY_SECS: i64 = 30;
 const MAX_ASSERTION_BYTES: usize = 8 * 1024;
 
 pub enum Caller {
-    Client(Box<Client>),
+    Client(Arc<Client>),
     FirstParty,
 }
 
@@ -90,7 +92,7 @@ pub async fn authenticate(
     public(clients, form_id).await
 }
 
-async fn find(clients: &Clients, id: &str) -> Result<Option<Client>, OAuthError> {
+async fn find(clients: &Clients, id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
     clients.find(id).await.map_err(OAuthError::from)
 }
 
@@ -101,7 +103,7 @@ async fn public(clients: &Clients, id: Option<&str>) -> Result<Caller, OAuthErro
         Some(id) => id,
     };
     match find(clients, id).await? {
-        Some(client) if client.is_public() => Ok(Caller::Client(Box::new(client))),
+        Some(client) if client.is_public() => Ok(Caller::Client(client)),
         // A confidential client, or none: the same answer, so client ids cannot be probed.
         _ => Err(refused(WRONG_SECRET)),
     }
@@ -109,7 +111,7 @@ async fn public(clients: &Clients, id: Option<&str>) -> Result<Caller, OAuthErro
 
 async fn with_secret(clients: &Clients, id: &str, secret: &str) -> Result<Caller, OAuthError> {
     match find(clients, id).await? {
-        Some(client) if client.secret_matches(secret) => Ok(Caller::Client(Box::new(client))),
+        Some(client) if client.secret_matches(secret) => Ok(Caller::Client(client)),
         Some(_) => Err(refused(WRONG_SECRET)),
         None => {
             compare_with_dummy_secret(secret);
@@ -173,8 +175,6 @@ async fn with_assertion(
     if header.alg != key.alg {
         return Err(unproven("not signed with the registered algorithm"));
     }
-    let decoding =
-        jsonwebtoken::DecodingKey::from_jwk(&key.jwk).map_err(|_| unproven("registered key unusable"))?;
     let mut validation = jsonwebtoken::Validation::new(key.alg);
     // Times are checked below, against the service's clock.
     validation.validate_exp = false;
@@ -183,7 +183,7 @@ async fn with_assertion(
     let token_endpoint = format!("{}/oauth2/token", audiences.issuer);
     validation.set_audience(&[audiences.issuer, audiences.endpoint, token_endpoint.as_str()]);
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &decoding, &validation)
+    let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key.decoding, &validation)
         .map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             // jsonwebtoken checks the signature before the claims: past it, the caller holds
@@ -218,7 +218,7 @@ async fn with_assertion(
     // Remembered as long as it could still be accepted: until exp plus the leeway.
     let remember_until = claims.exp + ASSERTION_LEEWAY_SECS;
     match clients.record_assertion(&id, &jti, remember_until, now).await {
-        Ok(()) => Ok(Caller::Client(Box::new(client))),
+        Ok(()) => Ok(Caller::Client(client)),
         Err(StoreError::Conflict) => Err(refused("client assertion was used before (jti replayed)")),
         Err(e) => Err(e.into()),
     }

@@ -1,6 +1,12 @@
 //! Registered clients: what each may ask for, and how it proves who it is — a random secret
-//! (stored as SHA-256) or a public JWK for `private_key_jwt` (RFC 7523).
+//! (stored as SHA-256) or a public JWK for `private_key_jwt` (RFC 7523). A running instance
+//! keeps the clients it has seen in memory while the change counters say they are unchanged
+//! (`store::Changes`): a deleted client or a rotated secret stops working everywhere within
+//! `STALE_AFTER` (2 s), and at once on the instance that made the change.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -12,7 +18,8 @@ use subtle::ConstantTimeEq as _;
 use super::redirect;
 use crate::clock::Clock;
 use crate::keys::Alg;
-use crate::store::{ClientRecord, Store, StoreError};
+use crate::store::{Changes, ClientRecord, Store, StoreError};
+use crate::sync::lock;
 use crate::tokens::{Secret, FIRST_PARTY_CLIENT};
 use crate::uri::is_absolute_uri;
 
@@ -100,6 +107,8 @@ pub enum Credential {
 pub struct ClientKey {
     pub jwk: Jwk,
     pub alg: jsonwebtoken::Algorithm,
+    /// `jwk`, parsed once.
+    pub decoding: jsonwebtoken::DecodingKey,
 }
 
 #[derive(Debug, Clone)]
@@ -242,8 +251,9 @@ pub fn client_key(json: &str) -> Result<ClientKey, ClientError> {
         Some(_) => return Err(invalid("alg does not match the key type")),
         None => implied[0],
     };
-    jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|e| ClientError::InvalidJwk(e.to_string()))?;
-    Ok(ClientKey { jwk, alg })
+    let decoding =
+        jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|e| ClientError::InvalidJwk(e.to_string()))?;
+    Ok(ClientKey { jwk, alg, decoding })
 }
 
 /// What `clients create` asks for.
@@ -265,20 +275,48 @@ pub struct NewClient {
     pub id_token_alg: Option<String>,
 }
 
+/// Clients kept in memory at most: only registered ids get in, so this is plenty.
+const CACHE_ENTRIES: usize = 10_000;
+/// A cached client is read again after this long even when no change was counted (a row
+/// edited with SQL, which counts nothing).
+const CACHE_MAX_AGE_MS: i64 = 60_000;
+
+/// A client as read from the database, under the clients generation of that moment.
+struct Cached {
+    client: Arc<Client>,
+    generation: u64,
+    read_at_ms: i64,
+}
+
+impl Cached {
+    fn usable(&self, generation: u64, now: i64) -> bool {
+        self.generation == generation && (0..CACHE_MAX_AGE_MS).contains(&(now - self.read_at_ms))
+    }
+}
+
 #[derive(Clone)]
 pub struct Clients {
     store: Store,
     /// The longest access token any client may get: key retention is computed from it.
     max_ttl: Duration,
     clock: Clock,
+    changes: Changes,
+    cache: Arc<Mutex<HashMap<String, Cached>>>,
+    /// Bumped by each change made here, so that a read that began before it is not cached.
+    changed_here: Arc<AtomicU64>,
 }
 
 impl Clients {
-    pub fn new(store: Store, max_ttl: Duration, clock: Clock) -> Self {
+    /// `changes` decides whether cached clients may be used: a `Changes` nobody polls (the
+    /// CLI's) caches nothing.
+    pub fn new(store: Store, max_ttl: Duration, clock: Clock, changes: Changes) -> Self {
         Self {
             store,
             max_ttl,
             clock,
+            changes,
+            cache: Arc::default(),
+            changed_here: Arc::default(),
         }
     }
 
@@ -388,11 +426,48 @@ impl Clients {
         Ok((record, secret))
     }
 
-    pub async fn find(&self, id: &str) -> Result<Option<Client>, ClientError> {
-        match self.store.client(id).await? {
-            Some(record) => Client::from_record(record).map(Some),
-            None => Ok(None),
+    /// The client `id`, from memory when no change to clients was counted since it was read.
+    /// Unknown ids are not remembered: each costs a query, as before.
+    pub async fn find(&self, id: &str) -> Result<Option<Arc<Client>>, ClientError> {
+        let now = self.clock.unix_ms();
+        // Read before the database: a change committed after it moves these on.
+        let generation = self.changes.current().map(|g| g.clients);
+        let changed_here = self.changed_here.load(Ordering::Acquire);
+        if let Some(generation) = generation {
+            if let Some(hit) = lock(&self.cache).get(id).filter(|c| c.usable(generation, now)) {
+                return Ok(Some(hit.client.clone()));
+            }
         }
+        let Some(record) = self.store.client(id).await? else {
+            return Ok(None);
+        };
+        let client = Arc::new(Client::from_record(record)?);
+        if let Some(generation) = generation {
+            let mut cache = lock(&self.cache);
+            if self.changed_here.load(Ordering::Acquire) != changed_here {
+                return Ok(Some(client));
+            }
+            if cache.len() >= CACHE_ENTRIES {
+                cache.retain(|_, c| c.usable(generation, now));
+                if cache.len() >= CACHE_ENTRIES {
+                    cache.clear();
+                }
+            }
+            let cached = Cached {
+                client: client.clone(),
+                generation,
+                read_at_ms: now,
+            };
+            cache.insert(id.to_owned(), cached);
+        }
+        Ok(Some(client))
+    }
+
+    /// Forgets `id` here at once; other instances see the change counted.
+    fn forget(&self, id: &str) {
+        let mut cache = lock(&self.cache);
+        self.changed_here.fetch_add(1, Ordering::AcqRel);
+        cache.remove(id);
     }
 
     pub async fn list(&self) -> Result<Vec<ClientRecord>, ClientError> {
@@ -413,7 +488,9 @@ impl Clients {
     }
 
     pub async fn delete(&self, id: &str) -> Result<(), ClientError> {
-        match self.store.delete_client(id).await? {
+        let deleted = self.store.delete_client(id).await?;
+        self.forget(id);
+        match deleted {
             true => Ok(()),
             false => Err(ClientError::NotFound(id.to_owned())),
         }
@@ -435,6 +512,7 @@ impl Clients {
         let secret = Secret::generate();
         let hash = Secret::stored_form(secret.expose());
         if self.store.set_client_secret(id, &hash, self.clock.unix()).await? {
+            self.forget(id);
             return Ok(secret);
         }
         match self.store.client(id).await? {

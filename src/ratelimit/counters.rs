@@ -5,17 +5,19 @@
 
 use crate::clock::Clock;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::batch::Batches;
 use crate::store::Store;
+use crate::sync::lock;
 
 /// Bounds how long a request waits on Redis before it is refused (or let through).
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 /// Below this many keys in memory, expired ones are not swept.
 const SWEEP_ABOVE: usize = 10_000;
 /// Compare-and-swap rounds before giving up on a key that is being written by a crowd.
-const MAX_ROUNDS: usize = 32;
+pub(super) const MAX_ROUNDS: usize = 32;
 const REDIS_PREFIX: &str = "token-issuer:rate-limit:";
 
 /// Replaces KEYS[1] only if it still holds ARGV[2] (ARGV[1] = "1"), or nothing (ARGV[1] =
@@ -37,7 +39,7 @@ end
 return 1
 ";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CounterError {
     #[error("rate-limit store unavailable: {0}")]
     Unavailable(String),
@@ -58,6 +60,8 @@ pub enum Write {
 #[derive(Clone)]
 pub struct Counters {
     backend: Backend,
+    /// GCRA spends in flight per key, for the shared stores (`batch.rs`).
+    batches: Batches,
 }
 
 /// Values by key, with the instant each stops mattering; swept of expired entries when it
@@ -80,6 +84,7 @@ impl Counters {
     pub fn memory() -> Self {
         Self {
             backend: Backend::Memory(Arc::default()),
+            batches: Batches::default(),
         }
     }
 
@@ -87,6 +92,7 @@ impl Counters {
     pub fn database(store: Store, clock: Clock) -> Self {
         Self {
             backend: Backend::Database(store, clock),
+            batches: Batches::default(),
         }
     }
 
@@ -101,7 +107,17 @@ impl Counters {
             .map_err(|e| CounterError::Unavailable(e.to_string()))?;
         Ok(Self {
             backend: Backend::Redis(manager, Arc::new(redis::Script::new(REDIS_SWAP))),
+            batches: Batches::default(),
         })
+    }
+
+    /// The spends in flight per key, for a shared store; `None` in memory, where a spend is
+    /// one swap under a lock and never waits.
+    pub(super) fn batches(&self) -> Option<&Batches> {
+        match self.backend {
+            Backend::Memory(_) => None,
+            Backend::Database(..) | Backend::Redis(..) => Some(&self.batches),
+        }
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<String>, CounterError> {
@@ -134,7 +150,12 @@ impl Counters {
         Err(CounterError::Contended)
     }
 
-    async fn swap(&self, key: &str, expected: Option<&str>, write: &Write) -> Result<bool, CounterError> {
+    pub(super) async fn swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        write: &Write,
+    ) -> Result<bool, CounterError> {
         let (value, ttl) = match write {
             Write::Keep => return Ok(true),
             Write::Put(value, ttl) => (Some(value.as_str()), *ttl),
@@ -181,10 +202,6 @@ impl Counters {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn millis(d: Duration) -> i64 {

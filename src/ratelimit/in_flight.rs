@@ -3,7 +3,7 @@
 //! not all of it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 pub struct InFlight {
     per_client: usize,
@@ -64,7 +64,7 @@ impl InFlight {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Client>> {
-        self.clients.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.clients)
     }
 }
 

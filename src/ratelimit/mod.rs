@@ -3,6 +3,7 @@
 //! database or in Redis; with a shared store, N instances share one budget instead of each
 //! granting its own.
 
+mod batch;
 mod counters;
 mod gcra;
 mod in_flight;
@@ -84,10 +85,7 @@ impl RateLimits {
         };
         let key = format!("{}:{subject}", limit.name());
         let now = self.clock.unix_ms();
-        let spent = self
-            .counters
-            .update(&key, |current| spend(gcra, current, now))
-            .await;
+        let spent = self.counters.spend(&key, gcra, now).await;
         let denied = match spent {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(wait)) => Denied::Wait(wait),

@@ -1,5 +1,6 @@
 //! Registered clients, the jti of accepted client assertions, and revoked access tokens.
 
+use super::changes::{bump, Counted};
 use super::{Store, StoreError};
 
 /// A client as stored. Lists are space-separated. The schema holds at most one of
@@ -64,24 +65,36 @@ impl Store {
 
     /// Returns false if there was no such client.
     pub async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM clients WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        let deleted = done.rows_affected() == 1;
+        if deleted {
+            bump(&mut tx, Counted::Clients).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     /// Replaces a secret client's secret hash; false if there is no such secret client.
     pub async fn set_client_secret(&self, id: &str, secret_hash: &str, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE clients SET secret_hash = $1, secret_rotated_at = $2 WHERE id = $3 AND secret_hash IS NOT NULL",
         )
         .bind(secret_hash)
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let rotated = done.rows_affected() == 1;
+        if rotated {
+            bump(&mut tx, Counted::Clients).await?;
+        }
+        tx.commit().await?;
+        Ok(rotated)
     }
 
     /// Records an accepted assertion's jti; `Conflict` if it was seen before (a replay).
@@ -113,15 +126,35 @@ impl Store {
             .bind(now)
             .execute(&self.pool)
             .await?;
-        let inserted = sqlx::query("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2)")
-            .bind(jti)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await;
-        match inserted.map_err(StoreError::from) {
-            Ok(_) | Err(StoreError::Conflict) => Ok(()),
-            Err(e) => Err(e),
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        // Revoked before: nothing changed, so nobody need read the list again.
+        if inserted.rows_affected() == 1 {
+            bump(&mut tx, Counted::RevokedAccessTokens).await?;
         }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The revoked access tokens that have not expired, unless there are more than `limit`.
+    pub async fn revoked_access_tokens(
+        &self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let jtis: Vec<(String,)> =
+            sqlx::query_as("SELECT jti FROM revoked_access_tokens WHERE expires_at >= $1 LIMIT $2")
+                .bind(now)
+                .bind(limit + 1)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok((jtis.len() as i64 <= limit).then(|| jtis.into_iter().map(|(jti,)| jti).collect()))
     }
 
     pub async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {

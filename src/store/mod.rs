@@ -2,6 +2,7 @@
 //! same queries (`$N` placeholders work on both) and the same migrations.
 
 mod authorization;
+pub mod changes;
 mod clients;
 mod housekeeping;
 mod rate_limits;
@@ -9,6 +10,7 @@ mod sessions;
 mod users;
 
 pub use authorization::{CodeRecord, LoginSessionRecord, Redemption};
+pub use changes::{ChangeCounters, Changes};
 pub use clients::ClientRecord;
 pub use sessions::{NewFamily, RefreshRecord};
 pub use users::{NewUser, UserRecord};

@@ -999,3 +999,133 @@ async fn ending_a_session_ends_its_access_tokens_for_every_online_check() {
     let token = token["access_token"].as_str().expect("token");
     assert!(segment(token, 1).get("sid").is_none());
 }
+
+/// Waits for the instance's first reading of the change counters: its caches are in use.
+async fn polled(server: &TestServer) {
+    let changes = server.app.changes.clone();
+    let read = common::eventually(Duration::from_secs(10), Duration::from_millis(20), || {
+        let current = changes.current();
+        async move { current.map(|_| ()) }
+    })
+    .await;
+    assert!(read.is_some(), "the change counters were never read");
+}
+
+/// Each instance keeps the clients it has seen in memory; a change made at another instance
+/// (or by the CLI) must still count everywhere within `STALE_AFTER`.
+#[tokio::test]
+async fn a_rotated_or_deleted_client_stops_working_at_every_instance() {
+    use token_issuer::store::changes::STALE_AFTER;
+    let a = common::start().await;
+    let b = a.sibling(&[]).await;
+    let old = register(&a, "cached", &["client_credentials"], "read", None)
+        .await
+        .expect("secret");
+    let grant = [("grant_type", "client_credentials")];
+    let status = |server: &TestServer, secret: String| {
+        let server = server.base.clone();
+        async move {
+            let resp = reqwest::Client::new()
+                .post(format!("{server}/oauth2/token"))
+                .basic_auth("cached", Some(secret))
+                .form(&grant)
+                .send()
+                .await
+                .expect("request");
+            resp.status().as_u16()
+        }
+    };
+    assert_eq!(
+        status(&b, old.clone()).await,
+        200,
+        "b now holds the client in memory"
+    );
+
+    let new = a
+        .app
+        .oauth
+        .clients
+        .rotate_secret("cached")
+        .await
+        .expect("rotate")
+        .expose()
+        .to_owned();
+    assert_eq!(status(&a, old.clone()).await, 401, "at once where it was rotated");
+    assert_eq!(status(&a, new.clone()).await, 200);
+    // Whatever b last read of the change counters is now older than the bound: b asks the
+    // database, or has read the new counters meanwhile. Either way the old secret is dead.
+    a.advance(STALE_AFTER + Duration::from_millis(1));
+    assert_eq!(status(&b, old.clone()).await, 401, "elsewhere within STALE_AFTER");
+    assert_eq!(status(&b, new.clone()).await, 200);
+
+    // Without moving the clock: b's poller reads the counters every second.
+    assert_eq!(status(&b, new.clone()).await, 200);
+    a.app.oauth.clients.delete("cached").await.expect("delete");
+    assert_eq!(status(&a, new.clone()).await, 401, "at once where it was deleted");
+    let refused = common::eventually(Duration::from_secs(10), Duration::from_millis(50), || {
+        let attempt = status(&b, new.clone());
+        async move { (attempt.await == 401).then_some(()) }
+    })
+    .await;
+    assert!(refused.is_some(), "b never learnt that the client was deleted");
+}
+
+#[tokio::test]
+async fn a_token_revoked_at_one_instance_is_inactive_at_every_instance() {
+    use token_issuer::store::changes::STALE_AFTER;
+    let a = common::start().await;
+    // One issuer behind two instances: each verifies the other's tokens.
+    let b = a.sibling(&[("ISSUER_URL", a.base.as_str())]).await;
+    let secret = register(&a, "svc", &["client_credentials"], "read", None)
+        .await
+        .expect("secret");
+    let auth = Some(("svc", secret.as_str()));
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let (_, issued) = form(&a, "/oauth2/token", auth, &[("grant_type", "client_credentials")]).await;
+        tokens.push(issued["access_token"].as_str().expect("token").to_owned());
+    }
+    polled(&a).await;
+    polled(&b).await;
+    for server in [&a, &b] {
+        for token in &tokens {
+            let (_, info) = form(server, "/oauth2/introspect", auth, &[("token", token)]).await;
+            assert_eq!(info["active"], true, "the revoked list is now held in memory");
+        }
+    }
+    let active = |server: &TestServer, token: String| {
+        let (base, secret) = (server.base.clone(), secret.clone());
+        async move {
+            let resp = reqwest::Client::new()
+                .post(format!("{base}/oauth2/introspect"))
+                .basic_auth("svc", Some(secret))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .expect("request");
+            resp.json::<Value>().await.expect("json")["active"] == true
+        }
+    };
+
+    let (status, _) = form(&a, "/oauth2/revoke", auth, &[("token", &tokens[0])]).await;
+    assert_eq!(status, 200);
+    assert!(
+        !active(&a, tokens[0].clone()).await,
+        "at once where it was revoked"
+    );
+    let inactive = common::eventually(Duration::from_secs(10), Duration::from_millis(50), || {
+        let check = active(&b, tokens[0].clone());
+        async move { (!check.await).then_some(()) }
+    })
+    .await;
+    assert!(inactive.is_some(), "b never learnt of the revocation");
+    assert!(active(&b, tokens[1].clone()).await, "the other token lives on");
+
+    let (status, _) = form(&b, "/oauth2/revoke", auth, &[("token", &tokens[1])]).await;
+    assert_eq!(status, 200);
+    a.advance(STALE_AFTER + Duration::from_millis(1));
+    assert!(
+        !active(&a, tokens[1].clone()).await,
+        "elsewhere within STALE_AFTER"
+    );
+}

@@ -195,6 +195,53 @@ async fn the_token_endpoint_limits_each_client_once_it_is_authenticated() {
     );
 }
 
+/// Many requests of one client at once, on two instances sharing a store: exactly the
+/// budget goes through — none more, and none refused for the crowd itself.
+async fn a_crowd_of_one_client_gets_exactly_its_budget(store: &str) {
+    let settings = [
+        ("ISSUER_RATE_LIMIT_STORE", store),
+        ("ISSUER_TOKEN_RATE_LIMIT", "25/1h"),
+    ];
+    let a = common::start_with(&settings).await;
+    let b = a.sibling(&settings).await;
+    // Redis outlives the test: a fresh client, so a fresh budget.
+    let id = format!("crowd-{}", uuid::Uuid::new_v4().simple());
+    let secret = create_client(&a, &id).await;
+    let mut crowd = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let url = if i % 2 == 0 {
+            a.url("/oauth2/token")
+        } else {
+            b.url("/oauth2/token")
+        };
+        let (client, id, secret) = (a.client.clone(), id.clone(), secret.clone());
+        crowd.spawn(async move {
+            let resp = client
+                .post(url)
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .expect("token request");
+            resp.status().as_u16()
+        });
+    }
+    let statuses = crowd.join_all().await;
+    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((admitted, refused), (25, 15), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn a_crowd_of_one_client_gets_exactly_its_budget_from_the_database() {
+    a_crowd_of_one_client_gets_exactly_its_budget("database").await;
+}
+
+#[tokio::test]
+async fn a_crowd_of_one_client_gets_exactly_its_budget_from_redis() {
+    a_crowd_of_one_client_gets_exactly_its_budget(REDIS).await;
+}
+
 #[tokio::test]
 async fn refreshes_are_limited_per_client_on_both_refresh_paths() {
     let server = common::start_with(&[BEHIND_PROXY, ("ISSUER_REFRESH_RATE_LIMIT", "2/1h")]).await;
