@@ -23,7 +23,7 @@ from base64 import b64encode
 from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import ROOT, fresh_database, free_port, wait_until  # noqa: E402
+from cluster import ROOT, fresh_database, free_port, http_status, wait_until  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 CLIENT_ID, CLIENT_SECRET_PEER = "bench", "bench-secret-0123456789"
@@ -176,7 +176,7 @@ class Ours:
         log = open(os.path.join(self.dir, f"serve-{alg}.log"), "ab")
         process = subprocess.Popen([self.binary, "serve"], cwd=self.dir, env=env, stdout=log, stderr=log)
         self.processes.append(process)
-        wait_until(lambda: ready(f"{url}/readyz"), 60, f"token-issuer ({self.backend}, {alg}) was not ready")
+        wait_until(lambda: http_status(f"{url}/readyz") == 200, 60, f"token-issuer ({self.backend}, {alg}) was not ready")
         return Server("token-issuer", self.backend, alg, url, process.pid)
 
     def stop(self):
@@ -185,13 +185,6 @@ class Ours:
         for process in self.processes:
             process.wait(timeout=30)
 
-
-def ready(url):
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------- credentials

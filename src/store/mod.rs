@@ -10,7 +10,7 @@ mod sessions;
 mod users;
 
 pub use authorization::{CodeRecord, LoginSessionRecord, Redemption};
-pub use changes::{ChangeCounters, Changes};
+pub use changes::Changes;
 pub use clients::ClientRecord;
 pub use sessions::{NewFamily, RefreshRecord};
 pub use users::{NewUser, UserRecord};
