@@ -1,16 +1,17 @@
 //! Password hashing with argon2id, run on blocking threads so it never stalls the runtime.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use std::sync::Arc;
-
-use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use unicode_normalization::UnicodeNormalization as _;
 use zeroize::Zeroizing;
 
 use super::AccountError;
+use crate::sync::lock;
 
 /// Cost of argon2id password hashing (`ISSUER_ARGON2_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,32 @@ pub struct Passwords {
     max_waiting: usize,
     /// Verified against when the email is unknown, so both cases cost the same.
     dummy_hash: String,
+    spare: Arc<SpareBlocks>,
+}
+
+/// Argon2's working memory (`m` KiB a hash), kept for the next hash only while another one
+/// waits for a permit: under a login flood it is reused instead of mapped and faulted in
+/// again for every hash (a fifth of a verification here); at rest it goes back to the system.
+/// At most one set per permit is kept.
+struct SpareBlocks {
+    sets: Mutex<Vec<Vec<Block>>>,
+    max: usize,
+}
+
+impl SpareBlocks {
+    fn take(&self, count: usize) -> Vec<Block> {
+        let spare = lock(&self.sets).pop();
+        spare
+            .filter(|blocks| blocks.len() == count)
+            .unwrap_or_else(|| vec![Block::default(); count])
+    }
+
+    fn give_back(&self, blocks: Vec<Block>, wanted: bool) {
+        let mut sets = lock(&self.sets);
+        if wanted && sets.len() < self.max {
+            sets.push(blocks);
+        }
+    }
 }
 
 impl Passwords {
@@ -72,13 +99,18 @@ impl Passwords {
         let params = argon2_params(settings).map_err(|e| AccountError::Internal(e.to_string()))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let permits = cores.saturating_sub(1).max(1);
         let mut passwords = Self {
             argon2,
             params,
-            permits: Arc::new(Semaphore::new(cores.saturating_sub(1).max(1))),
+            permits: Arc::new(Semaphore::new(permits)),
             waiting: Arc::new(AtomicUsize::new(0)),
             max_waiting: cores * 32,
             dummy_hash: String::new(),
+            spare: Arc::new(SpareBlocks {
+                sets: Mutex::new(Vec::new()),
+                max: permits,
+            }),
         };
         passwords.dummy_hash = passwords
             .hash(Password::new("dummy password for unknown users"))
@@ -106,22 +138,55 @@ impl Passwords {
         permit.map_err(|e| AccountError::Internal(e.to_string()))
     }
 
-    pub async fn hash(&self, password: Password) -> Result<String, AccountError> {
-        let argon2 = self.argon2.clone();
+    /// The raw argon2 hash of `password` and `salt`, `length` bytes, computed on a blocking
+    /// thread under a permit, in spare working memory when there is some.
+    async fn raw_hash(
+        &self,
+        argon2: Argon2<'static>,
+        password: Password,
+        salt: RawSalt,
+        length: usize,
+    ) -> Result<Output, AccountError> {
         let permit = self.permit().await?;
+        let spare = self.spare.clone();
+        let waiting = self.waiting.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let salt = SaltString::generate(&mut rand::rngs::OsRng);
-            argon2
-                .hash_password(password.expose().as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| AccountError::Internal(format!("argon2: {e}")))
+            let mut blocks = spare.take(argon2.params().block_count());
+            let hash = Output::init_with(length, |out| {
+                Ok(argon2.hash_password_into_with_memory(
+                    password.expose().as_bytes(),
+                    salt.bytes(),
+                    out,
+                    &mut blocks,
+                )?)
+            });
+            spare.give_back(blocks, waiting.load(Ordering::Acquire) > 0);
+            hash.map_err(|e| AccountError::Internal(format!("argon2: {e}")))
         })
         .await
         .map_err(|e| AccountError::Internal(e.to_string()))?
     }
 
-    /// Verifies against `stored`, or against a dummy hash when there is none.
+    /// A PHC string (`$argon2id$v=19$m=…`) of `password` with a new random salt.
+    pub async fn hash(&self, password: Password) -> Result<String, AccountError> {
+        let failed = |e: argon2::password_hash::Error| AccountError::Internal(format!("argon2: {e}"));
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let raw = RawSalt::decode(salt.as_salt()).map_err(failed)?;
+        let length = self.params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+        let hash = self.raw_hash(self.argon2.clone(), password, raw, length).await?;
+        Ok(PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(failed)?,
+            salt: Some(salt.as_salt()),
+            hash: Some(hash),
+        }
+        .to_string())
+    }
+
+    /// Verifies against `stored`, or against a dummy hash when there is none, with the stored
+    /// hash's own algorithm, version and parameters (as argon2's own verifier does).
     pub async fn verify(
         &self,
         password: Password,
@@ -129,29 +194,48 @@ impl Passwords {
     ) -> Result<Verification, AccountError> {
         let real = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
-        let argon2 = self.argon2.clone();
-        let params = self.params.clone();
-        let permit = self.permit().await?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let hash = PasswordHash::new(&stored)
-                .map_err(|e| AccountError::Internal(format!("stored hash: {e}")))?;
-            let matches = argon2
-                .verify_password(password.expose().as_bytes(), &hash)
-                .is_ok();
-            let same_params = hash.algorithm == Algorithm::Argon2id.ident()
-                && Params::try_from(&hash).is_ok_and(|p| {
-                    p.m_cost() == params.m_cost()
-                        && p.t_cost() == params.t_cost()
-                        && p.p_cost() == params.p_cost()
-                });
-            Ok(Verification {
-                matches: matches && real,
-                needs_rehash: !same_params,
-            })
+        let unusable = |e: argon2::password_hash::Error| AccountError::Internal(format!("stored hash: {e}"));
+        let hash = PasswordHash::new(&stored).map_err(unusable)?;
+        let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+            return Err(AccountError::Internal("stored hash: no salt or no hash".into()));
+        };
+        let algorithm = Algorithm::try_from(hash.algorithm).map_err(unusable)?;
+        let version = hash
+            .version
+            .map(Version::try_from)
+            .transpose()
+            .map_err(|e| unusable(e.into()))?;
+        let params = Params::try_from(&hash).map_err(unusable)?;
+        let needs_rehash = algorithm != Algorithm::Argon2id
+            || params.m_cost() != self.params.m_cost()
+            || params.t_cost() != self.params.t_cost()
+            || params.p_cost() != self.params.p_cost();
+        let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params);
+        let salt = RawSalt::decode(salt).map_err(unusable)?;
+        let computed = self.raw_hash(argon2, password, salt, expected.len()).await?;
+        Ok(Verification {
+            // `Output` compares in constant time.
+            matches: computed == expected && real,
+            needs_rehash,
         })
-        .await
-        .map_err(|e| AccountError::Internal(e.to_string()))?
+    }
+}
+
+/// A salt decoded from its PHC (B64) form, owned so it can travel to a blocking thread.
+struct RawSalt {
+    bytes: [u8; Salt::MAX_LENGTH],
+    len: usize,
+}
+
+impl RawSalt {
+    fn decode(salt: Salt<'_>) -> argon2::password_hash::Result<Self> {
+        let mut bytes = [0; Salt::MAX_LENGTH];
+        let len = salt.decode_b64(&mut bytes)?.len();
+        Ok(Self { bytes, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -239,6 +323,66 @@ mod tests {
             .await
             .expect("verify");
         assert!(old.matches && old.needs_rehash);
+    }
+
+    #[tokio::test]
+    async fn hashes_interoperate_with_the_argon2_crate() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let ours = Passwords::new(CHEAP).await.expect("params");
+        let params = argon2_params(CHEAP).expect("params");
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let stored = theirs
+            .hash_password(b"correct horse battery", &salt)
+            .expect("hash")
+            .to_string();
+        let verified = ours
+            .verify(Password::new("correct horse battery"), Some(stored))
+            .await
+            .expect("verify");
+        assert!(verified.matches && !verified.needs_rehash);
+
+        let made = ours
+            .hash(Password::new("correct horse battery"))
+            .await
+            .expect("hash");
+        let parsed = PasswordHash::new(&made).expect("a PHC string");
+        assert!(theirs.verify_password(b"correct horse battery", &parsed).is_ok());
+        assert!(theirs.verify_password(b"wrong horse battery", &parsed).is_err());
+
+        // Another variant of argon2 still verifies, and asks to be hashed again.
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, params)
+            .hash_password(b"correct horse battery", &salt)
+            .expect("hash")
+            .to_string();
+        let old = ours
+            .verify(Password::new("correct horse battery"), Some(argon2i))
+            .await
+            .expect("verify");
+        assert!(old.matches && old.needs_rehash);
+    }
+
+    #[test]
+    fn working_memory_is_kept_only_for_a_waiting_hash_and_one_per_permit() {
+        let spare = SpareBlocks {
+            sets: Mutex::new(Vec::new()),
+            max: 1,
+        };
+        spare.give_back(spare.take(8), false);
+        assert!(lock(&spare.sets).is_empty(), "nobody waits: memory goes back");
+        spare.give_back(spare.take(8), true);
+        spare.give_back(vec![Block::default(); 8], true);
+        assert_eq!(lock(&spare.sets).len(), 1, "never more than one set per permit");
+        let kept = lock(&spare.sets)[0].as_ptr();
+        let reused = spare.take(8);
+        assert_eq!(reused.as_ptr(), kept, "the next hash reuses it");
+        spare.give_back(reused, true);
+        spare.give_back(spare.take(16), true);
+        assert_eq!(
+            lock(&spare.sets)[0].len(),
+            16,
+            "a set of another size is not reused"
+        );
     }
 
     #[tokio::test]
