@@ -12,7 +12,7 @@ mod users;
 pub use authorization::{CodeRecord, LoginSessionRecord, Redemption};
 pub use changes::Changes;
 pub use clients::ClientRecord;
-pub use sessions::{NewFamily, RefreshRecord};
+pub use sessions::{NewFamily, RefreshRecord, RotatedFamily};
 pub use users::{NewUser, UserRecord};
 
 use std::path::Path;
@@ -61,6 +61,8 @@ impl From<sqlx::Error> for StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// PostgreSQL runs a few statements in a form SQLite lacks (data-modifying `WITH`).
+    postgres: bool,
 }
 
 impl Store {
@@ -96,7 +98,10 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            postgres: !sqlite,
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {

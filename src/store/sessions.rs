@@ -23,6 +23,33 @@ impl RefreshRecord {
     }
 }
 
+/// The session a refresh token was rotated in, and what it was granted.
+#[derive(Debug, sqlx::FromRow)]
+pub struct RotatedFamily {
+    pub family_id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: Option<String>,
+}
+
+/// Marks a live, unused refresh token of a client's open session used ($1 now, $2 its hash,
+/// $3 the client), returning its family: the rule of a rotation, for both databases.
+macro_rules! mark_refresh_token {
+    () => {
+        "UPDATE refresh_tokens SET used_at = $1 \
+         WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+         AND family_id IN (SELECT f.id FROM refresh_families f JOIN users u ON u.id = f.user_id \
+             WHERE f.revoked_at IS NULL AND u.disabled_at IS NULL AND f.client_id = $3) \
+         RETURNING family_id"
+    };
+}
+
+macro_rules! select_family {
+    () => {
+        "SELECT f.id AS family_id, f.user_id, f.client_id, f.scope FROM refresh_families f"
+    };
+}
+
 pub struct NewFamily<'a> {
     pub id: &'a str,
     pub user_id: &'a str,
@@ -62,35 +89,54 @@ impl Store {
         .await?)
     }
 
-    /// Marks `old_hash` used and adds its successor, atomically. Returns false, changing
-    /// nothing, when `old_hash` was already used: of concurrent callers exactly one wins,
-    /// because the conditional update is the transaction's first statement (it takes the
-    /// write lock on SQLite, the row lock on PostgreSQL).
+    /// Marks `old_hash` used and stores `new_hash` after it in its session, if `old_hash` is
+    /// unused, unexpired and of an open session of `client_id` whose user is enabled; returns
+    /// the session then, and changes nothing otherwise. Of concurrent callers exactly one
+    /// wins: the conditional update takes the row lock on PostgreSQL, the write lock on
+    /// SQLite. PostgreSQL does it all in one statement (one round trip, one commit).
     pub async fn rotate_refresh_token(
         &self,
         old_hash: &str,
         new_hash: &str,
-        family_id: &str,
+        client_id: &str,
         now: i64,
         expires_at: i64,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let marked = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
-             AND family_id IN (SELECT id FROM refresh_families WHERE id = $3 AND revoked_at IS NULL)",
-        )
-        .bind(now)
-        .bind(old_hash)
-        .bind(family_id)
-        .execute(&mut *tx)
-        .await?;
-        if marked.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
+    ) -> Result<Option<RotatedFamily>, StoreError> {
+        if self.postgres {
+            return Ok(sqlx::query_as(concat!(
+                "WITH marked AS (",
+                mark_refresh_token!(),
+                "), added AS (INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at) \
+                 SELECT $4, family_id, $1, $5 FROM marked) ",
+                select_family!(),
+                " JOIN marked m ON m.family_id = f.id"
+            ))
+            .bind(now)
+            .bind(old_hash)
+            .bind(client_id)
+            .bind(new_hash)
+            .bind(expires_at)
+            .fetch_optional(&self.pool)
+            .await?);
         }
-        insert_token(&mut tx, new_hash, family_id, now, expires_at).await?;
+        let mut tx = self.pool.begin().await?;
+        let marked: Option<(String,)> = sqlx::query_as(mark_refresh_token!())
+            .bind(now)
+            .bind(old_hash)
+            .bind(client_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((family_id,)) = marked else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        insert_token(&mut tx, new_hash, &family_id, now, expires_at).await?;
+        let family = sqlx::query_as(concat!(select_family!(), " WHERE f.id = $1"))
+            .bind(&family_id)
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(family))
     }
 
     /// Whether an access token of session `sid` still counts: the session open, its user

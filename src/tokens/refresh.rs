@@ -92,59 +92,43 @@ impl RefreshTokens {
     /// Exchanges a refresh token of `client_id` for its successor.
     pub async fn rotate(&self, presented: &str, client_id: &str) -> Result<Rotated, RefreshError> {
         let hash = token_hash(presented);
+        let secret = RefreshSecret::generate();
+        let now = self.clock.unix();
+        let rotated = self
+            .store
+            .rotate_refresh_token(
+                &hash,
+                &token_hash(secret.expose()),
+                client_id,
+                now,
+                now + self.ttl.as_secs() as i64,
+            )
+            .await?;
+        if let Some(family) = rotated {
+            return Ok(Rotated {
+                secret,
+                family_id: family.family_id,
+                user_id: family.user_id,
+                client_id: family.client_id,
+                scope: family.scope,
+            });
+        }
+        // Not rotated: unknown, expired, another client's, its session ended, or used. A used
+        // token coming back (used before, or by a concurrent request that won) means whoever
+        // holds the family's newest token may be an attacker: end the session.
         let record = self
             .store
             .refresh_token(&hash)
             .await?
+            .filter(|r| r.client_id == client_id && r.session_live(now) && r.used_at.is_some())
             .ok_or(RefreshError::Invalid)?;
-        let now = self.clock.unix();
-        // A used token is not refused here: it is reuse, handled below.
-        if record.client_id != client_id || !record.session_live(now) {
-            return Err(RefreshError::Invalid);
-        }
-        let secret = RefreshSecret::generate();
-        let expires_at = now + self.ttl.as_secs() as i64;
-        let won = record.used_at.is_none()
-            && self
-                .store
-                .rotate_refresh_token(
-                    &hash,
-                    &token_hash(secret.expose()),
-                    &record.family_id,
-                    now,
-                    expires_at,
-                )
-                .await?;
-        if !won {
-            // Lost the conditional update: either the token was used (before, or by a
-            // concurrent request) or its session just ended. A used token coming back means
-            // whoever holds the family's newest token may be an attacker: end the session.
-            let used = match record.used_at {
-                Some(_) => true,
-                None => self
-                    .store
-                    .refresh_token(&hash)
-                    .await?
-                    .is_some_and(|r| r.used_at.is_some()),
-            };
-            if !used {
-                return Err(RefreshError::Invalid);
-            }
-            self.store.revoke_family(&record.family_id, now).await?;
-            metrics::counter!("issuer_refresh_reuse_detected_total").increment(1);
-            tracing::warn!(target: "audit", event = "refresh_reuse_detected", family_id = %record.family_id,
-                user_id = %record.user_id, "refresh token reused; its session is revoked");
-            return Err(RefreshError::Reused {
-                family_id: record.family_id,
-                user_id: record.user_id,
-            });
-        }
-        Ok(Rotated {
-            secret,
+        self.store.revoke_family(&record.family_id, now).await?;
+        metrics::counter!("issuer_refresh_reuse_detected_total").increment(1);
+        tracing::warn!(target: "audit", event = "refresh_reuse_detected", family_id = %record.family_id,
+            user_id = %record.user_id, "refresh token reused; its session is revoked");
+        Err(RefreshError::Reused {
             family_id: record.family_id,
             user_id: record.user_id,
-            client_id: record.client_id,
-            scope: record.scope,
         })
     }
 

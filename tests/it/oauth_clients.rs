@@ -391,6 +391,11 @@ async fn the_token_endpoint_answers_every_error_as_rfc_6749_says() {
     )
     .await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    // Nor does its try spend the token or count as reuse: its own client still refreshes.
+    let own = server
+        .post_json("/api/v1/auth/refresh", json!({"refresh_token": refresh}))
+        .await;
+    assert_eq!(own.status(), 200);
 
     // The same request, well-formed, succeeds: the cases above failed for their one reason.
     let (status, body) = form(
