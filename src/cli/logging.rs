@@ -6,9 +6,12 @@ use std::io::IsTerminal as _;
 
 use tracing::field::{Field, Visit};
 use tracing::span::Record;
+use tracing::{Event, Subscriber};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FormatFields, FormattedFields};
+use tracing_subscriber::fmt::time::{FormatTime as _, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -21,14 +24,56 @@ pub fn init(format: LogFormat) {
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Pretty => builder.init(),
-        // The current span names the request; the list of enclosing spans would repeat it.
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .fmt_fields(SpanFields)
-            .init(),
+        LogFormat::Json => builder.fmt_fields(SpanFields).event_format(JsonLine).init(),
+    }
+}
+
+/// One JSON object a line: timestamp, level, the event's fields, target, and the current
+/// span (the request) as [`SpanFields`] recorded it, with its name; the list of enclosing
+/// spans would repeat it. The subscriber's own JSON format parses a span's recorded fields
+/// back into values for every event, and writes through an adapter that checks each piece is
+/// UTF-8 again.
+struct JsonLine;
+
+impl<S> FormatEvent<S, SpanFields> for JsonLine
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, SpanFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        writer.write_str("{\"timestamp\":\"")?;
+        SystemTime.format_time(&mut writer)?;
+        write!(writer, "\",\"level\":\"{}\"", meta.level())?;
+        let mut fields = JsonObject {
+            writer: &mut writer,
+            first: false,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
+        writer.write_str(",\"target\":\"")?;
+        Escaped(&mut writer).write_str(meta.target())?;
+        writer.write_char('"')?;
+        let span = event
+            .parent()
+            .and_then(|id| ctx.span(id))
+            .or_else(|| ctx.lookup_current());
+        if let Some(span) = span {
+            if let Some(recorded) = span.extensions().get::<FormattedFields<SpanFields>>() {
+                // `{"a":1}` and the name: `{"a":1,"name":"request"}`.
+                let fields = recorded.fields.strip_suffix('}').unwrap_or("{");
+                let separator = if fields == "{" { "" } else { "," };
+                write!(writer, ",\"span\":{fields}{separator}\"name\":\"")?;
+                Escaped(&mut writer).write_str(span.name())?;
+                writer.write_str("\"}")?;
+            }
+        }
+        writer.write_str("}\n")
     }
 }
 
@@ -118,6 +163,13 @@ impl Visit for JsonObject<'_, '_> {
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.entry(field, |w| write!(w, "{value}"));
     }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        match value.is_finite() {
+            true => self.entry(field, |w| write!(w, "{value}")),
+            false => self.string(field, value),
+        }
+    }
 }
 
 /// Writes through, escaped for the inside of a JSON string (RFC 8259 §7).
@@ -148,18 +200,36 @@ impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
 mod tests {
     use super::*;
 
-    /// What the JSON log shows of a request's span when `fields` is recorded in it, and more
-    /// recorded later.
-    fn span_json(record: impl FnOnce(&tracing::Span)) -> serde_json::Value {
-        let (lines, writer) = captured();
+    /// The JSON lines `log` writes.
+    fn lines_of(log: impl FnOnce()) -> Vec<serde_json::Value> {
+        #[derive(Clone, Default)]
+        struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                crate::sync::lock(&self.0).extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
         let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
             .fmt_fields(SpanFields)
-            .with_writer(writer)
+            .event_format(JsonLine)
+            .with_writer(move || writer.clone())
             .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, log);
+        let text = String::from_utf8(crate::sync::lock(&sink.0).clone()).expect("UTF-8");
+        text.lines()
+            .map(|line| serde_json::from_str(line).expect("each line one JSON object"))
+            .collect()
+    }
+
+    /// What the JSON log shows of a request's span, with more recorded in it by `record`.
+    fn span_json(record: impl FnOnce(&tracing::Span)) -> serde_json::Value {
+        let lines = lines_of(|| {
             let span = tracing::info_span!(
                 "request",
                 request_id = %"a\"quote\\and\ncontrol\u{1}",
@@ -172,29 +242,31 @@ mod tests {
             record(&span);
             span.in_scope(|| tracing::info!("inside"));
         });
-        let line = lines.lock().map(|l| l.clone()).unwrap_or_default();
-        let event: serde_json::Value = serde_json::from_slice(&line).expect("one JSON line");
-        event["span"].clone()
+        lines[0]["span"].clone()
     }
 
-    fn captured() -> (
-        std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-        impl for<'a> tracing_subscriber::fmt::MakeWriter<'a>,
-    ) {
-        #[derive(Clone)]
-        struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Sink {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                crate::sync::lock(&self.0).extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = Sink(lines.clone());
-        (lines, move || sink.clone())
+    #[test]
+    fn an_event_is_one_json_object_with_its_fields_at_the_top() {
+        let lines = lines_of(|| {
+            tracing::warn!(target: "audit", event = "token_issued", count = 2u64, ratio = 0.5,
+                text = "say \"hi\"", "issued");
+        });
+        let [line] = lines.as_slice() else {
+            panic!("one line: {lines:?}")
+        };
+        let timestamp = line["timestamp"].as_str().expect("a timestamp");
+        assert!(
+            timestamp.len() > 20 && timestamp.ends_with('Z'),
+            "RFC 3339 in UTC: {timestamp}"
+        );
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["message"], "issued");
+        assert_eq!(line["event"], "token_issued");
+        assert_eq!(line["count"], 2);
+        assert_eq!(line["ratio"], 0.5);
+        assert_eq!(line["text"], "say \"hi\"");
+        assert_eq!(line["target"], "audit");
+        assert!(line.get("span").is_none(), "outside a request: no span");
     }
 
     #[test]
