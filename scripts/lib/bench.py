@@ -31,6 +31,7 @@ CLIENT_ID, CLIENT_SECRET_PEER = "bench", "bench-secret-0123456789"
 RESOURCE, OPAQUE_RESOURCE, SCOPE = "urn:bench:api", "urn:bench:opaque", "api:read"
 PASSWORD = "bench password that is long enough"
 USERS = 8
+LOGIN_ENV = {"BENCH_PASSWORD": PASSWORD, "BENCH_USERS": str(USERS)}
 
 
 def say(*args):
@@ -489,7 +490,13 @@ PROFILED = {
         f"grant_type=client_credentials&resource={quote(RESOURCE, safe='')}&scope={SCOPE}", basic(CLIENT_ID, s.secret)))),
     "introspection": ("RS256", lambda s: (s.introspection_endpoint, "post", post_env(
         f"token={client_token(s, s.secret)}", basic(CLIENT_ID, s.secret)))),
+    "login": ("EdDSA", lambda s: login_load(s)),
 }
+
+
+def login_load(server):
+    register_users(server)
+    return f"{server.url}/api/v1/auth/login", "login", LOGIN_ENV
 
 
 def profile(args):
@@ -608,7 +615,7 @@ def main():
                 bench.measure(f"refresh {alg}", s, s.token_endpoint, "refresh", {"BENCH_TOKENS": path}, warm=False)
         for backend in ("SQLite", "PostgreSQL"):
             s = servers[(backend, "EdDSA")]
-            login = {"BENCH_PASSWORD": PASSWORD, "BENCH_USERS": str(USERS)}
+            login = LOGIN_ENV
             # Alone for the rate (the JWKS load would take CPU from argon2 on two cores), then
             # again as a flood with JWKS requests beside it, for their latency (that run's
             # CPU per login includes the JWKS's).
