@@ -49,13 +49,7 @@ where
         writer.write_str("{\"timestamp\":\"")?;
         SystemTime.format_time(&mut writer)?;
         write!(writer, "\",\"level\":\"{}\"", meta.level())?;
-        let mut fields = JsonObject {
-            writer: &mut writer,
-            first: false,
-            result: Ok(()),
-        };
-        event.record(&mut fields);
-        fields.result?;
+        write_members(&mut writer, false, event)?;
         writer.write_str(",\"target\":\"")?;
         Escaped(&mut writer).write_str(meta.target())?;
         writer.write_char('"')?;
@@ -85,13 +79,7 @@ struct SpanFields;
 impl<'w> FormatFields<'w> for SpanFields {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
         writer.write_char('{')?;
-        let mut object = JsonObject {
-            writer: &mut writer,
-            first: true,
-            result: Ok(()),
-        };
-        fields.record(&mut object);
-        object.result?;
+        write_members(&mut writer, true, fields)?;
         writer.write_char('}')
     }
 
@@ -103,15 +91,20 @@ impl<'w> FormatFields<'w> for SpanFields {
         }
         let first = current.fields == "{";
         let mut writer = current.as_writer();
-        let mut object = JsonObject {
-            writer: &mut writer,
-            first,
-            result: Ok(()),
-        };
-        fields.record(&mut object);
-        object.result?;
+        write_members(&mut writer, first, fields)?;
         writer.write_char('}')
     }
+}
+
+/// `fields` as JSON object members (`"name":value`), after others unless `first`.
+fn write_members(writer: &mut Writer<'_>, first: bool, fields: impl RecordFields) -> fmt::Result {
+    let mut object = JsonObject {
+        writer,
+        first,
+        result: Ok(()),
+    };
+    fields.record(&mut object);
+    object.result
 }
 
 struct JsonObject<'a, 'w> {
