@@ -483,6 +483,11 @@ def machine():
 
 # ---------------------------------------------------------------- profiles
 
+def login_load(server):
+    register_users(server)
+    return f"{server.url}/api/v1/auth/login", "login", LOGIN_ENV
+
+
 # Workloads that scripts/profile records: (signing algorithm, how to load the server).
 PROFILED = {
     "jwks": ("RS256", lambda s: (s.jwks_uri, None, None)),
@@ -490,13 +495,8 @@ PROFILED = {
         f"grant_type=client_credentials&resource={quote(RESOURCE, safe='')}&scope={SCOPE}", basic(CLIENT_ID, s.secret)))),
     "introspection": ("RS256", lambda s: (s.introspection_endpoint, "post", post_env(
         f"token={client_token(s, s.secret)}", basic(CLIENT_ID, s.secret)))),
-    "login": ("EdDSA", lambda s: login_load(s)),
+    "login": ("EdDSA", login_load),
 }
-
-
-def login_load(server):
-    register_users(server)
-    return f"{server.url}/api/v1/auth/login", "login", LOGIN_ENV
 
 
 def profile(args):
@@ -615,12 +615,11 @@ def main():
                 bench.measure(f"refresh {alg}", s, s.token_endpoint, "refresh", {"BENCH_TOKENS": path}, warm=False)
         for backend in ("SQLite", "PostgreSQL"):
             s = servers[(backend, "EdDSA")]
-            login = LOGIN_ENV
             # Alone for the rate (the JWKS load would take CPU from argon2 on two cores), then
             # again as a flood with JWKS requests beside it, for their latency (that run's
             # CPU per login includes the JWKS's).
-            bench.measure("login", s, f"{s.url}/api/v1/auth/login", "login", login)
-            bench.measure("login flood", s, f"{s.url}/api/v1/auth/login", "login", login,
+            bench.measure("login", s, f"{s.url}/api/v1/auth/login", "login", LOGIN_ENV)
+            bench.measure("login flood", s, f"{s.url}/api/v1/auth/login", "login", LOGIN_ENV,
                           warm=False, beside=s.jwks_uri)
 
         # This machine's speed drifts: the floor is measured again after the loads, and the

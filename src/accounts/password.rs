@@ -70,9 +70,9 @@ pub struct Passwords {
 }
 
 /// Argon2's working memory (`m` KiB a hash), kept for the next hash only while another one
-/// waits for a permit: under a login flood it is reused instead of mapped and faulted in
-/// again for every hash (a fifth of a verification here); at rest it goes back to the system.
-/// At most one set per permit is kept.
+/// waits for a permit: under a login flood it is reused instead of mapped, zeroed and
+/// faulted in again for every hash (over half of a login's samples here); at rest it goes
+/// back to the system. At most one set per permit is kept.
 struct SpareBlocks {
     sets: Mutex<Vec<Vec<Block>>>,
     max: usize,

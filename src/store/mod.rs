@@ -61,7 +61,8 @@ impl From<sqlx::Error> for StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
-    /// PostgreSQL runs a few statements in a form SQLite lacks (data-modifying `WITH`).
+    /// PostgreSQL rotates a refresh token in one statement of a form SQLite lacks
+    /// (data-modifying `WITH`).
     postgres: bool,
 }
 
