@@ -1,16 +1,31 @@
+// mimalloc: glibc's allocator took a fifth of an EdDSA token's CPU, much of it waiting on the
+// lock of an arena that another worker thread allocated from (BENCHMARKS.md, round 3).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
-    release_large_blocks();
     token_issuer::cli::main()
 }
 
-/// glibc keeps a freed block of up to 32 MiB for reuse once it has seen one freed, each in
-/// the arena of the thread that freed it; argon2's 19 MiB, hashed on whichever blocking
-/// thread is free, then piled up to 250 MB after a login flood. Above 1 MiB, blocks are
-/// mapped and returned to the system on free.
-fn release_large_blocks() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: called before any other thread exists; mallopt only sets an allocator option.
+/// Runs before Rust's runtime makes the first allocation, when mimalloc reserves its arena:
+/// `main` is too late for these options to shape it.
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static RETURN_MEMORY_AT_ONCE: extern "C" fn() = return_memory_at_once;
+
+/// mimalloc by default commits its arena up front and returns freed pages a second later:
+/// 50 MiB resident at rest and 78 MiB after a login flood, where glibc held 20 and 49.
+/// Committing on demand and returning at once keeps glibc's figures, at no cost in speed
+/// that the bench can see.
+#[cfg(target_os = "linux")]
+extern "C" fn return_memory_at_once() {
+    // mimalloc 3's `mi_option_e` (mimalloc.h); its Rust bindings name neither.
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: plain option setters; nothing has allocated yet and no other thread exists.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
     }
 }
