@@ -127,10 +127,11 @@ impl JsonObject<'_, '_> {
         })();
     }
 
-    fn string(&mut self, field: &Field, value: impl fmt::Display) {
+    /// A JSON string, whose contents `write` writes (escaped on the way).
+    fn string(&mut self, field: &Field, write: impl FnOnce(&mut dyn fmt::Write) -> fmt::Result) {
         self.entry(field, |w| {
             w.write_char('"')?;
-            write!(Escaped(&mut *w), "{value}")?;
+            write(&mut Escaped(&mut *w))?;
             w.write_char('"')
         });
     }
@@ -138,11 +139,11 @@ impl JsonObject<'_, '_> {
 
 impl Visit for JsonObject<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.string(field, value);
+        self.string(field, |w| w.write_str(value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.string(field, format_args!("{value:?}"));
+        self.string(field, |w| write!(w, "{value:?}"));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -160,7 +161,7 @@ impl Visit for JsonObject<'_, '_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         match value.is_finite() {
             true => self.entry(field, |w| write!(w, "{value}")),
-            false => self.string(field, value),
+            false => self.string(field, |w| write!(w, "{value}")),
         }
     }
 }
@@ -170,20 +171,21 @@ struct Escaped<'a, W: fmt::Write>(&'a mut W);
 
 impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Byte by byte: what needs escaping is ASCII, so every match is a char boundary.
         let mut plain = 0;
-        for (i, c) in s.char_indices() {
-            let escaped = match c {
-                '"' => Some("\\\""),
-                '\\' => Some("\\\\"),
-                c if c < ' ' => None,
+        for (i, &b) in s.as_bytes().iter().enumerate() {
+            let escaped = match b {
+                b'"' => Some("\\\""),
+                b'\\' => Some("\\\\"),
+                b if b < b' ' => None,
                 _ => continue,
             };
             self.0.write_str(&s[plain..i])?;
             match escaped {
                 Some(escaped) => self.0.write_str(escaped)?,
-                None => write!(self.0, "\\u{:04x}", u32::from(c))?,
+                None => write!(self.0, "\\u{b:04x}")?,
             }
-            plain = i + c.len_utf8();
+            plain = i + 1;
         }
         self.0.write_str(&s[plain..])
     }

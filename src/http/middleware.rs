@@ -52,10 +52,10 @@ pub async fn request_id(
     // The path only: query strings are not logged.
     let span = tracing::info_span!(
         "request",
-        request_id = %id,
+        request_id = id.as_str(),
         client_ip = client_ip.map(tracing::field::display),
-        method = %request.method(),
-        path = %request.uri().path()
+        method = request.method().as_str(),
+        path = request.uri().path()
     );
     let started = Instant::now();
     let route = request.extensions().get::<MatchedPath>().cloned();
@@ -75,11 +75,8 @@ pub async fn request_id(
         }
     });
     // Labelled by route template, never by raw path: unknown paths are one series.
-    let route = route.map_or_else(|| "unmatched".to_owned(), |r| r.as_str().to_owned());
-    metrics::counter!("issuer_http_requests_total", "route" => route.clone(), "method" => method_label(&method), "status" => response.status().as_str().to_owned())
-        .increment(1);
-    metrics::histogram!("issuer_http_request_duration_seconds", "route" => route)
-        .record(elapsed.as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    crate::metrics::http_request(route, method_label(&method), response.status(), elapsed);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
