@@ -1,8 +1,13 @@
 //! Prometheus metrics through the `metrics` facade. The recorder is process-wide and
 //! installed once; `/metrics` renders it.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::time::Duration;
 
+use axum::http::StatusCode;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -73,4 +78,37 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// One answered request: counted by route, method and status, its latency by route.
+pub fn http_request(route: &str, method: &'static str, status: StatusCode, elapsed: Duration) {
+    ROUTES.with_borrow_mut(|routes| {
+        let route_handles = match routes.get_mut(route) {
+            Some(handles) => handles,
+            None => routes.entry(route.to_owned()).or_insert_with(|| RouteHandles {
+                duration: metrics::histogram!("issuer_http_request_duration_seconds", "route" => route.to_owned()),
+                requests: HashMap::new(),
+            }),
+        };
+        route_handles.duration.record(elapsed.as_secs_f64());
+        route_handles
+            .requests
+            .entry((method, status.as_u16()))
+            .or_insert_with(|| {
+                metrics::counter!("issuer_http_requests_total", "route" => route.to_owned(), "method" => method, "status" => status.as_str().to_owned())
+            })
+            .increment(1);
+    });
+}
+
+/// A route's handles in the recorder. Kept per worker thread, as building a labelled key and
+/// finding it in the recorder on every request cost 4 % of an EdDSA token's CPU; the labels
+/// are bounded (route templates, a fixed set of methods, the statuses the issuer answers).
+struct RouteHandles {
+    duration: Histogram,
+    requests: HashMap<(&'static str, u16), Counter>,
+}
+
+thread_local! {
+    static ROUTES: RefCell<HashMap<String, RouteHandles>> = RefCell::new(HashMap::new());
 }
