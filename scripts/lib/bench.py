@@ -544,7 +544,7 @@ def main():
     parser.add_argument("--peer", required=True, help="node-oidc-provider's folder")
     parser.add_argument("--postgres", required=True, help="an admin URL of the local PostgreSQL")
     parser.add_argument("--duration", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--profile", choices=sorted(PROFILED), help="only perf-record this workload (SQLite)")
     parser.add_argument("--svg", help="where --profile writes its flamegraph")
