@@ -52,10 +52,10 @@ pub async fn request_id(
     // The path only: query strings are not logged.
     let span = tracing::info_span!(
         "request",
-        request_id = id.as_str(),
+        request_id = %id,
         client_ip = client_ip.map(tracing::field::display),
-        method = request.method().as_str(),
-        path = request.uri().path()
+        method = %request.method(),
+        path = %request.uri().path()
     );
     let started = Instant::now();
     let route = request.extensions().get::<MatchedPath>().cloned();
