@@ -514,7 +514,7 @@ def profile(args):
         bench.wrk(url, args.warmup, args.connections, script, env).communicate()
         data = os.path.join(workdir, "perf.data")
         # cpu-clock: virtual machines often lack hardware counters. DWARF call graphs: the
-        # release build keeps line tables, not frame pointers.
+        # release build has no frame pointers; perf unwinds through .eh_frame.
         perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "249", "--call-graph", "dwarf,8192",
                                  "-p", str(server.pid), "-o", data, "--", "sleep", str(args.duration)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
