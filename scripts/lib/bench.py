@@ -483,9 +483,14 @@ def machine():
 
 # ---------------------------------------------------------------- profiles
 
+def login_request(server):
+    """The login load's URL, wrk script and environment (the users registered beforehand)."""
+    return f"{server.url}/api/v1/auth/login", "login", LOGIN_ENV
+
+
 def login_load(server):
     register_users(server)
-    return f"{server.url}/api/v1/auth/login", "login", LOGIN_ENV
+    return login_request(server)
 
 
 # Workloads that scripts/profile records: (signing algorithm, how to load the server).
@@ -618,9 +623,8 @@ def main():
             # Alone for the rate (the JWKS load would take CPU from argon2 on two cores), then
             # again as a flood with JWKS requests beside it, for their latency (that run's
             # CPU per login includes the JWKS's).
-            bench.measure("login", s, f"{s.url}/api/v1/auth/login", "login", LOGIN_ENV)
-            bench.measure("login flood", s, f"{s.url}/api/v1/auth/login", "login", LOGIN_ENV,
-                          warm=False, beside=s.jwks_uri)
+            bench.measure("login", s, *login_request(s))
+            bench.measure("login flood", s, *login_request(s), warm=False, beside=s.jwks_uri)
 
         # This machine's speed drifts: the floor is measured again after the loads, and the
         # faster of the two counts (the stricter ratio).
