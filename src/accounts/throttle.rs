@@ -16,7 +16,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use tokio::sync::OnceCell;
 
-use crate::ratelimit::{self, CounterError, Counters, Denied, Gcra, Write};
+use crate::ratelimit::{self, Budget, CounterError, Counters, Denied, Gcra, Write};
 
 /// The longest an account waits between attempts, however many failed.
 const MAX_ACCOUNT_BACKOFF: Duration = Duration::from_secs(60);
@@ -168,8 +168,8 @@ impl LoginThrottle {
         let gcra = self.ip;
         self.counters
             .update(&ip_counter(ip), |current| {
-                let write = match current.and_then(|v| v.parse().ok()) {
-                    Some(tat) => ratelimit::refund(gcra, tat, now),
+                let write = match current.and_then(Budget::parse) {
+                    Some(budget) => ratelimit::refund(gcra, budget, now),
                     None => Write::Keep,
                 };
                 (write, ())

@@ -1,7 +1,8 @@
 //! GCRA, the generic cell rate algorithm: a budget of `burst` events that refills steadily,
-//! one event every `period / burst`. Its whole state is one instant, the theoretical arrival
-//! time (TAT), so any store that can compare-and-swap one value can hold it. Instants are
-//! Unix milliseconds, so instances sharing a store agree on them.
+//! one event every `period / burst`. Its state is one instant, the theoretical arrival time
+//! (TAT), kept with the latest spend's instant ([`Budget`]) as one value, so any store that
+//! can compare-and-swap one value can hold it. Instants are Unix milliseconds, so instances
+//! sharing a store agree on them.
 
 use std::time::Duration;
 
@@ -40,6 +41,32 @@ impl Gcra {
     /// The TAT once one more event has happened at `now`.
     pub fn after_event(&self, tat: Option<i64>, now: i64) -> i64 {
         tat.unwrap_or(now).max(now).saturating_add(self.interval_ms)
+    }
+}
+
+/// What a store holds for one budget, written `tat:latest`: the TAT, and the latest instant
+/// an event was spent at. Requests are stamped when they arrive but spent in turn, here and
+/// on other instances, so one may be spent after a later-stamped one; it counts as arriving
+/// with that one (`latest`), or it would be refused the last event of a burst it came in
+/// time for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub tat: i64,
+    pub latest: i64,
+}
+
+impl Budget {
+    /// Reads a stored value; a bare TAT (as written before `latest` was kept) has no latest.
+    pub fn parse(value: &str) -> Option<Self> {
+        let (tat, latest) = match value.split_once(':') {
+            Some((tat, latest)) => (tat.parse().ok()?, latest.parse().ok()?),
+            None => (value.parse().ok()?, i64::MIN),
+        };
+        Some(Self { tat, latest })
+    }
+
+    pub fn value(&self) -> String {
+        format!("{}:{}", self.tat, self.latest)
     }
 }
 

@@ -9,7 +9,7 @@ mod gcra;
 mod in_flight;
 
 pub use counters::{CounterError, Counters, Write};
-pub use gcra::Gcra;
+pub use gcra::{Budget, Gcra};
 pub use in_flight::InFlight;
 
 use crate::clock::Clock;
@@ -107,32 +107,31 @@ impl RateLimits {
     }
 }
 
-/// One GCRA event on a stored TAT, if it conforms.
+/// One GCRA event on a stored budget, if it conforms.
 pub fn spend(gcra: Gcra, current: Option<&str>, now: i64) -> (Write, Result<(), Duration>) {
-    let tat = current.and_then(|v| v.parse().ok());
+    let budget = current.and_then(Budget::parse);
+    let now = budget.map_or(now, |b| b.latest.max(now));
+    let tat = budget.map(|b| b.tat);
     let wait = gcra.wait(tat, now);
     if !wait.is_zero() {
         return (Write::Keep, Err(wait));
     }
-    (record(gcra, tat, now), Ok(()))
-}
-
-/// The write that records one GCRA event at `now`; it matters until the TAT has passed.
-pub fn record(gcra: Gcra, tat: Option<i64>, now: i64) -> Write {
-    let next = gcra.after_event(tat, now);
-    let ttl = Duration::from_millis(u64::try_from(next.saturating_sub(now)).unwrap_or(0));
-    Write::Put(next.to_string(), Some(ttl))
+    let tat = gcra.after_event(tat, now);
+    (put(Budget { tat, latest: now }, now), Ok(()))
 }
 
 /// Gives back one event recorded at or before `now`: the write that undoes it.
-pub fn refund(gcra: Gcra, tat: i64, now: i64) -> Write {
-    match gcra.before_event(tat, now) {
-        Some(earlier) => Write::Put(
-            earlier.to_string(),
-            Some(Duration::from_millis(u64::try_from(earlier - now).unwrap_or(0))),
-        ),
+pub fn refund(gcra: Gcra, budget: Budget, now: i64) -> Write {
+    match gcra.before_event(budget.tat, now) {
+        Some(tat) => put(Budget { tat, ..budget }, now),
         None => Write::Delete,
     }
+}
+
+/// Writes `budget`; it matters until its TAT has passed.
+fn put(budget: Budget, now: i64) -> Write {
+    let ttl = Duration::from_millis(u64::try_from(budget.tat.saturating_sub(now)).unwrap_or(0));
+    Write::Put(budget.value(), Some(ttl))
 }
 
 /// A request refused for being over `limit`: an audit event and a metric. `subject` is an
@@ -192,6 +191,41 @@ mod tests {
         assert_ne!(ip_subject(a), ip_subject(c));
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
         assert_eq!(ip_subject(mapped), "192.0.2.7");
+    }
+
+    fn spend_n(gcra: Gcra, value: &mut Option<String>, n: usize, now: i64) -> usize {
+        (0..n)
+            .filter(|_| {
+                let (write, spent) = spend(gcra, value.as_deref(), now);
+                if let Write::Put(next, _) = write {
+                    *value = Some(next);
+                }
+                spent.is_ok()
+            })
+            .count()
+    }
+
+    #[test]
+    fn a_request_spent_after_a_later_stamped_one_still_gets_the_last_event_of_the_burst() {
+        // 25 requests arrive within 5 ms at two instances; the one stamped 103 is spent last.
+        let gcra = Gcra::new(25, Duration::from_secs(3600));
+        let mut value = None;
+        assert_eq!(spend_n(gcra, &mut value, 24, 105), 24);
+        assert_eq!(spend_n(gcra, &mut value, 1, 103), 1, "the 25th, stamped earlier");
+        assert_eq!(spend_n(gcra, &mut value, 1, 103), 0, "a 26th is over budget");
+        assert_eq!(
+            spend_n(gcra, &mut value, 1, 105 + 144_000),
+            1,
+            "one refills per 144 s"
+        );
+    }
+
+    #[test]
+    fn a_budget_stored_as_a_bare_tat_is_still_read() {
+        let gcra = Gcra::new(2, Duration::from_secs(60));
+        let mut value = Some("30000".to_owned());
+        assert_eq!(spend_n(gcra, &mut value, 2, 0), 1, "one of two was spent already");
+        assert_eq!(value.as_deref(), Some("60000:0"));
     }
 
     #[tokio::test]
