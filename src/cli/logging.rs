@@ -5,16 +5,16 @@ use std::fmt::{self, Write as _};
 use std::io::IsTerminal as _;
 
 use tracing::field::{Field, Visit};
-use tracing::span::Record;
-use tracing::{Event, Subscriber};
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::field::RecordFields;
-use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::format::{Format, Full, Writer};
 use tracing_subscriber::fmt::time::{FormatTime as _, SystemTime};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::http::request_scope;
 
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
@@ -23,25 +23,86 @@ pub fn init(format: LogFormat) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
-        LogFormat::Pretty => builder.init(),
-        LogFormat::Json => builder.fmt_fields(SpanFields).event_format(JsonLine).init(),
+        LogFormat::Pretty => builder.event_format(PrettyLine::default()).init(),
+        LogFormat::Json => builder.event_format(JsonLine).init(),
     }
 }
 
-/// One JSON object a line: timestamp, level, the event's fields, target, and the current
-/// span (the request) as [`SpanFields`] recorded it, with its name; the list of enclosing
-/// spans would repeat it. The subscriber's own JSON format parses a span's recorded fields
-/// back into values for every event, and writes through an adapter that checks each piece is
-/// UTF-8 again.
-struct JsonLine;
+/// The subscriber's own human-readable line, with the request being handled (if any) shown
+/// as a span would be: `… INFO request{request_id=… client_ip=… method=… path=…}: target: …`.
+struct PrettyLine {
+    /// Writes what follows the request: other spans, the target and the fields.
+    rest: Format<Full, ()>,
+}
 
-impl<S> FormatEvent<S, SpanFields> for JsonLine
+impl Default for PrettyLine {
+    fn default() -> Self {
+        Self {
+            rest: tracing_subscriber::fmt::format().without_time().with_level(false),
+        }
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for PrettyLine
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
 {
     fn format_event(
         &self,
-        ctx: &FmtContext<'_, S, SpanFields>,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let ansi = writer.has_ansi_escapes();
+        let (dim, bold, reset) = match ansi {
+            true => ("\x1b[2m", "\x1b[1m", "\x1b[0m"),
+            false => ("", "", ""),
+        };
+        writer.write_str(dim)?;
+        SystemTime.format_time(&mut writer)?;
+        writer.write_str(reset)?;
+        let level = *event.metadata().level();
+        let colour = match level {
+            Level::ERROR => "\x1b[31m",
+            Level::WARN => "\x1b[33m",
+            Level::INFO => "\x1b[32m",
+            Level::DEBUG => "\x1b[34m",
+            Level::TRACE => "\x1b[35m",
+        };
+        match ansi {
+            true => write!(writer, " {colour}{level:>5}{reset} ")?,
+            false => write!(writer, " {level:>5} ")?,
+        }
+        request_scope::with_current(|scope| {
+            write!(writer, "{bold}request{{{reset}")?;
+            let mut first = true;
+            scope.fields(|name, value| {
+                let separator = if std::mem::take(&mut first) { "" } else { " " };
+                write!(writer, "{separator}{name}={value}")
+            })?;
+            write!(writer, "{bold}}}{reset}: ")
+        })
+        .unwrap_or(Ok(()))?;
+        self.rest.format_event(ctx, writer, event)
+    }
+}
+
+/// One JSON object a line: timestamp, level, the event's fields, target, and the request
+/// being handled, if any, as `"span":{"request_id":…,"client_ip":…,"method":…,"path":…,
+/// "name":"request"}`. The subscriber's own JSON format keeps every span's fields as a map of
+/// values for every request, though only a request that logs ever reads them, and writes
+/// through an adapter that checks each piece is UTF-8 again.
+struct JsonLine;
+
+impl<S, N> FormatEvent<S, N> for JsonLine
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    fn format_event(
+        &self,
+        _: &FmtContext<'_, S, N>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
@@ -49,58 +110,28 @@ where
         writer.write_str("{\"timestamp\":\"")?;
         SystemTime.format_time(&mut writer)?;
         write!(writer, "\",\"level\":\"{}\"", meta.level())?;
-        write_members(&mut writer, false, event)?;
+        write_members(&mut writer, event)?;
         writer.write_str(",\"target\":\"")?;
         Escaped(&mut writer).write_str(meta.target())?;
         writer.write_char('"')?;
-        let span = event
-            .parent()
-            .and_then(|id| ctx.span(id))
-            .or_else(|| ctx.lookup_current());
-        if let Some(span) = span {
-            if let Some(recorded) = span.extensions().get::<FormattedFields<SpanFields>>() {
-                // `{"a":1}` and the name: `{"a":1,"name":"request"}`.
-                let fields = recorded.fields.strip_suffix('}').unwrap_or("{");
-                let separator = if fields == "{" { "" } else { "," };
-                write!(writer, ",\"span\":{fields}{separator}\"name\":\"")?;
-                Escaped(&mut writer).write_str(span.name())?;
-                writer.write_str("\"}")?;
-            }
-        }
+        request_scope::with_current(|scope| {
+            writer.write_str(",\"span\":{")?;
+            scope.fields(|name, value| {
+                write!(writer, "\"{name}\":\"")?;
+                write!(Escaped(&mut writer), "{value}")?;
+                writer.write_str("\",")
+            })?;
+            writer.write_str("\"name\":\"request\"}")
+        })
+        .unwrap_or(Ok(()))?;
         writer.write_str("}\n")
     }
 }
 
-/// A span's fields as a JSON object, written as they come. The subscriber's own JSON field
-/// formatter builds a map of `serde_json::Value`s first, for every request's span, though
-/// only a request that logs ever reads them: 9 % of a JWKS answer's instructions.
-struct SpanFields;
-
-impl<'w> FormatFields<'w> for SpanFields {
-    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
-        writer.write_char('{')?;
-        write_members(&mut writer, true, fields)?;
-        writer.write_char('}')
-    }
-
-    fn add_fields(&self, current: &'w mut FormattedFields<Self>, fields: &Record<'_>) -> fmt::Result {
-        // `{"a":1}` and b become `{"a":1,"b":2}`.
-        if current.fields.pop() != Some('}') {
-            current.fields.clear();
-            return self.format_fields(current.as_writer(), fields);
-        }
-        let first = current.fields == "{";
-        let mut writer = current.as_writer();
-        write_members(&mut writer, first, fields)?;
-        writer.write_char('}')
-    }
-}
-
-/// `fields` as JSON object members (`"name":value`), after others unless `first`.
-fn write_members(writer: &mut Writer<'_>, first: bool, fields: impl RecordFields) -> fmt::Result {
+/// `fields` as JSON object members (`,"name":value`), after others.
+fn write_members(writer: &mut Writer<'_>, fields: impl RecordFields) -> fmt::Result {
     let mut object = JsonObject {
         writer,
-        first,
         result: Ok(()),
     };
     fields.record(&mut object);
@@ -109,7 +140,6 @@ fn write_members(writer: &mut Writer<'_>, first: bool, fields: impl RecordFields
 
 struct JsonObject<'a, 'w> {
     writer: &'a mut Writer<'w>,
-    first: bool,
     result: fmt::Result,
 }
 
@@ -118,9 +148,8 @@ impl JsonObject<'_, '_> {
         if self.result.is_err() {
             return;
         }
-        let separator = if std::mem::take(&mut self.first) { "" } else { "," };
         self.result = (|| {
-            write!(self.writer, "{separator}\"")?;
+            self.writer.write_str(",\"")?;
             Escaped(&mut *self.writer).write_str(field.name())?;
             self.writer.write_str("\":")?;
             value(self.writer)
@@ -194,9 +223,16 @@ impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::request_scope::RequestScope;
 
-    /// The JSON lines `log` writes.
-    fn lines_of(log: impl FnOnce()) -> Vec<serde_json::Value> {
+    /// What `log` writes in `format`.
+    fn text_of<F>(format: F, log: impl FnOnce()) -> String
+    where
+        F: FormatEvent<tracing_subscriber::Registry, tracing_subscriber::fmt::format::DefaultFields>
+            + Send
+            + Sync
+            + 'static,
+    {
         #[derive(Clone, Default)]
         struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
         impl std::io::Write for Sink {
@@ -211,33 +247,30 @@ mod tests {
         let sink = Sink::default();
         let writer = sink.clone();
         let subscriber = tracing_subscriber::fmt()
-            .fmt_fields(SpanFields)
-            .event_format(JsonLine)
+            .with_ansi(false)
+            .event_format(format)
             .with_writer(move || writer.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, log);
-        let text = String::from_utf8(crate::sync::lock(&sink.0).clone()).expect("UTF-8");
-        text.lines()
+        let bytes = crate::sync::lock(&sink.0).clone();
+        String::from_utf8(bytes).expect("UTF-8")
+    }
+
+    /// The JSON lines `log` writes.
+    fn lines_of(log: impl FnOnce()) -> Vec<serde_json::Value> {
+        text_of(JsonLine, log)
+            .lines()
             .map(|line| serde_json::from_str(line).expect("each line one JSON object"))
             .collect()
     }
 
-    /// What the JSON log shows of a request's span, with more recorded in it by `record`.
-    fn span_json(record: impl FnOnce(&tracing::Span)) -> serde_json::Value {
-        let lines = lines_of(|| {
-            let span = tracing::info_span!(
-                "request",
-                request_id = %"a\"quote\\and\ncontrol\u{1}",
-                client_ip = tracing::field::Empty,
-                count = 3u64,
-                delta = -2i64,
-                ok = true,
-                path = "/caf\u{e9}"
-            );
-            record(&span);
-            span.in_scope(|| tracing::info!("inside"));
-        });
-        lines[0]["span"].clone()
+    fn request(id: &'static str, client_ip: Option<&str>) -> RequestScope {
+        RequestScope {
+            id: axum::http::HeaderValue::from_static(id),
+            client_ip: client_ip.map(|ip| ip.parse().expect("ip")),
+            method: axum::http::Method::POST,
+            uri: axum::http::Uri::from_static("/oauth2/caf%C3%A9?secret=s3cr3t"),
+        }
     }
 
     #[test]
@@ -265,23 +298,56 @@ mod tests {
     }
 
     #[test]
-    fn span_fields_are_a_json_object_with_every_value_escaped() {
-        let span = span_json(|_| {});
-        assert_eq!(span["request_id"], "a\"quote\\and\ncontrol\u{1}");
-        assert_eq!(span["path"], "/caf\u{e9}");
-        assert_eq!(span["count"], 3);
-        assert_eq!(span["delta"], -2);
-        assert_eq!(span["ok"], true);
-        assert_eq!(span["name"], "request");
-        assert!(span.get("client_ip").is_none(), "an empty field is left out");
+    fn the_request_being_handled_is_every_line_s_span_escaped_without_its_query() {
+        let lines = lines_of(|| {
+            request_scope::sync_scope(
+                request("a\"quote\\and", Some("192.0.2.1")),
+                || tracing::info!(target: "audit", event = "token_issued", "inside"),
+            );
+            request_scope::sync_scope(request("r2", None), || tracing::info!("no address"));
+        });
+        let [inside, no_address] = lines.as_slice() else {
+            panic!("two lines: {lines:?}")
+        };
+        assert_eq!(inside["event"], "token_issued");
+        assert_eq!(
+            inside["span"],
+            serde_json::json!({"request_id": "a\"quote\\and", "client_ip": "192.0.2.1",
+                "method": "POST", "path": "/oauth2/caf%C3%A9", "name": "request"})
+        );
+        assert_eq!(
+            no_address["span"],
+            serde_json::json!({"request_id": "r2", "method": "POST", "path": "/oauth2/caf%C3%A9",
+                "name": "request"}),
+            "an unknown address is left out"
+        );
     }
 
     #[test]
-    fn fields_recorded_later_join_the_object() {
-        let span = span_json(|span| {
-            span.record("client_ip", "192.0.2.1");
+    fn the_readable_format_shows_the_request_as_a_span_before_the_target() {
+        let text = text_of(PrettyLine::default(), || {
+            request_scope::sync_scope(
+                request("r1", Some("192.0.2.1")),
+                || tracing::warn!(target: "audit", event = "token_issued", "inside"),
+            );
+            tracing::info!(target: "audit", "outside");
         });
-        assert_eq!(span["client_ip"], "192.0.2.1");
-        assert_eq!(span["count"], 3);
+        let lines: Vec<&str> = text.lines().collect();
+        let [inside, outside] = lines.as_slice() else {
+            panic!("two lines: {text}")
+        };
+        assert!(
+            inside.contains(
+                "  WARN request{request_id=r1 client_ip=192.0.2.1 method=POST path=/oauth2/caf%C3%A9}: audit: inside event=\"token_issued\""
+            ),
+            "{inside}"
+        );
+        assert!(
+            inside.split(' ').next().is_some_and(|t| t.ends_with('Z')),
+            "a timestamp first: {inside}"
+        );
+        assert!(outside.contains("  INFO audit: outside"), "{outside}");
+        assert!(!text.contains("s3cr3t"), "no query string");
+        assert!(!text.contains('\x1b'), "no colours off a terminal");
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::reply::no_store;
-use super::request_id;
+use super::request_scope;
 use crate::accounts::{AccountError, SessionError};
 use crate::oauth::OAuthError;
 use crate::ratelimit::Denied;
@@ -50,7 +50,7 @@ pub struct OAuthErrorBody<'a> {
 
 /// The request id, for the body of a server error only.
 fn request_id_if(status: StatusCode) -> Option<String> {
-    status.is_server_error().then(request_id::current)
+    status.is_server_error().then(request_scope::current_id)
 }
 
 /// An error of the `/api/v1` endpoints: `{"error", "message"}` (+ `field` on 422).

@@ -1,85 +1,113 @@
-//! Request ids, access logs, security headers and CORS: applied to every response.
+//! Request ids and scopes, time limits, access logs, metrics, security headers, CORS and
+//! load shedding.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
+use futures_util::FutureExt as _;
 use tokio::sync::Semaphore;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tracing::Instrument as _;
 
 use super::client_ip::client_ip;
 use super::error::ApiError;
 use super::extract::ClientIp;
-use super::request_id::{self, X_REQUEST_ID};
+use super::request_scope::{self, RequestScope, X_REQUEST_ID};
 use crate::ratelimit::{counted, ip_subject, rejected, InFlight};
 use crate::values::Cidr;
 
 /// A response slower than this is logged whatever its status.
 const SLOW: Duration = Duration::from_secs(1);
 
-/// Keeps a well-formed incoming `X-Request-Id` (1–128 of `A-Z a-z 0-9 . _ -`), else makes one;
-/// works out the client IP; logs a refused, failed or slow request inside a span that carries
-/// both, so every log line of the request (audit events too) names them.
-pub async fn request_id(
-    State(trusted_proxies): State<Arc<[Cidr]>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// What [`around`] needs of the settings.
+pub struct Policy {
+    pub trusted_proxies: Vec<Cidr>,
+    /// HSTS only when the issuer is served over https.
+    pub hsts: bool,
+    pub timeout: Duration,
+}
+
+/// Around every request: keeps a well-formed incoming `X-Request-Id` (1–128 of
+/// `A-Z a-z 0-9 . _ -`), else makes one; works out the client IP; runs the request as its
+/// [`RequestScope`], so every log line of it (audit events too) names both; answers a JSON
+/// 503 when it takes longer than the timeout (dropping it cancels its work) and a JSON 500
+/// carrying only the request id when it panics; logs a refused, failed or slow request;
+/// counts it in the metrics; sets the contract's security headers and the request id on
+/// the response. One middleware rather than one each: every layer boxed and moved the
+/// request's future once more.
+pub async fn around(State(policy): State<Arc<Policy>>, mut request: Request, next: Next) -> Response {
     let id = request
         .headers()
         .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
         .filter(|v| {
             (1..=128).contains(&v.len())
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                && v.as_bytes()
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
         })
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .cloned()
+        // A UUID's text is always a valid header value.
+        .unwrap_or_else(|| {
+            HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).unwrap_or(HeaderValue::from_static("-"))
+        });
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let client_ip = peer.map(|peer| client_ip(peer, request.headers(), &trusted_proxies));
+    let client_ip = peer.map(|peer| client_ip(peer, request.headers(), &policy.trusted_proxies));
     if let Some(ip) = client_ip {
         request.extensions_mut().insert(ClientIp(ip));
     }
-    // The path only: query strings are not logged.
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id,
-        client_ip = client_ip.map(tracing::field::display),
-        method = %request.method(),
-        path = %request.uri().path()
-    );
+    let scope = RequestScope {
+        id: id.clone(),
+        client_ip,
+        method: request.method().clone(),
+        uri: request.uri().clone(),
+    };
+    let mut response = request_scope::scope(scope, answer(&policy, request, next)).await;
+    let headers = response.headers_mut();
+    headers.insert(X_REQUEST_ID.clone(), id);
+    security_headers(headers, policy.hsts);
+    response
+}
+
+/// The response within the time limit, logged and counted.
+async fn answer(policy: &Policy, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = request.method().clone();
-    let mut response = request_id::scope(id.clone(), next.run(request).instrument(span.clone())).await;
+    let method = method_label(request.method());
+    let handling = std::panic::AssertUnwindSafe(next.run(request)).catch_unwind();
+    let response = match tokio::time::timeout(policy.timeout, handling).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_panic)) => ApiError::internal(&"handler panicked").into_response(),
+        Err(_) => {
+            tracing::warn!(limit_ms = policy.timeout.as_millis() as u64, "request timed out");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the request took too long",
+            )
+            .into_response()
+        }
+    };
     let elapsed = started.elapsed();
     // Refusals, failures and slow answers are logged; the rest only at debug level: a line
     // costs more CPU than a JWKS answer, the metrics below count every request, and what
     // matters for security is logged as audit events anyway.
     let status = response.status().as_u16();
     let latency_ms = elapsed.as_millis() as u64;
-    span.in_scope(|| {
-        if status >= 400 || elapsed >= SLOW {
-            tracing::info!(status, latency_ms, "response");
-        } else {
-            tracing::debug!(status, latency_ms, "response");
-        }
-    });
+    if status >= 400 || elapsed >= SLOW {
+        tracing::info!(status, latency_ms, "response");
+    } else {
+        tracing::debug!(status, latency_ms, "response");
+    }
     // Labelled by route template, never by raw path: unknown paths are one series.
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    crate::metrics::http_request(route, method_label(&method), response.status(), elapsed);
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
-    }
+    crate::metrics::http_request(route, method, response.status(), elapsed);
     response
 }
 
@@ -98,9 +126,7 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// The contract's security headers; HSTS only when the issuer is served over https.
-pub async fn security_headers(State(hsts): State<bool>, request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+fn security_headers(headers: &mut HeaderMap, hsts: bool) {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -117,23 +143,6 @@ pub async fn security_headers(State(hsts): State<bool>, request: Request, next: 
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=63072000; includeSubDomains"),
         );
-    }
-    response
-}
-
-/// Ends a request that takes longer than `limit` with a JSON 503; dropping it cancels its work.
-pub async fn timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(limit_ms = limit.as_millis() as u64, "request timed out");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
-                "the request took too long",
-            )
-            .into_response()
-        }
     }
 }
 
@@ -174,11 +183,6 @@ pub async fn shed_load(State(capacity): State<Arc<Capacity>>, request: Request, 
         return shed();
     };
     next.run(request).await
-}
-
-/// A panic in a handler becomes a JSON 500 carrying only the request id.
-pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::internal(&"handler panicked").into_response()
 }
 
 /// CORS for the configured origins only; bearer tokens travel in headers, so no credentials.

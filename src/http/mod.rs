@@ -10,7 +10,7 @@ mod oauth;
 mod openapi;
 pub mod pages;
 mod reply;
-mod request_id;
+pub mod request_scope;
 mod schema;
 mod server;
 pub mod tls;
@@ -27,7 +27,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::app::AppState;
 
@@ -94,21 +93,17 @@ pub fn router(app: Arc<AppState>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(settings.max_body_bytes));
+    let policy = middleware::Policy {
+        trusted_proxies: settings.trusted_proxies.clone(),
+        hsts: settings.issuer_is_https(),
+        timeout: settings.request_timeout,
+    };
     let layers = ServiceBuilder::new()
         .layer(axum::middleware::from_fn_with_state(
-            Arc::<[crate::values::Cidr]>::from(settings.trusted_proxies.as_slice()),
-            middleware::request_id,
+            Arc::new(policy),
+            middleware::around,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            settings.issuer_is_https(),
-            middleware::security_headers,
-        ))
-        .option_layer(middleware::cors(&settings.cors_origins.0))
-        .layer(CatchPanicLayer::custom(middleware::panic_response))
-        .layer(axum::middleware::from_fn_with_state(
-            settings.request_timeout,
-            middleware::timeout,
-        ));
+        .option_layer(middleware::cors(&settings.cors_origins.0));
     routes.layer(layers).with_state(app)
 }
 
