@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
-use axum::http::{header, request::Parts, HeaderMap, StatusCode};
+use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::oauth::{FormParams, OAuthError};
+use crate::oauth::{parse_basic_credentials, BasicCredentials, FormParams, OAuthError};
 use crate::tokens::AccessClaims;
 
 fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
@@ -109,6 +109,34 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
                 _ => OAuthError::InvalidRequest("the request body could not be read".into()),
             })?;
         FormParams::parse(&body).map(OAuthForm)
+    }
+}
+
+/// The `Authorization` header of a request to the OAuth endpoints, read as `Basic` client
+/// credentials (RFC 6749 §2.3.1) only once the form has been read, so a form error comes
+/// first. (Taking the whole `HeaderMap` instead would copy every header of every request.)
+pub struct Authorization(Option<HeaderValue>);
+
+impl Authorization {
+    /// The `Basic` credentials, if sent; a malformed header is `invalid_client`.
+    pub fn basic(&self) -> Result<Option<BasicCredentials>, OAuthError> {
+        self.0
+            .as_ref()
+            .map(|value| {
+                value
+                    .to_str()
+                    .map_err(|_| OAuthError::InvalidClient("malformed Authorization header".into()))
+                    .and_then(parse_basic_credentials)
+            })
+            .transpose()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Authorization {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get(header::AUTHORIZATION).cloned()))
     }
 }
 

@@ -4,18 +4,18 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody, OAuthErrorBody};
-use super::extract::{ClientIp, OAuthForm, UserBearer};
+use super::extract::{Authorization, ClientIp, OAuthForm, UserBearer};
 use super::reply::{no_store, TokenReply};
 use super::schema::{IntrospectionRequest, RevocationRequest, TokenRequest};
 use crate::app::AppState;
-use crate::oauth::{parse_basic_credentials, BasicCredentials, Introspection, OAuthError};
+use crate::oauth::{Introspection, OAuthError};
 use crate::tokens::{TokenResponse, FIRST_PARTY_CLIENT};
 
 /// The userinfo answer (OpenID Connect Core §5.3.2): the subject, and the email for the
@@ -28,19 +28,6 @@ pub struct UserInfo {
     /// With scope `email`: whether the issuer verified the address (it does not).
     #[serde(skip_serializing_if = "Option::is_none")]
     email_verified: Option<bool>,
-}
-
-/// `Authorization: Basic` client credentials, if sent.
-fn basic(headers: &HeaderMap) -> Result<Option<BasicCredentials>, OAuthError> {
-    headers
-        .get(header::AUTHORIZATION)
-        .map(|value| {
-            value
-                .to_str()
-                .map_err(|_| OAuthError::InvalidClient("malformed Authorization header".into()))
-                .and_then(parse_basic_credentials)
-        })
-        .transpose()
 }
 
 /// The token endpoint (RFC 6749): `client_credentials` for a registered client,
@@ -67,11 +54,11 @@ fn basic(headers: &HeaderMap) -> Result<Option<BasicCredentials>, OAuthError> {
 pub async fn token(
     State(app): State<Arc<AppState>>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
+    authorization: Authorization,
     OAuthForm(params): OAuthForm,
 ) -> Result<TokenReply, OAuthError> {
     app.oauth
-        .token(&params, basic(&headers)?, ip)
+        .token(&params, authorization.basic()?, ip)
         .await
         .map(TokenReply)
 }
@@ -91,10 +78,10 @@ pub async fn token(
     ))]
 pub async fn introspect(
     State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
+    authorization: Authorization,
     OAuthForm(params): OAuthForm,
 ) -> Result<Response, OAuthError> {
-    let info = app.oauth.introspect(&params, basic(&headers)?).await?;
+    let info = app.oauth.introspect(&params, authorization.basic()?).await?;
     Ok(no_store(Json(info).into_response()))
 }
 
@@ -114,10 +101,10 @@ pub async fn introspect(
     ))]
 pub async fn revoke(
     State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
+    authorization: Authorization,
     OAuthForm(params): OAuthForm,
 ) -> Result<Response, OAuthError> {
-    app.oauth.revoke(&params, basic(&headers)?).await?;
+    app.oauth.revoke(&params, authorization.basic()?).await?;
     Ok(no_store(StatusCode::OK.into_response()))
 }
 
