@@ -12,6 +12,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// How often the recorded latencies are folded into the histogram's buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// The counters an alert watches exist from start, at zero, so an alert can be written and
 /// tested before the first incident (a counter is otherwise born at its first event).
 fn export_from_start() {
@@ -69,6 +72,7 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             match metrics::set_global_recorder(recorder) {
                 Ok(()) => {
                     export_from_start();
+                    spawn_upkeep(handle.clone());
                     Some(handle)
                 }
                 Err(_) => {
@@ -78,6 +82,21 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// Until it is folded into the buckets, every latency recorded is kept: without a scrape to
+/// do it, 2 MiB more of memory per 100,000 requests, for good (measured: 22 MiB after 8 s of
+/// JWKS answers). A thread of its own, as the recorder outlives any one async runtime.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        });
+    if let Err(e) = started {
+        tracing::warn!(error = %e, "cannot start the metrics upkeep; latencies are folded in at each scrape only");
+    }
 }
 
 /// One answered request: counted by route, method and status, its latency by route.

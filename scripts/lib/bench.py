@@ -423,9 +423,10 @@ def verdicts(rows, floor, pg_floor, servers, login_cores):
               f"({100 * refresh['rps'] / pg_floor['tps']:.0f} % of that)")
     ours = [s for s in servers if s.backend]
     idle = max(s.idle_rss for s in ours)
-    peak = max(rss_mib(s.pid, "VmHWM") for s in ours)
+    top = max(ours, key=lambda s: rss_mib(s.pid, "VmHWM"))
+    peak = rss_mib(top.pid, "VmHWM")
     check("memory: resident ≤ 30 MiB idle, ≤ 100 MiB at the peak", idle <= 30 and peak <= 100,
-          f"idle at most {idle:.1f} MiB, peak {peak:.1f} MiB (VmHWM over the run)")
+          f"idle at most {idle:.1f} MiB, peak {peak:.1f} MiB (VmHWM over the run, {top.label} {top.alg})")
     return "\n".join(out)
 
 
