@@ -192,7 +192,7 @@ impl LoginThrottle {
 
 /// The store key of a client's failure budget.
 fn ip_counter(ip: IpAddr) -> String {
-    format!("login-ip:{}", ratelimit::ip_subject(ip))
+    Budget::key("login-ip", &ratelimit::ip_subject(ip))
 }
 
 /// The store key of an account's failures.

@@ -141,7 +141,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Authorization {
 }
 
 /// The client's IP address, as `ISSUER_TRUSTED_PROXIES` allows it to be known (worked out
-/// once per request by the request-id middleware, which also logs it).
+/// once per request by the request middleware, `middleware::around`, which also logs it).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub std::net::IpAddr);
 

@@ -1,6 +1,8 @@
 //! Request ids and scopes, time limits, access logs, metrics, security headers, CORS and
 //! load shedding.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,17 +30,14 @@ pub struct Policy {
     pub trusted_proxies: Vec<Cidr>,
     /// HSTS only when the issuer is served over https.
     pub hsts: bool,
-    pub timeout: Duration,
 }
 
 /// Around every request: keeps a well-formed incoming `X-Request-Id` (1–128 of
 /// `A-Z a-z 0-9 . _ -`), else makes one; works out the client IP; runs the request as its
-/// [`RequestScope`], so every log line of it (audit events too) names both; answers a JSON
-/// 503 when it takes longer than the timeout (dropping it cancels its work) and a JSON 500
-/// carrying only the request id when it panics; logs a refused, failed or slow request;
-/// counts it in the metrics; sets the contract's security headers and the request id on
-/// the response. One middleware rather than one each: every layer boxed and moved the
-/// request's future once more.
+/// [`RequestScope`], so every log line of it (audit events too) names both; logs a refused,
+/// failed or slow request; counts it in the metrics; sets the contract's security headers
+/// and the request id on the response. One middleware rather than one each: every layer
+/// boxed and moved the request's future once more.
 pub async fn around(State(policy): State<Arc<Policy>>, mut request: Request, next: Next) -> Response {
     let id = request
         .headers()
@@ -68,32 +67,19 @@ pub async fn around(State(policy): State<Arc<Policy>>, mut request: Request, nex
         method: request.method().clone(),
         uri: request.uri().clone(),
     };
-    let mut response = request_scope::scope(scope, answer(&policy, request, next)).await;
+    let mut response = request_scope::scope(scope, answer(request, next)).await;
     let headers = response.headers_mut();
     headers.insert(X_REQUEST_ID.clone(), id);
     security_headers(headers, policy.hsts);
     response
 }
 
-/// The response within the time limit, logged and counted.
-async fn answer(policy: &Policy, request: Request, next: Next) -> Response {
+/// The response, logged and counted.
+async fn answer(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request.extensions().get::<MatchedPath>().cloned();
     let method = method_label(request.method());
-    let handling = std::panic::AssertUnwindSafe(next.run(request)).catch_unwind();
-    let response = match tokio::time::timeout(policy.timeout, handling).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(_panic)) => ApiError::internal(&"handler panicked").into_response(),
-        Err(_) => {
-            tracing::warn!(limit_ms = policy.timeout.as_millis() as u64, "request timed out");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "timeout",
-                "the request took too long",
-            )
-            .into_response()
-        }
-    };
+    let response = next.run(request).await;
     let elapsed = started.elapsed();
     // Refusals, failures and slow answers are logged; the rest only at debug level: a line
     // costs more CPU than a JWKS answer, the metrics below count every request, and what
@@ -109,6 +95,30 @@ async fn answer(policy: &Policy, request: Request, next: Next) -> Response {
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     crate::metrics::http_request(route, method, response.status(), elapsed);
     response
+}
+
+/// Ends a request that takes longer than `limit` with a JSON 503 (dropping it cancels its
+/// work), and one that panics with a JSON 500 carrying only the request id. It runs inside
+/// CORS, so a browser app can read either answer, and wraps the route's future without a
+/// layer of boxing (`ServiceBuilder::map_future`).
+pub async fn guard(
+    handling: impl Future<Output = Result<Response, Infallible>>,
+    limit: Duration,
+) -> Result<Response, Infallible> {
+    let handling = std::panic::AssertUnwindSafe(handling).catch_unwind();
+    Ok(match tokio::time::timeout(limit, handling).await {
+        Ok(Ok(answered)) => answered?,
+        Ok(Err(_panic)) => ApiError::internal(&"handler panicked").into_response(),
+        Err(_) => {
+            tracing::warn!(limit_ms = limit.as_millis() as u64, "request timed out");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the request took too long",
+            )
+            .into_response()
+        }
+    })
 }
 
 /// A bounded label set: any other method a client invents is one series, `OTHER`.

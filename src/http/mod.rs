@@ -10,7 +10,7 @@ mod oauth;
 mod openapi;
 pub mod pages;
 mod reply;
-pub mod request_scope;
+pub(crate) mod request_scope;
 mod schema;
 mod server;
 pub mod tls;
@@ -96,14 +96,15 @@ pub fn router(app: Arc<AppState>) -> Router {
     let policy = middleware::Policy {
         trusted_proxies: settings.trusted_proxies.clone(),
         hsts: settings.issuer_is_https(),
-        timeout: settings.request_timeout,
     };
+    let timeout = settings.request_timeout;
     let layers = ServiceBuilder::new()
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(policy),
             middleware::around,
         ))
-        .option_layer(middleware::cors(&settings.cors_origins.0));
+        .option_layer(middleware::cors(&settings.cors_origins.0))
+        .map_future(move |handling| middleware::guard(handling, timeout));
     routes.layer(layers).with_state(app)
 }
 

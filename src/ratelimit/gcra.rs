@@ -56,17 +56,25 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// Reads a stored value; a bare TAT (as written before `latest` was kept) has no latest.
     pub fn parse(value: &str) -> Option<Self> {
-        let (tat, latest) = match value.split_once(':') {
-            Some((tat, latest)) => (tat.parse().ok()?, latest.parse().ok()?),
-            None => (value.parse().ok()?, i64::MIN),
-        };
-        Some(Self { tat, latest })
+        let (tat, latest) = value.split_once(':')?;
+        Some(Self {
+            tat: tat.parse().ok()?,
+            latest: latest.parse().ok()?,
+        })
     }
 
     pub fn value(&self) -> String {
         format!("{}:{}", self.tat, self.latest)
+    }
+
+    /// The store key of `subject`'s budget for `limit`, versioned with the value: releases
+    /// before `latest` was kept read a bare TAT, and would take this value for an empty
+    /// budget and overwrite it. With keys of their own, two releases side by side in a
+    /// rolling update count apart (at most twice a budget while it lasts) instead of
+    /// resetting each other's at every turn.
+    pub fn key(limit: &str, subject: &str) -> String {
+        format!("{limit}@2:{subject}")
     }
 }
 

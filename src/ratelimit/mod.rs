@@ -83,7 +83,7 @@ impl RateLimits {
             Limit::Refresh => self.refresh,
             Limit::Token => self.token,
         };
-        let key = format!("{}:{subject}", limit.name());
+        let key = Budget::key(limit.name(), subject);
         let now = self.clock.unix_ms();
         let spent = self.counters.spend(&key, gcra, now).await;
         let denied = match spent {
@@ -107,10 +107,15 @@ impl RateLimits {
     }
 }
 
+/// How far ahead of this instance's clock a stored `latest` is believed.
+const MAX_LEAD_MS: i64 = 1_000;
+
 /// One GCRA event on a stored budget, if it conforms.
 pub fn spend(gcra: Gcra, current: Option<&str>, now: i64) -> (Write, Result<(), Duration>) {
     let budget = current.and_then(Budget::parse);
-    let now = budget.map_or(now, |b| b.latest.max(now));
+    // A clock ahead of ours counts for at most a second: a stored instant far in the
+    // future (a badly set clock, a tampered store) must not open the budget.
+    let now = budget.map_or(now, |b| b.latest.min(now.saturating_add(MAX_LEAD_MS)).max(now));
     let tat = budget.map(|b| b.tat);
     let wait = gcra.wait(tat, now);
     if !wait.is_zero() {
@@ -221,11 +226,12 @@ mod tests {
     }
 
     #[test]
-    fn a_budget_stored_as_a_bare_tat_is_still_read() {
+    fn a_stored_instant_far_ahead_of_the_clock_does_not_open_the_budget() {
         let gcra = Gcra::new(2, Duration::from_secs(60));
-        let mut value = Some("30000".to_owned());
-        assert_eq!(spend_n(gcra, &mut value, 2, 0), 1, "one of two was spent already");
-        assert_eq!(value.as_deref(), Some("60000:0"));
+        // Both events spent at 0, by an instance whose clock read the end of time.
+        let mut value = Some(format!("60000:{}", i64::MAX));
+        assert_eq!(spend_n(gcra, &mut value, 1, 0), 0);
+        assert_eq!(spend_n(gcra, &mut value, 1, 30_000), 1, "one refills in 30 s");
     }
 
     #[tokio::test]

@@ -142,14 +142,18 @@ async fn health_and_readiness() {
 }
 
 #[tokio::test]
-async fn a_request_that_stalls_is_ended_with_a_json_503() {
+async fn a_request_that_stalls_is_ended_with_a_json_503_a_browser_app_can_read() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let s = start_with(&[("ISSUER_REQUEST_TIMEOUT", "1s")]).await;
+    let s = start_with(&[
+        ("ISSUER_REQUEST_TIMEOUT", "1s"),
+        ("ISSUER_CORS_ORIGINS", "https://app.example.com"),
+    ])
+    .await;
     let addr = s.base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     // Promise a body and never send it.
     let head = format!(
-        "POST /api/v1/auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: {addr}\r\nOrigin: https://app.example.com\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
     );
     stream.write_all(head.as_bytes()).await.expect("write");
     let mut response = Vec::new();
@@ -168,5 +172,10 @@ async fn a_request_that_stalls_is_ended_with_a_json_503() {
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(text.contains("\"error\":\"timeout\""), "{text}");
-    assert!(text.to_lowercase().contains("x-request-id"), "{text}");
+    let text = text.to_lowercase();
+    assert!(text.contains("x-request-id"), "{text}");
+    assert!(
+        text.contains("access-control-allow-origin: https://app.example.com"),
+        "CORS headers on the 503 too: {text}"
+    );
 }
