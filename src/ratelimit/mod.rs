@@ -115,7 +115,7 @@ pub fn spend(gcra: Gcra, current: Option<&str>, now: i64) -> (Write, Result<(), 
     let budget = current.and_then(Budget::parse);
     // A clock ahead of ours counts for at most a second: a stored instant far in the
     // future (a badly set clock, a tampered store) must not open the budget.
-    let now = budget.map_or(now, |b| b.latest.min(now.saturating_add(MAX_LEAD_MS)).max(now));
+    let now = budget.map_or(now, |b| b.latest.clamp(now, now.saturating_add(MAX_LEAD_MS)));
     let tat = budget.map(|b| b.tat);
     let wait = gcra.wait(tat, now);
     if !wait.is_zero() {
