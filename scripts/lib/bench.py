@@ -24,7 +24,8 @@ from base64 import b64encode
 from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import ROOT, fresh_database, free_port, http_status, wait_until  # noqa: E402
+from cluster import ROOT, fresh_database, http_status, wait_until  # noqa: E402
+from ports import free_port  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 CLIENT_ID, CLIENT_SECRET_PEER = "bench", "bench-secret-0123456789"

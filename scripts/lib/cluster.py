@@ -6,19 +6,14 @@ demo) and scripts/drills (the fault drills), which control instances one by one.
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
+from ports import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_status(url, timeout=2.0):
@@ -62,7 +57,25 @@ class Instance:
         return http_status(f"http://127.0.0.1:{self.admin}/readyz") == 200
 
     def wait_ready(self, limit=60):
-        wait_until(self.ready, limit, f"{self.name} was not ready")
+        deadline = time.monotonic() + limit
+        while not self.ready():
+            if self.process.poll() is not None:
+                problem = f"{self.name} exited with status {self.process.returncode} before it was ready"
+                break
+            if time.monotonic() > deadline:
+                problem = f"{self.name} was not ready within {limit} s"
+                break
+            time.sleep(0.1)
+        else:
+            return
+        raise RuntimeError(f"{problem}; the end of its log:\n{self.log_tail()}")
+
+    def log_tail(self, lines=20):
+        try:
+            with open(self.log, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError as e:
+            return f"(no log: {e})"
 
     def signal(self, sig):
         if self.process and self.process.poll() is None:

@@ -20,7 +20,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import ROOT, Cluster, free_port, http_status, scratch, wait_until  # noqa: E402
+from cluster import ROOT, Cluster, http_status, scratch, wait_until  # noqa: E402
+from ports import free_port  # noqa: E402
 
 PASSWORD = "violet tractor melts quietly"
 

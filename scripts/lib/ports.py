@@ -1,0 +1,45 @@
+"""Loopback ports for the servers the scripts start.
+
+A port taken by binding to 0 and closing again comes from the kernel's ephemeral range, the
+same range outgoing connections draw from: between the pick and the server's bind, one
+instance's connection to PostgreSQL or Redis can take it, and the server then fails to start.
+Ports are picked below (or above) that range instead, and never twice in one process.
+`python3 scripts/lib/ports.py` prints one, for the shell scripts.
+"""
+
+import random
+import socket
+
+_handed_out = set()
+
+
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(n) for n in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port():
+    low, high = _ephemeral_range()
+    pool = range(10000, low) if low - 10000 >= 1000 else range(high + 1, 65536)
+    if len(pool) < 1000:
+        raise RuntimeError(f"the ephemeral port range {low}..{high} leaves no room for servers")
+    for _ in range(200):
+        port = random.choice(pool)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in {pool.start}..{pool.stop - 1}")
+
+
+if __name__ == "__main__":
+    print(free_port())
