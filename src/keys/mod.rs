@@ -36,13 +36,6 @@ impl Alg {
             Alg::EdDsa => "EdDSA",
         }
     }
-
-    pub fn jsonwebtoken(self) -> jsonwebtoken::Algorithm {
-        match self {
-            Alg::Rs256 => jsonwebtoken::Algorithm::RS256,
-            Alg::EdDsa => jsonwebtoken::Algorithm::EdDSA,
-        }
-    }
 }
 
 impl fmt::Display for Alg {

@@ -1,10 +1,9 @@
 //! A key parsed once into a ready signer, with its public JWK, JWS header and verifier.
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
+use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair as _, ParsedPublicKey, RsaKeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
-use jsonwebtoken::DecodingKey;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -37,7 +36,8 @@ pub struct SigningKey {
     access_header: String,
     /// base64url of `{"alg","kid","typ":"JWT"}`, for ID tokens.
     id_header: String,
-    decoding_key: DecodingKey,
+    /// The public key, parsed once: verifying a signature then costs only the signature.
+    verifier: ParsedPublicKey,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -76,7 +76,7 @@ struct ParsedKey {
     pair: KeyPair,
     jwk: Value,
     thumbprint: String,
-    decoding_key: DecodingKey,
+    verifier: ParsedPublicKey,
 }
 
 /// The RFC 7638 thumbprint of a PKCS#8 private key's public part: the `kid` it must carry.
@@ -87,7 +87,7 @@ pub fn thumbprint_of(alg: Alg, pem: &str) -> Result<String, KeyError> {
 fn parse(alg: Alg, pem: &str, kid: &str) -> Result<ParsedKey, KeyError> {
     let der = pkcs8_der(kid, pem)?;
     let unusable =
-        |e: jsonwebtoken::errors::Error| KeyError::invalid(kid, format!("public key unusable: {e}"));
+        |e: aws_lc_rs::error::KeyRejected| KeyError::invalid(kid, format!("public key unusable: {e}"));
     match alg {
         Alg::Rs256 => {
             let pair = RsaKeyPair::from_pkcs8(der.as_bytes()).map_err(|e| match e.description_() {
@@ -95,6 +95,8 @@ fn parse(alg: Alg, pem: &str, kid: &str) -> Result<ParsedKey, KeyError> {
                 _ => KeyError::invalid(kid, format!("not an RSA PKCS#8 key ({e})")),
             })?;
             let public = pair.public_key();
+            let verifier = ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, public.as_ref())
+                .map_err(unusable)?;
             let n = public.modulus().big_endian_without_leading_zero().to_vec();
             let e = public.exponent().big_endian_without_leading_zero().to_vec();
             let bits = n.len() * 8 - n.first().map_or(0, |b| b.leading_zeros() as usize);
@@ -107,7 +109,7 @@ fn parse(alg: Alg, pem: &str, kid: &str) -> Result<ParsedKey, KeyError> {
             let (n, e) = (B64.encode(n), B64.encode(e));
             Ok(ParsedKey {
                 thumbprint: thumbprint(&[("e", &e), ("kty", "RSA"), ("n", &n)]),
-                decoding_key: DecodingKey::from_rsa_components(&n, &e).map_err(unusable)?,
+                verifier,
                 jwk: json!({"kty": "RSA", "n": n, "e": e}),
                 pair: KeyPair::Rsa(pair),
             })
@@ -115,10 +117,12 @@ fn parse(alg: Alg, pem: &str, kid: &str) -> Result<ParsedKey, KeyError> {
         Alg::EdDsa => {
             let pair = Ed25519KeyPair::from_pkcs8(der.as_bytes())
                 .map_err(|e| KeyError::invalid(kid, format!("not an Ed25519 PKCS#8 key ({e})")))?;
+            let verifier =
+                ParsedPublicKey::new(&signature::ED25519, pair.public_key().as_ref()).map_err(unusable)?;
             let x = B64.encode(pair.public_key().as_ref());
             Ok(ParsedKey {
                 thumbprint: thumbprint(&[("crv", "Ed25519"), ("kty", "OKP"), ("x", &x)]),
-                decoding_key: DecodingKey::from_ed_components(&x).map_err(unusable)?,
+                verifier,
                 jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": x}),
                 pair: KeyPair::Ed25519(pair),
             })
@@ -154,7 +158,7 @@ impl SigningKey {
             public_jwk,
             access_header: header("at+jwt"),
             id_header: header("JWT"),
-            decoding_key: parsed.decoding_key,
+            verifier: parsed.verifier,
         })
     }
 
@@ -174,8 +178,10 @@ impl SigningKey {
         &self.public_jwk
     }
 
-    pub fn decoding_key(&self) -> &DecodingKey {
-        &self.decoding_key
+    /// Whether `signature` is this key's, by its own algorithm, over `signed` (a JWS's
+    /// `header.payload`).
+    pub fn verifies(&self, signed: &[u8], signature: &[u8]) -> bool {
+        self.verifier.verify_sig(signed, signature).is_ok()
     }
 
     /// A compact JWS of `kind` over `payload` (already JSON). RSA takes ~1 ms: call it off the

@@ -100,27 +100,15 @@ impl AccessTokens {
     /// Checks signature, `typ`, `iss`, `aud`, `exp` and `iat` of a presented access token;
     /// `audience: None` accepts any (introspection and revocation speak for every audience).
     pub fn verify(&self, token: &str, audience: Option<&str>) -> Result<AccessClaims, TokenError> {
-        let (key, mut validation) = super::pinned_key(&self.keys, token, |typ| {
+        let claims: AccessClaims = super::verified_claims(&self.keys, token, |typ| {
             typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
         })?;
-        validation.set_issuer(&[&self.issuer]);
-        match audience {
-            Some(audience) => validation.set_audience(&[audience]),
-            None => validation.validate_aud = false,
+        if claims.iss != self.issuer {
+            return Err(TokenError::Invalid("wrong issuer"));
         }
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, key.decoding_key(), &validation)
-            .map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                TokenError::Invalid(match e.kind() {
-                    ErrorKind::ExpiredSignature => "expired",
-                    ErrorKind::InvalidAudience => "wrong audience",
-                    ErrorKind::InvalidIssuer => "wrong issuer",
-                    ErrorKind::InvalidSignature => "bad signature",
-                    _ => "invalid token",
-                })
-            })?
-            .claims;
+        if audience.is_some_and(|audience| claims.aud != audience) {
+            return Err(TokenError::Invalid("wrong audience"));
+        }
         let now = self.clock.unix();
         if claims.exp < now {
             return Err(TokenError::Invalid("expired"));
@@ -135,5 +123,108 @@ impl AccessTokens {
             return Err(TokenError::Invalid("no jti"));
         }
         Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{generate_record, KeyState, KeysetDocument};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine as _;
+    use serde_json::json;
+
+    const ISSUER: &str = "https://issuer.example";
+
+    fn tokens(alg: Alg) -> AccessTokens {
+        let now = time::OffsetDateTime::now_utc();
+        let keys = Alg::ALL
+            .iter()
+            .map(|&alg| generate_record(alg, 2048, KeyState::Active, now).expect("key"))
+            .collect();
+        let keyset = KeySet::from_document(&KeysetDocument { keys }).expect("keyset");
+        let keys = Arc::new(ArcSwap::from_pointee(keyset));
+        AccessTokens::new(
+            ISSUER.into(),
+            Duration::from_secs(900),
+            alg,
+            keys,
+            Clock::system(),
+        )
+    }
+
+    async fn issued(tokens: &AccessTokens) -> String {
+        let grant = AccessGrant {
+            grant: "client_credentials",
+            sub: "svc".into(),
+            aud: "https://api.example".into(),
+            client_id: "svc".into(),
+            scope: None,
+            sid: None,
+            ttl: None,
+        };
+        tokens.issue(grant).await.expect("issued").token
+    }
+
+    /// The token with its header replaced by `header` (the signature left as it was).
+    fn with_header(token: &str, header: serde_json::Value) -> String {
+        let rest = token.split_once('.').expect("dots").1;
+        format!("{}.{rest}", B64.encode(header.to_string()))
+    }
+
+    fn refusal(result: Result<AccessClaims, TokenError>) -> &'static str {
+        match result {
+            Err(TokenError::Invalid(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_verifies_with_its_own_key_and_audience_for_both_algorithms() {
+        for alg in Alg::ALL {
+            let tokens = tokens(alg);
+            let token = issued(&tokens).await;
+            let claims = tokens
+                .verify(&token, Some("https://api.example"))
+                .expect("verifies");
+            assert_eq!(
+                (claims.sub.as_str(), claims.iss.as_str()),
+                ("svc", ISSUER),
+                "{alg}"
+            );
+            assert!(tokens.verify(&token, None).is_ok(), "{alg}: any audience");
+            assert_eq!(
+                refusal(tokens.verify(&token, Some("https://other.example"))),
+                "wrong audience"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_key_decides_the_algorithm_and_the_header_must_agree() {
+        let tokens = tokens(Alg::Rs256);
+        let token = issued(&tokens).await;
+        let header = B64.decode(token.split('.').next().expect("header")).expect("b64");
+        let kid = serde_json::from_slice::<serde_json::Value>(&header).expect("json")["kid"].clone();
+        let claimed_eddsa = with_header(&token, json!({"alg": "EdDSA", "kid": kid, "typ": "at+jwt"}));
+        assert_eq!(
+            refusal(tokens.verify(&claimed_eddsa, None)),
+            "alg does not match the key"
+        );
+        let crit = with_header(
+            &token,
+            json!({"alg": "RS256", "kid": kid, "typ": "at+jwt", "crit": ["exp"]}),
+        );
+        assert_eq!(refusal(tokens.verify(&crit, None)), "unsupported crit header");
+        assert_eq!(
+            refusal(tokens.verify(&format!("{token}.x"), None)),
+            "not a compact JWS"
+        );
+        let signature_swapped = {
+            let other = issued(&tokens).await;
+            let (signed, _) = token.rsplit_once('.').expect("dot");
+            format!("{signed}.{}", other.rsplit_once('.').expect("dot").1)
+        };
+        assert_eq!(refusal(tokens.verify(&signature_swapped, None)), "bad signature");
     }
 }

@@ -96,13 +96,12 @@ impl IdTokens {
     /// not (a logout often comes after expiry), its signature checked against the published
     /// keys with the key's own algorithm.
     pub fn verify_hint(&self, token: &str) -> Result<IdClaims, TokenError> {
-        let (key, mut validation) = super::pinned_key(&self.keys, token, |typ| typ == "JWT")?;
-        validation.validate_aud = false;
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_required_spec_claims(&["iss", "sub", "aud"]);
-        jsonwebtoken::decode::<IdClaims>(token, key.decoding_key(), &validation)
-            .map(|data| data.claims)
-            .map_err(|_| TokenError::Invalid("not an ID token of this issuer"))
+        let claims: IdClaims = super::verified_claims(&self.keys, token, |typ| typ == "JWT")
+            .map_err(|_| TokenError::Invalid("not an ID token of this issuer"))?;
+        if claims.iss != self.issuer {
+            return Err(TokenError::Invalid("not an ID token of this issuer"));
+        }
+        Ok(claims)
     }
 }
 
