@@ -98,7 +98,12 @@ pub fn main() -> ExitCode {
         }
     };
     logging::init(settings.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = settings.worker_threads {
+        runtime.worker_threads(threads);
+    }
+    let runtime = match runtime.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -188,7 +193,8 @@ async fn serve(settings: Settings) -> Result<(), StartError> {
     let server = Server::new(main, admin, app.clone());
     let addr = server.local_addr().map_err(StartError::Serve)?;
     let admin = app.settings.admin_bind.map(|a| a.to_string()).unwrap_or_default();
-    tracing::info!(%addr, tls = app.tls.is_some(), %admin, "listening");
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!(%addr, tls = app.tls.is_some(), %admin, workers, "listening");
     reload_on_sighup(hangups, app.clone());
     server
         .run(shutdown_signal(app.clone()))

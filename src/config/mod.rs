@@ -313,6 +313,9 @@ settings! {
     /// Of those, how many one client address may have (`ratelimit::ip_subject`).
     max_concurrent_requests_per_client: usize = "ISSUER_MAX_CONCURRENT_REQUESTS_PER_CLIENT", Fallback::Value("128"),
         "of those, how many one client address (an IPv6 client: its /64) may have in flight (a value at or above `ISSUER_MAX_CONCURRENT_REQUESTS` turns it off); beyond it the same `503 overloaded`. Behind a proxy, set `ISSUER_TRUSTED_PROXIES`, or every client counts as the proxy (a warning at start says so)";
+    /// The async runtime's worker threads; unset, tokio's one per core.
+    worker_threads: Option<usize> = "ISSUER_WORKER_THREADS", Fallback::Unset("one per core"),
+        "threads that serve requests (argon2 and RSA signatures run on threads of their own); on a small machine shared with other busy processes, fewer trade throughput for tail latency (BENCHMARKS.md)";
     /// How long a stopping instance goes on serving while it reports not ready.
     shutdown_delay: Duration = "ISSUER_SHUTDOWN_DELAY", Fallback::Value("0s"),
         "on `SIGTERM`, how long to go on serving while `/readyz` answers 503 `draining`, so that a load balancer stops routing here before the listener closes (above its health-check interval × fall count; on Kubernetes the `preStop` pause does this)";
@@ -529,6 +532,11 @@ impl Settings {
         rule(
             self.max_concurrent_requests_per_client == 0,
             &["ISSUER_MAX_CONCURRENT_REQUESTS_PER_CLIENT"],
+            "must be at least 1".into(),
+        );
+        rule(
+            self.worker_threads == Some(0),
+            &["ISSUER_WORKER_THREADS"],
             "must be at least 1".into(),
         );
         refused(problems)

@@ -193,3 +193,41 @@ async fn a_stopping_instance_reports_not_ready_and_serves_on_for_the_shutdown_de
     assert!(stopped.is_some(), "{}", serve.logs());
     assert!(serve.logs().contains("not ready, serving on meanwhile"));
 }
+
+/// How many worker threads the `listening` line of a JSON log reports.
+fn workers_listening(log: &str) -> Option<u64> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["message"] == "listening")?["workers"]
+        .as_u64()
+}
+
+#[tokio::test]
+async fn worker_threads_sets_how_many_threads_serve_requests() {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wanted = (cores + 1).to_string();
+    let serve =
+        crate::common::ServeProcess::start(dir.path(), &[("ISSUER_WORKER_THREADS", wanted.as_str())]).await;
+    assert_eq!(
+        workers_listening(&serve.logs()),
+        Some(cores as u64 + 1),
+        "{}",
+        serve.logs()
+    );
+    drop(serve);
+    let serve = crate::common::ServeProcess::start(dir.path(), &[] as &[(&str, &str)]).await;
+    assert_eq!(
+        workers_listening(&serve.logs()),
+        Some(cores as u64),
+        "unset: one per core"
+    );
+    drop(serve);
+
+    let (ok, _, stderr) =
+        crate::common::run_issuer(dir.path(), &["check-config"], &[("ISSUER_WORKER_THREADS", "0")]);
+    assert!(
+        !ok && stderr.contains("ISSUER_WORKER_THREADS") && stderr.contains("at least 1"),
+        "{stderr}"
+    );
+}
