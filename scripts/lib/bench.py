@@ -148,13 +148,21 @@ class HttpFloor(Server):
         port = free_port()
         self.process = subprocess.Popen([binary, str(port), path])
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: http_status(url) == 200, 30, "http-floor was not ready")
+        try:
+            wait_until(lambda: http_status(url) == 200, 30, "http-floor was not ready")
+        except RuntimeError:
+            self.stop()
+            raise
         self.name, self.backend, self.alg, self.url, self.pid = "bare hyper server", "same bytes", "RS256", url, self.process.pid
         self.jwks_uri = url
 
     def stop(self):
         self.process.terminate()
-        self.process.wait(timeout=10)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 class Ours:
@@ -428,10 +436,11 @@ def verdicts(rows, floor, pg_floor, servers, login_cores):
         bare = row("JWKS", "same bytes")
         for workload in ("JWKS", "discovery"):
             peer, ours = row(workload, None), row(workload, backend)
+            beside = (f" (a bare hyper server with the same bytes: {bare['rps']:,.0f}/s, p99 {bare['p99']:.2f} ms)"
+                      if workload == "JWKS" else "")
             check(f"{workload} ({backend}) ≥ 5× the peer, p99 ≤ 2 ms",
                   ours["rps"] >= 5 * peer["rps"] and ours["p99"] <= 2,
-                  f"{ours['rps'] / peer['rps']:.2f}×, p99 {ours['p99']:.2f} ms (a bare hyper server with the "
-                  f"JWKS bytes: {bare['rps']:,.0f}/s, p99 {bare['p99']:.2f} ms)")
+                  f"{ours['rps'] / peer['rps']:.2f}×, p99 {ours['p99']:.2f} ms{beside}")
         login, side = row("login", backend), row("JWKS during login flood", backend)
         floor_rate = login_cores * 1000 / floor["argon2id_verify_ms"]
         check(f"login ({backend}) ≥ 90 % of bare argon2id on {login_cores} core(s), JWKS p99 ≤ 5 ms beside it",

@@ -3,6 +3,7 @@ PostgreSQL database, Redis (rate limits) and one key directory. Used by scripts/
 demo) and scripts/drills (the fault drills), which control instances one by one.
 """
 
+import collections
 import os
 import shutil
 import signal
@@ -58,22 +59,23 @@ class Instance:
 
     def wait_ready(self, limit=60):
         deadline = time.monotonic() + limit
-        while not self.ready():
+        while True:
+            # Exited first: another process on the same port must not pass for this one.
             if self.process.poll() is not None:
                 problem = f"{self.name} exited with status {self.process.returncode} before it was ready"
                 break
+            if self.ready():
+                return
             if time.monotonic() > deadline:
                 problem = f"{self.name} was not ready within {limit} s"
                 break
             time.sleep(0.1)
-        else:
-            return
         raise RuntimeError(f"{problem}; the end of its log:\n{self.log_tail()}")
 
     def log_tail(self, lines=20):
         try:
             with open(self.log, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
+                return "".join(collections.deque(f, maxlen=lines))
         except OSError as e:
             return f"(no log: {e})"
 

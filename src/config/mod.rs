@@ -315,7 +315,7 @@ settings! {
         "of those, how many one client address (an IPv6 client: its /64) may have in flight (a value at or above `ISSUER_MAX_CONCURRENT_REQUESTS` turns it off); beyond it the same `503 overloaded`. Behind a proxy, set `ISSUER_TRUSTED_PROXIES`, or every client counts as the proxy (a warning at start says so)";
     /// The async runtime's worker threads; unset, tokio's one per core.
     worker_threads: Option<usize> = "ISSUER_WORKER_THREADS", Fallback::Unset("one per core"),
-        "threads that serve requests (argon2 and RSA signatures run on threads of their own); on a small machine shared with other busy processes, fewer trade throughput for tail latency (BENCHMARKS.md)";
+        "threads that serve requests, 1–1024 (argon2 and RSA signatures run on threads of their own); unset, tokio's choice: `TOKIO_WORKER_THREADS`, else one per core. On a small machine shared with other busy processes, fewer trade throughput for tail latency (BENCHMARKS.md)";
     /// How long a stopping instance goes on serving while it reports not ready.
     shutdown_delay: Duration = "ISSUER_SHUTDOWN_DELAY", Fallback::Value("0s"),
         "on `SIGTERM`, how long to go on serving while `/readyz` answers 503 `draining`, so that a load balancer stops routing here before the listener closes (above its health-check interval × fall count; on Kubernetes the `preStop` pause does this)";
@@ -329,6 +329,9 @@ settings! {
     login_accent_color: String = "ISSUER_LOGIN_ACCENT_COLOR", Fallback::Value("#1f5fbf"),
         "the hosted pages' button and link colour, `#RRGGBB` (keep white text readable on it)", parse = color;
 }
+
+/// More runtime workers than this are a typo, not a machine: each is a thread started at once.
+const MAX_WORKER_THREADS: usize = 1024;
 
 fn product_name(text: &str) -> Result<String, String> {
     let name = text.trim();
@@ -535,9 +538,10 @@ impl Settings {
             "must be at least 1".into(),
         );
         rule(
-            self.worker_threads == Some(0),
+            self.worker_threads
+                .is_some_and(|n| !(1..=MAX_WORKER_THREADS).contains(&n)),
             &["ISSUER_WORKER_THREADS"],
-            "must be at least 1".into(),
+            format!("must be 1 to {MAX_WORKER_THREADS}"),
         );
         refused(problems)
     }

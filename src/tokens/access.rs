@@ -202,29 +202,51 @@ mod tests {
 
     #[tokio::test]
     async fn the_key_decides_the_algorithm_and_the_header_must_agree() {
-        let tokens = tokens(Alg::Rs256);
-        let token = issued(&tokens).await;
-        let header = B64.decode(token.split('.').next().expect("header")).expect("b64");
-        let kid = serde_json::from_slice::<serde_json::Value>(&header).expect("json")["kid"].clone();
-        let claimed_eddsa = with_header(&token, json!({"alg": "EdDSA", "kid": kid, "typ": "at+jwt"}));
-        assert_eq!(
-            refusal(tokens.verify(&claimed_eddsa, None)),
-            "alg does not match the key"
-        );
-        let crit = with_header(
-            &token,
-            json!({"alg": "RS256", "kid": kid, "typ": "at+jwt", "crit": ["exp"]}),
-        );
-        assert_eq!(refusal(tokens.verify(&crit, None)), "unsupported crit header");
-        assert_eq!(
-            refusal(tokens.verify(&format!("{token}.x"), None)),
-            "not a compact JWS"
-        );
-        let signature_swapped = {
-            let other = issued(&tokens).await;
-            let (signed, _) = token.rsplit_once('.').expect("dot");
-            format!("{signed}.{}", other.rsplit_once('.').expect("dot").1)
-        };
-        assert_eq!(refusal(tokens.verify(&signature_swapped, None)), "bad signature");
+        for (alg, other) in [(Alg::Rs256, Alg::EdDsa), (Alg::EdDsa, Alg::Rs256)] {
+            let tokens = tokens(alg);
+            let token = issued(&tokens).await;
+            let header = B64.decode(token.split('.').next().expect("header")).expect("b64");
+            let kid = serde_json::from_slice::<serde_json::Value>(&header).expect("json")["kid"].clone();
+            let header = |extra: serde_json::Value| {
+                let mut h = json!({"alg": alg.as_str(), "kid": kid, "typ": "at+jwt"});
+                for (k, v) in extra.as_object().expect("object") {
+                    h[k] = v.clone();
+                }
+                h
+            };
+            let cases = [
+                (
+                    with_header(&token, header(json!({"alg": other.as_str()}))),
+                    "alg does not match the key",
+                ),
+                (
+                    with_header(&token, header(json!({"crit": ["exp"]}))),
+                    "unsupported crit header",
+                ),
+                (
+                    with_header(&token, header(json!({"typ": "JWT"}))),
+                    "unexpected typ",
+                ),
+                (format!("{token}.x"), "not a compact JWS"),
+            ];
+            for (forged, why) in cases {
+                assert_eq!(refusal(tokens.verify(&forged, None)), why, "{alg}");
+            }
+            let signature_swapped = {
+                let later = issued(&tokens).await;
+                let (signed, _) = token.rsplit_once('.').expect("dot");
+                format!("{signed}.{}", later.rsplit_once('.').expect("dot").1)
+            };
+            assert_eq!(
+                refusal(tokens.verify(&signature_swapped, None)),
+                "bad signature",
+                "{alg}"
+            );
+            // An ID token of the same key is no access token.
+            let id_token = super::super::sign(&tokens.keys, alg, JwsKind::IdToken, &json!({"iss": ISSUER}))
+                .await
+                .expect("signed");
+            assert_eq!(refusal(tokens.verify(&id_token, None)), "unexpected typ", "{alg}");
+        }
     }
 }

@@ -224,10 +224,15 @@ async fn worker_threads_sets_how_many_threads_serve_requests() {
     );
     drop(serve);
 
-    let (ok, _, stderr) =
-        crate::common::run_issuer(dir.path(), &["check-config"], &[("ISSUER_WORKER_THREADS", "0")]);
-    assert!(
-        !ok && stderr.contains("ISSUER_WORKER_THREADS") && stderr.contains("at least 1"),
-        "{stderr}"
-    );
+    for refused in ["0", "1025"] {
+        let (ok, _, stderr) = crate::common::run_issuer(
+            dir.path(),
+            &["check-config"],
+            &[("ISSUER_WORKER_THREADS", refused)],
+        );
+        assert!(
+            !ok && stderr.contains("ISSUER_WORKER_THREADS") && stderr.contains("must be 1 to 1024"),
+            "{refused}: {stderr}"
+        );
+    }
 }

@@ -25,8 +25,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let body = Bytes::from(std::fs::read(body_file)?);
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port.parse()?))).await?;
     loop {
-        let (stream, _) = listener.accept().await?;
-        stream.set_nodelay(true)?;
+        // Like token-issuer's listener: one failed accept (a full file table, a connection
+        // reset before it was taken) ends that connection, not the server.
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                eprintln!("http-floor: accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        // Only latency depends on it.
+        let _ = stream.set_nodelay(true);
         let body = body.clone();
         tokio::spawn(async move {
             let answer = service_fn(move |_: Request<hyper::body::Incoming>| {
