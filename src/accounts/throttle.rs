@@ -122,6 +122,9 @@ impl LoginThrottle {
             .counters
             .update(&account_counter(account), |current| {
                 let before = current.and_then(AccountFailures::parse);
+                // Below the threshold a failure's `next_allowed` is its own instant: a login
+                // stamped earlier must not read that as a back-off.
+                let now = before.map_or(now, |b| ratelimit::arrival(b.last, now));
                 match before {
                     Some(b) if b.next_allowed > now => (Write::Keep, Err(ms(b.next_allowed - now))),
                     _ => {
@@ -298,6 +301,19 @@ mod tests {
         assert!(
             wait_of(throttle.begin(A, "owner", 0).await).is_some(),
             "two failures spend the budget"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_login_stamped_before_the_accounts_last_failure_is_not_told_to_wait() {
+        // One account's logins run side by side: one stamped earlier can reach the account's
+        // counter after a later one counted there (its IP budget's batch took longer).
+        let throttle = LoginThrottle::new(Counters::memory(), 5, Duration::from_secs(60));
+        assert_eq!(wait_of(throttle.begin(A, "owner", 1_000).await), None);
+        assert_eq!(
+            wait_of(throttle.begin(B, "owner", 990).await),
+            None,
+            "stamped 10 ms earlier"
         );
     }
 

@@ -110,12 +110,19 @@ impl RateLimits {
 /// How far ahead of this instance's clock a stored `latest` is believed.
 const MAX_LEAD_MS: i64 = 1_000;
 
+/// The instant a request stamped `now` counts at, against a budget last spent at `latest`:
+/// no earlier than that. A request stamped before a spend it raced (batched here, or on
+/// another instance) arrives with it, not before it. A clock ahead of ours counts for at most
+/// a second: a stored instant far in the future (a badly set clock, a tampered store) must
+/// not open or close a budget.
+pub fn arrival(latest: i64, now: i64) -> i64 {
+    latest.clamp(now, now.saturating_add(MAX_LEAD_MS))
+}
+
 /// One GCRA event on a stored budget, if it conforms.
 pub fn spend(gcra: Gcra, current: Option<&str>, now: i64) -> (Write, Result<(), Duration>) {
     let budget = current.and_then(Budget::parse);
-    // A clock ahead of ours counts for at most a second: a stored instant far in the
-    // future (a badly set clock, a tampered store) must not open the budget.
-    let now = budget.map_or(now, |b| b.latest.clamp(now, now.saturating_add(MAX_LEAD_MS)));
+    let now = budget.map_or(now, |b| arrival(b.latest, now));
     let tat = budget.map(|b| b.tat);
     let wait = gcra.wait(tat, now);
     if !wait.is_zero() {
