@@ -149,7 +149,7 @@ class HttpFloor(Server):
         self.process = subprocess.Popen([binary, str(port), path])
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_until(lambda: http_status(url) == 200, 30, "http-floor was not ready")
+            wait_until(lambda: http_status(url) == 200, 30, "http-floor was not ready", self.process)
         except RuntimeError:
             self.stop()
             raise
@@ -207,7 +207,8 @@ class Ours:
         log = open(os.path.join(self.dir, f"serve-{alg}.log"), "ab")
         process = subprocess.Popen([self.binary, "serve"], cwd=self.dir, env=env, stdout=log, stderr=log)
         self.processes.append(process)
-        wait_until(lambda: http_status(f"{url}/readyz") == 200, 60, f"token-issuer ({self.backend}, {alg}) was not ready")
+        wait_until(lambda: http_status(f"{url}/readyz") == 200, 60, f"token-issuer ({self.backend}, {alg}) was not ready",
+                   process)
         return Server("token-issuer", self.backend, alg, url, process.pid)
 
     def stop(self):

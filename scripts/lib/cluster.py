@@ -27,9 +27,14 @@ def http_status(url, timeout=2.0):
         return None
 
 
-def wait_until(check, limit, what):
+def wait_until(check, limit, what, process=None):
+    """Polls `check` until it holds: a failure after `limit` seconds, or at once when `process`
+    (the one that should come to answer) has exited."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
+        # Exited first: another process on the same port must not pass for this one.
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what}: it exited with status {process.returncode}")
         if check():
             return
         time.sleep(0.1)
@@ -58,19 +63,10 @@ class Instance:
         return http_status(f"http://127.0.0.1:{self.admin}/readyz") == 200
 
     def wait_ready(self, limit=60):
-        deadline = time.monotonic() + limit
-        while True:
-            # Exited first: another process on the same port must not pass for this one.
-            if self.process.poll() is not None:
-                problem = f"{self.name} exited with status {self.process.returncode} before it was ready"
-                break
-            if self.ready():
-                return
-            if time.monotonic() > deadline:
-                problem = f"{self.name} was not ready within {limit} s"
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"{problem}; the end of its log:\n{self.log_tail()}")
+        try:
+            wait_until(self.ready, limit, f"{self.name} was not ready", self.process)
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}; the end of its log:\n{self.log_tail()}") from None
 
     def log_tail(self, lines=20):
         try:

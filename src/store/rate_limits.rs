@@ -10,19 +10,33 @@
 
 use super::{Store, StoreError};
 
+/// A one-row table that, joined into a PostgreSQL statement, turns `synchronous_commit` off
+/// for that statement's own transaction.
+macro_rules! async_commit {
+    () => {
+        "(SELECT set_config('synchronous_commit', 'off', true)) AS async_commit"
+    };
+}
+
 /// The compare-and-swap statements: (insert, update, delete), for PostgreSQL or SQLite.
 fn swaps(postgres: bool) -> [&'static str; 3] {
     if postgres {
         [
-            "INSERT INTO rate_limits (key, value, expires_at) SELECT $1, $2, $3 \
-             FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit \
-             ON CONFLICT (key) DO NOTHING",
-            "UPDATE rate_limits SET value = $3, expires_at = $4 \
-             FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit \
-             WHERE key = $1 AND value = $2",
-            "DELETE FROM rate_limits \
-             USING (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit \
-             WHERE key = $1 AND value = $2",
+            concat!(
+                "INSERT INTO rate_limits (key, value, expires_at) SELECT $1, $2, $3 FROM ",
+                async_commit!(),
+                " ON CONFLICT (key) DO NOTHING"
+            ),
+            concat!(
+                "UPDATE rate_limits SET value = $3, expires_at = $4 FROM ",
+                async_commit!(),
+                " WHERE key = $1 AND value = $2"
+            ),
+            concat!(
+                "DELETE FROM rate_limits USING ",
+                async_commit!(),
+                " WHERE key = $1 AND value = $2"
+            ),
         ]
     } else {
         [
@@ -79,6 +93,21 @@ mod tests {
             .expect("show")
     }
 
+    /// Runs `query` as a statement of its own: the rows it changed, once the setting is seen
+    /// to have ended with it.
+    async fn alone(
+        conn: &mut sqlx::PgConnection,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> u64 {
+        let done = query.execute(&mut *conn).await.expect("swap");
+        assert_eq!(
+            synchronous_commit(conn).await,
+            "on",
+            "after a statement of its own"
+        );
+        done.rows_affected()
+    }
+
     /// The statements commit without waiting for the WAL, and the setting ends with their own
     /// transaction: the pooled connection goes back to durable commits for everything else
     /// (refresh rotations, accounts). Needs PostgreSQL: scripts/test runs it in its PostgreSQL
@@ -128,27 +157,9 @@ mod tests {
             .bind("k")
             .bind("1")
             .bind("2")
-            .bind(Some(5_i64))
-            .execute(&mut conn)
-            .await
-            .expect("update");
-        assert_eq!(updated.rows_affected(), 1);
-        assert_eq!(
-            synchronous_commit(&mut conn).await,
-            "on",
-            "after a statement of its own"
-        );
-        let deleted = sqlx::query(delete)
-            .bind("k")
-            .bind("2")
-            .execute(&mut conn)
-            .await
-            .expect("delete");
-        assert_eq!(deleted.rows_affected(), 1);
-        assert_eq!(
-            synchronous_commit(&mut conn).await,
-            "on",
-            "after a statement of its own"
-        );
+            .bind(Some(5_i64));
+        assert_eq!(alone(&mut conn, updated).await, 1);
+        let deleted = sqlx::query(delete).bind("k").bind("2");
+        assert_eq!(alone(&mut conn, deleted).await, 1);
     }
 }

@@ -100,11 +100,7 @@ fn verified_claims<T: DeserializeOwned>(
         return Err(TokenError::Invalid("not a compact JWS"));
     };
     let signed = &token[..header.len() + 1 + payload.len()];
-    let header: JwsHeader = B64
-        .decode(header)
-        .ok()
-        .and_then(|json| serde_json::from_slice(&json).ok())
-        .ok_or(TokenError::Invalid("malformed JWT header"))?;
+    let header: JwsHeader = json_part(header).ok_or(TokenError::Invalid("malformed JWT header"))?;
     if !header.typ.as_deref().is_some_and(typ_ok) {
         return Err(TokenError::Invalid("unexpected typ"));
     }
@@ -125,10 +121,12 @@ fn verified_claims<T: DeserializeOwned>(
     if !key.verifies(signed.as_bytes(), &signature) {
         return Err(TokenError::Invalid("bad signature"));
     }
-    B64.decode(payload)
-        .ok()
-        .and_then(|json| serde_json::from_slice(&json).ok())
-        .ok_or(TokenError::Invalid("malformed claims"))
+    json_part(payload).ok_or(TokenError::Invalid("malformed claims"))
+}
+
+/// A base64url part of a compact JWS, read as JSON.
+fn json_part<T: DeserializeOwned>(part: &str) -> Option<T> {
+    serde_json::from_slice(&B64.decode(part).ok()?).ok()
 }
 
 /// Signs `claims` as a JWS of `kind` with the active `alg` key; RSA off the async runtime.
