@@ -64,7 +64,7 @@ impl Store {
     /// Ends a login session and every session (refresh family) opened from it; false if it
     /// had ended already.
     pub async fn end_login_session(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let ended = end_login_session(&mut tx, id, now).await?;
         tx.commit().await?;
         Ok(ended)
@@ -79,7 +79,7 @@ impl Store {
         previous: Option<&LoginSessionRecord>,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO login_sessions (id, token_hash, user_id, auth_time, expires_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -126,7 +126,7 @@ impl Store {
         .bind(code.expires_at)
         .bind(code.used_at)
         .bind(&code.family_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -147,7 +147,7 @@ impl Store {
         )
         .bind(now)
         .bind(code_hash)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -163,7 +163,7 @@ impl Store {
         redemption: Redemption<'_>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let marked = sqlx::query(
             "UPDATE authorization_codes SET used_at = $1, family_id = $2 \
              WHERE code_hash = $3 AND used_at IS NULL AND login_session_id IN \
@@ -220,7 +220,7 @@ impl Store {
         .bind(client_id)
         .bind(scope)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

@@ -47,7 +47,7 @@ impl Store {
         .bind(&client.post_logout_redirect_uris)
         .bind(client.first_party)
         .bind(&client.id_token_alg)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -65,7 +65,7 @@ impl Store {
 
     /// Returns false if there was no such client.
     pub async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query("DELETE FROM clients WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -80,7 +80,7 @@ impl Store {
 
     /// Replaces a secret client's secret hash; false if there is no such secret client.
     pub async fn set_client_secret(&self, id: &str, secret_hash: &str, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE clients SET secret_hash = $1, secret_rotated_at = $2 WHERE id = $3 AND secret_hash IS NOT NULL",
         )
@@ -109,13 +109,13 @@ impl Store {
         sqlx::query("DELETE FROM client_assertions WHERE client_id = $1 AND expires_at < $2")
             .bind(client_id)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         sqlx::query("INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3)")
             .bind(client_id)
             .bind(jti)
             .bind(expires_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -124,9 +124,9 @@ impl Store {
     pub async fn revoke_access_token(&self, jti: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM revoked_access_tokens WHERE expires_at < $1")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
         )

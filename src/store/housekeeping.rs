@@ -33,7 +33,7 @@ impl Store {
         for sql in statements {
             pruned += sqlx::query(sql)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
         }

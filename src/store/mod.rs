@@ -20,9 +20,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions as _, Executor as _};
+use sqlx::{AnyPool, ConnectOptions as _, Connection as _, Executor as _};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A pooled connection used this recently is handed out without a ping first.
+const ALIVE_WINDOW: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -61,6 +64,11 @@ impl From<sqlx::Error> for StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Where writes go. On a SQLite file, a pool of one connection: the file has one write
+    /// lock, and writers that each held a connection of their own slept in SQLite's busy
+    /// handler (1 to 100 ms at a time) until it was free, where here they queue in order. On
+    /// PostgreSQL and in memory, the same pool.
+    writer: AnyPool,
     /// PostgreSQL rotates a refresh token in one statement of a form SQLite lacks
     /// (data-modifying `WITH`).
     postgres: bool,
@@ -77,36 +85,30 @@ impl Store {
             url.to_owned()
         };
         let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
-        let pool = AnyPoolOptions::new()
-                        // Each connection to `sqlite::memory:` would be a separate, empty database.
-            .max_connections(match (sqlite, url.contains(":memory:")) {
-                (true, true) => 1,
-                (true, false) => 8,
-                (false, _) => 16,
-            })
-            .acquire_timeout(Duration::from_secs(5))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if sqlite {
-                        // WAL lets readers run beside the one writer (NORMAL sync is safe with
-                        // WAL: a power cut may lose the last commits, never corrupts); wait for
-                        // the write lock instead of failing; enforce the schema's foreign keys.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
+        let memory = url.contains(":memory:");
+        // Each connection to `sqlite::memory:` would be a separate, empty database.
+        let readers = match (sqlite, memory) {
+            (true, true) => 1,
+            (true, false) => 8,
+            (false, _) => 16,
+        };
+        let pool = pool_options(sqlite, readers)
+            .connect_with(options.clone())
             .await?;
+        let writer = if sqlite && !memory {
+            pool_options(sqlite, 1).connect_with(options).await?
+        } else {
+            pool.clone()
+        };
         Ok(Self {
             pool,
+            writer,
             postgres: !sqlite,
         })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        MIGRATOR.run(&self.writer).await?;
         Ok(())
     }
 
@@ -118,7 +120,41 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
+}
+
+/// A pool of up to `max` connections, each set up for the database.
+fn pool_options(sqlite: bool, max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(5))
+        // sqlx pings every connection it hands out: a round trip to the database (to
+        // SQLite's worker thread) before each query. A connection used within the last half
+        // second is alive, so only one idle for longer is checked first, as HikariCP's
+        // `aliveBypassWindowMs` does; a broken one is dropped and another opened.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= ALIVE_WINDOW {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if sqlite {
+                    // WAL lets readers run beside the one writer (NORMAL sync is safe with
+                    // WAL: a power cut may lose the last commits, never corrupts); wait for
+                    // the write lock instead of failing (another process, such as the CLI,
+                    // may hold it); enforce the schema's foreign keys.
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
+                        .await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 /// The file of a `sqlite:` URL (`sqlite://path`, `sqlite:path`, with or without a query);
@@ -163,4 +199,73 @@ fn prepare_sqlite(url: &str) -> Result<String, StoreError> {
     } else {
         format!("{url}&mode=rwc")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{NewUser, Store, ALIVE_WINDOW};
+    use sqlx::{Connection as _, Executor as _};
+
+    /// Writers from many tasks at once queue for SQLite's one writer connection: every write
+    /// lands, none times out or deadlocks.
+    #[tokio::test]
+    async fn concurrent_writes_on_sqlite_all_land() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::connect(&format!("sqlite://{}/issuer.db", dir.path().display()))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        assert_eq!(store.writer.options().get_max_connections(), 1);
+        let mut writers = tokio::task::JoinSet::new();
+        for i in 0..64 {
+            let store = store.clone();
+            writers.spawn(async move {
+                let (id, email) = (format!("u{i}"), format!("u{i}@example.com"));
+                let user = NewUser {
+                    id: &id,
+                    email: &email,
+                    password_hash: "hash",
+                    created_at: 0,
+                };
+                store.insert_user(user).await
+            });
+        }
+        for written in writers.join_all().await {
+            written.expect("insert");
+        }
+        for i in 0..64 {
+            let found = store.user_by_id(&format!("u{i}")).await.expect("read");
+            assert!(found.is_some(), "user {i} was written");
+        }
+    }
+
+    /// A pooled connection that died while idle (the database restarted, a proxy cut it) is
+    /// noticed before a query is sent on it, once it has been idle longer than the window in
+    /// which connections are trusted without a ping. Needs PostgreSQL: scripts/test runs it in
+    /// its PostgreSQL phase, with `TEST_DATABASE_URL` set.
+    #[tokio::test]
+    async fn a_connection_cut_while_idle_is_replaced_before_the_next_query() {
+        let Some(url) = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| u.starts_with("postgres"))
+        else {
+            return;
+        };
+        let store = Store::connect(&url).await.expect("connect");
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&store.pool)
+            .await
+            .expect("pid");
+        let mut admin = sqlx::PgConnection::connect(&url).await.expect("admin");
+        admin
+            .execute(format!("SELECT pg_terminate_backend({pid})").as_str())
+            .await
+            .expect("terminate");
+        tokio::time::sleep(ALIVE_WINDOW * 2).await;
+        let answered: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&store.pool)
+            .await
+            .expect("a query after the cut");
+        assert_ne!(answered, pid, "answered by a new connection");
+    }
 }

@@ -77,7 +77,7 @@ impl Store {
                 .bind(expires_at),
             (Some(expected), None) => sqlx::query(delete).bind(key).bind(expected),
         };
-        Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+        Ok(query.execute(&self.writer).await?.rows_affected() == 1)
     }
 }
 

@@ -68,7 +68,7 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         insert_family(&mut tx, &family, now).await?;
         insert_token(&mut tx, token_hash, family.id, now, expires_at).await?;
         tx.commit().await?;
@@ -116,10 +116,10 @@ impl Store {
             .bind(client_id)
             .bind(new_hash)
             .bind(expires_at)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let marked: Option<(String,)> = sqlx::query_as(mark_refresh_token!())
             .bind(now)
             .bind(old_hash)
@@ -161,7 +161,7 @@ impl Store {
             sqlx::query("UPDATE refresh_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now)
                 .bind(family_id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -169,7 +169,7 @@ impl Store {
     /// Ends every session of a user, and their logins at the hosted page; returns how many
     /// sessions were open.
     pub async fn revoke_user_families(&self, user_id: &str, now: i64) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE refresh_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
         )

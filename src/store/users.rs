@@ -28,7 +28,7 @@ impl Store {
             .bind(new.email)
             .bind(new.password_hash)
             .bind(new.created_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -50,7 +50,7 @@ impl Store {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(hash)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -66,14 +66,14 @@ impl Store {
             sqlx::query_scalar("UPDATE users SET disabled_at = $1 WHERE email = $2 RETURNING id")
                 .bind(disabled_at)
                 .bind(email)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writer)
                 .await?,
         )
     }
 
     /// Erases a user and every refresh token and session of theirs, in one transaction.
     pub async fn delete_user(&self, id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_families WHERE user_id = $1)",
         )
