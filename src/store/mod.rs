@@ -206,6 +206,14 @@ mod tests {
     use super::{NewUser, Store, ALIVE_WINDOW};
     use sqlx::{Connection as _, Executor as _};
 
+    /// The PostgreSQL server of scripts/test's PostgreSQL phase (`TEST_DATABASE_URL`), for the
+    /// unit tests that need one; they pass at once without it.
+    pub(super) fn postgres_url() -> Option<String> {
+        std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| u.starts_with("postgres"))
+    }
+
     /// Writers from many tasks at once queue for SQLite's one writer connection: every write
     /// lands, none times out or deadlocks.
     #[tokio::test]
@@ -245,10 +253,7 @@ mod tests {
     /// its PostgreSQL phase, with `TEST_DATABASE_URL` set.
     #[tokio::test]
     async fn a_connection_cut_while_idle_is_replaced_before_the_next_query() {
-        let Some(url) = std::env::var("TEST_DATABASE_URL")
-            .ok()
-            .filter(|u| u.starts_with("postgres"))
-        else {
+        let Some(url) = postgres_url() else {
             return;
         };
         let store = Store::connect(&url).await.expect("connect");

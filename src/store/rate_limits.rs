@@ -114,10 +114,7 @@ mod tests {
     /// phase, with `TEST_DATABASE_URL` set.
     #[tokio::test]
     async fn a_counter_write_alone_skips_the_wal_flush_on_postgres() {
-        let Some(url) = std::env::var("TEST_DATABASE_URL")
-            .ok()
-            .filter(|u| u.starts_with("postgres"))
-        else {
+        let Some(url) = crate::store::tests::postgres_url() else {
             return;
         };
         let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
