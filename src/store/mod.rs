@@ -24,7 +24,8 @@ use sqlx::{AnyPool, ConnectOptions as _, Connection as _, Executor as _};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// A pooled connection used this recently is handed out without a ping first.
+/// A pooled connection used this recently (and pinged when it came back) is handed out
+/// without a ping first.
 const ALIVE_WINDOW: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
@@ -64,10 +65,10 @@ impl From<sqlx::Error> for StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
-    /// Where writes go. On a SQLite file, a pool of one connection: the file has one write
-    /// lock, and writers that each held a connection of their own slept in SQLite's busy
-    /// handler (1 to 100 ms at a time) until it was free, where here they queue in order. On
-    /// PostgreSQL and in memory, the same pool.
+    /// Where writes go. On a SQLite file, a pool of one connection, and `pool` is read-only:
+    /// the file has one write lock, and writers that each held a connection of their own
+    /// slept in SQLite's busy handler (1 to 100 ms at a time) until it was free, where here
+    /// they queue in order. On PostgreSQL and in memory, the same pool.
     writer: AnyPool,
     /// PostgreSQL rotates a refresh token in one statement of a form SQLite lacks
     /// (data-modifying `WITH`).
@@ -92,11 +93,12 @@ impl Store {
             (true, false) => 8,
             (false, _) => 16,
         };
-        let pool = pool_options(sqlite, readers)
+        let split = sqlite && !memory;
+        let pool = pool_options(sqlite, readers, split)
             .connect_with(options.clone())
             .await?;
-        let writer = if sqlite && !memory {
-            pool_options(sqlite, 1).connect_with(options).await?
+        let writer = if split {
+            pool_options(sqlite, 1, false).connect_with(options).await?
         } else {
             pool.clone()
         };
@@ -124,15 +126,20 @@ impl Store {
     }
 }
 
-/// A pool of up to `max` connections, each set up for the database.
-fn pool_options(sqlite: bool, max: u32) -> AnyPoolOptions {
+/// A pool of up to `max` connections, each set up for the database; `read_only` (SQLite's
+/// readers beside the writer) refuses writes, so one sent to the wrong pool fails at once.
+fn pool_options(sqlite: bool, max: u32, read_only: bool) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
+        // Also how long a SQLite write waits its turn for the writer before a 503.
         .acquire_timeout(Duration::from_secs(5))
-        // sqlx pings every connection it hands out: a round trip to the database (to
-        // SQLite's worker thread) before each query. A connection used within the last half
-        // second is alive, so only one idle for longer is checked first, as HikariCP's
-        // `aliveBypassWindowMs` does; a broken one is dropped and another opened.
+        // sqlx would ping every connection before handing it out: a round trip to the
+        // database (to SQLite's worker thread) before each statement. It pings each one when
+        // it comes back too, so one used in the last half second answered then; only one idle
+        // for longer is checked first, as HikariCP's `aliveBypassWindowMs` does, and a broken
+        // one is dropped and another opened. The trade-off: a connection cut within that half
+        // second (a database restart under load) fails the one statement sent on it, with a
+        // 503, before it is dropped.
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {
@@ -151,6 +158,9 @@ fn pool_options(sqlite: bool, max: u32) -> AnyPoolOptions {
                     // may hold it); enforce the schema's foreign keys.
                     conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
                         .await?;
+                    if read_only {
+                        conn.execute("PRAGMA query_only = ON").await?;
+                    }
                 }
                 Ok(())
             })
@@ -214,8 +224,9 @@ mod tests {
             .filter(|u| u.starts_with("postgres"))
     }
 
-    /// Writers from many tasks at once queue for SQLite's one writer connection: every write
-    /// lands, none times out or deadlocks.
+    /// On a SQLite file the readers refuse writes, so every write of the store (each run by
+    /// the integration tests) must take the writer; and writers from many tasks at once queue
+    /// for its one connection: every write lands, none times out or deadlocks.
     #[tokio::test]
     async fn concurrent_writes_on_sqlite_all_land() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -224,6 +235,8 @@ mod tests {
             .expect("connect");
         store.migrate().await.expect("migrate");
         assert_eq!(store.writer.options().get_max_connections(), 1);
+        let refused = sqlx::query("DELETE FROM users").execute(&store.pool).await;
+        assert!(refused.is_err(), "the readers refuse writes");
         let mut writers = tokio::task::JoinSet::new();
         for i in 0..64 {
             let store = store.clone();
