@@ -86,21 +86,17 @@ impl Store {
             url.to_owned()
         };
         let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
-        let memory = url.contains(":memory:");
-        // Each connection to `sqlite::memory:` would be a separate, empty database.
-        let readers = match (sqlite, memory) {
-            (true, true) => 1,
-            (true, false) => 8,
-            (false, _) => 16,
-        };
-        let split = sqlite && !memory;
-        let pool = pool_options(sqlite, readers, split)
-            .connect_with(options.clone())
-            .await?;
-        let writer = if split {
-            pool_options(sqlite, 1, false).connect_with(options).await?
+        let (pool, writer) = if sqlite && !url.contains(":memory:") {
+            let readers = pool_options(sqlite, 8, true)
+                .connect_with(options.clone())
+                .await?;
+            let writer = pool_options(sqlite, 1, false).connect_with(options).await?;
+            (readers, writer)
         } else {
-            pool.clone()
+            // Each connection to `sqlite::memory:` would be a separate, empty database.
+            let max = if sqlite { 1 } else { 16 };
+            let pool = pool_options(sqlite, max, false).connect_with(options).await?;
+            (pool.clone(), pool)
         };
         Ok(Self {
             pool,
