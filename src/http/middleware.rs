@@ -19,7 +19,7 @@ use super::client_ip::client_ip;
 use super::error::ApiError;
 use super::extract::ClientIp;
 use super::request_scope::{self, RequestScope, X_REQUEST_ID};
-use crate::ratelimit::{counted, ip_subject, rejected, InFlight};
+use crate::ratelimit::{counted, ip_network, ip_subject, rejected, InFlight};
 use crate::values::Cidr;
 
 /// A response slower than this is logged whatever its status.
@@ -173,16 +173,13 @@ pub async fn shed_load(State(capacity): State<Arc<Capacity>>, request: Request, 
         ApiError::overloaded().into_response()
     };
     // The server always knows the peer; a request without an address has no share to count.
-    let client = request.extensions().get::<ClientIp>().map(|ip| ip_subject(ip.0));
-    let _slot = match client
-        .as_deref()
-        .map(|client| (client, capacity.per_client.enter(client)))
-    {
+    let client = request.extensions().get::<ClientIp>().map(|ip| ip_network(ip.0));
+    let _slot = match client.map(|client| (client, capacity.per_client.enter(client))) {
         None => None,
         Some((_, Ok(slot))) => Some(slot),
         Some((client, Err(refused))) => {
             if refused.first {
-                rejected("in_flight", client);
+                rejected("in_flight", &ip_subject(client));
             } else {
                 counted("in_flight");
             }

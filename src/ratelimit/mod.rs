@@ -158,18 +158,23 @@ pub fn counted(limit: &'static str) {
     metrics::counter!("issuer_rate_limited_total", "limit" => limit).increment(1);
 }
 
-/// The budget a client address counts under. An IPv6 client is its /64: one host usually
-/// owns a whole /64, so counting single addresses would give it 2^64 budgets.
-pub fn ip_subject(ip: IpAddr) -> String {
+/// The network a client address counts as: the address itself, or an IPv6 client's /64 (one
+/// host usually owns a whole /64, so counting single addresses would give it 2^64 budgets).
+pub fn ip_network(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let net = u128::from(v6) & (u128::MAX << 64);
-                format!("{}/64", std::net::Ipv6Addr::from(net))
-            }
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
         },
+    }
+}
+
+/// The budget a client address counts under: its [`ip_network`] as text.
+pub fn ip_subject(ip: IpAddr) -> String {
+    match ip_network(ip) {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(net) => format!("{net}/64"),
     }
 }
 

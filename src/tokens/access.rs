@@ -92,8 +92,7 @@ impl AccessTokens {
             sid: grant.sid,
         };
         let token = super::sign(&self.keys, self.alg, JwsKind::AccessToken, &claims).await?;
-        metrics::counter!("issuer_tokens_issued_total", "grant" => grant.grant, "alg" => self.alg.as_str())
-            .increment(1);
+        crate::metrics::token_issued(grant.grant, self.alg.as_str());
         Ok(IssuedAccessToken { token, expires_in })
     }
 
