@@ -4,31 +4,35 @@
 use super::sessions::{insert_family, insert_token};
 use super::{NewFamily, Store, StoreError};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct LoginSessionRecord {
-    /// Public: the `sid` of ID tokens.
-    pub id: String,
-    pub token_hash: String,
-    pub user_id: String,
-    /// When the user last typed their password (Unix seconds).
-    pub auth_time: i64,
-    pub expires_at: i64,
+row_struct! {
+    #[derive(Debug, Clone)]
+    pub struct LoginSessionRecord {
+        /// Public: the `sid` of ID tokens.
+        pub id: String,
+        pub token_hash: String,
+        pub user_id: String,
+        /// When the user last typed their password (Unix seconds).
+        pub auth_time: i64,
+        pub expires_at: i64,
+    }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CodeRecord {
-    pub code_hash: String,
-    pub client_id: String,
-    pub user_id: String,
-    pub login_session_id: String,
-    pub redirect_uri: String,
-    pub code_challenge: String,
-    pub scope: Option<String>,
-    pub nonce: Option<String>,
-    pub auth_time: i64,
-    pub expires_at: i64,
-    pub used_at: Option<i64>,
-    pub family_id: Option<String>,
+row_struct! {
+    #[derive(Debug, Clone)]
+    pub struct CodeRecord {
+        pub code_hash: String,
+        pub client_id: String,
+        pub user_id: String,
+        pub login_session_id: String,
+        pub redirect_uri: String,
+        pub code_challenge: String,
+        pub scope: Option<String>,
+        pub nonce: Option<String>,
+        pub auth_time: i64,
+        pub expires_at: i64,
+        pub used_at: Option<i64>,
+        pub family_id: Option<String>,
+    }
 }
 
 /// A code's exchange: the refresh family it opens, and its first refresh token if the client

@@ -3,25 +3,27 @@
 use super::changes::{bump, Counted};
 use super::{Store, StoreError};
 
-/// A client as stored. Lists are space-separated. The schema holds at most one of
-/// `secret_hash` and `public_jwk`; a public client has neither.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ClientRecord {
-    pub id: String,
-    pub secret_hash: Option<String>,
-    pub public_jwk: Option<String>,
-    pub grant_types: String,
-    pub scopes: String,
-    pub audiences: String,
-    pub access_token_ttl: Option<i64>,
-    pub created_at: i64,
-    pub secret_rotated_at: Option<i64>,
-    pub redirect_uris: String,
-    pub post_logout_redirect_uris: String,
-    /// 1: skips the consent page.
-    pub first_party: i64,
-    /// `RS256` or `EdDSA`.
-    pub id_token_alg: String,
+row_struct! {
+    /// A client as stored. Lists are space-separated. The schema holds at most one of
+    /// `secret_hash` and `public_jwk`; a public client has neither.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ClientRecord {
+        pub id: String,
+        pub secret_hash: Option<String>,
+        pub public_jwk: Option<String>,
+        pub grant_types: String,
+        pub scopes: String,
+        pub audiences: String,
+        pub access_token_ttl: Option<i64>,
+        pub created_at: i64,
+        pub secret_rotated_at: Option<i64>,
+        pub redirect_uris: String,
+        pub post_logout_redirect_uris: String,
+        /// 1: skips the consent page.
+        pub first_party: i64,
+        /// `RS256` or `EdDSA`.
+        pub id_token_alg: String,
+    }
 }
 
 const COLUMNS: &str = "id, secret_hash, public_jwk, grant_types, scopes, audiences, access_token_ttl, \

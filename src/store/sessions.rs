@@ -2,18 +2,20 @@
 
 use super::{Store, StoreError};
 
-/// A stored refresh token with what rotation needs to decide.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct RefreshRecord {
-    pub family_id: String,
-    pub user_id: String,
-    pub client_id: String,
-    pub scope: Option<String>,
-    pub issued_at: i64,
-    pub expires_at: i64,
-    pub used_at: Option<i64>,
-    pub family_revoked_at: Option<i64>,
-    pub user_disabled_at: Option<i64>,
+row_struct! {
+    /// A stored refresh token with what rotation needs to decide.
+    #[derive(Debug, Clone)]
+    pub struct RefreshRecord {
+        pub family_id: String,
+        pub user_id: String,
+        pub client_id: String,
+        pub scope: Option<String>,
+        pub issued_at: i64,
+        pub expires_at: i64,
+        pub used_at: Option<i64>,
+        pub family_revoked_at: Option<i64>,
+        pub user_disabled_at: Option<i64>,
+    }
 }
 
 impl RefreshRecord {
@@ -23,13 +25,15 @@ impl RefreshRecord {
     }
 }
 
-/// The session a refresh token was rotated in, and what it was granted.
-#[derive(Debug, sqlx::FromRow)]
-pub struct RotatedFamily {
-    pub family_id: String,
-    pub user_id: String,
-    pub client_id: String,
-    pub scope: Option<String>,
+row_struct! {
+    /// The session a refresh token was rotated in, and what it was granted.
+    #[derive(Debug)]
+    pub struct RotatedFamily {
+        pub family_id: String,
+        pub user_id: String,
+        pub client_id: String,
+        pub scope: Option<String>,
+    }
 }
 
 /// Marks a live, unused refresh token of a client's open session used ($1 now, $2 its hash,

@@ -2,13 +2,15 @@
 
 use super::{Store, StoreError};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct UserRecord {
-    pub id: String,
-    pub email: String,
-    pub password_hash: String,
-    pub created_at: i64,
-    pub disabled_at: Option<i64>,
+row_struct! {
+    #[derive(Debug, Clone)]
+    pub struct UserRecord {
+        pub id: String,
+        pub email: String,
+        pub password_hash: String,
+        pub created_at: i64,
+        pub disabled_at: Option<i64>,
+    }
 }
 
 pub struct NewUser<'a> {
