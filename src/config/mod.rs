@@ -310,7 +310,7 @@ settings! {
     /// Requests served at once; more are answered 503 at once instead of queueing.
     max_concurrent_requests: usize = "ISSUER_MAX_CONCURRENT_REQUESTS", Fallback::Value("1024"),
         "requests served at once; beyond it `503 overloaded` with `Retry-After: 1`, never a queue";
-    /// Of those, how many one client address may have (`ratelimit::ip_subject`).
+    /// Of those, how many one client address may have (`ratelimit::ip_network`).
     max_concurrent_requests_per_client: usize = "ISSUER_MAX_CONCURRENT_REQUESTS_PER_CLIENT", Fallback::Value("128"),
         "of those, how many one client address (an IPv6 client: its /64) may have in flight (a value at or above `ISSUER_MAX_CONCURRENT_REQUESTS` turns it off); beyond it the same `503 overloaded`. Behind a proxy, set `ISSUER_TRUSTED_PROXIES`, or every client counts as the proxy (a warning at start says so)";
     /// The async runtime's worker threads; unset, tokio's one per core.

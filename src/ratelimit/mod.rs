@@ -158,8 +158,9 @@ pub fn counted(limit: &'static str) {
     metrics::counter!("issuer_rate_limited_total", "limit" => limit).increment(1);
 }
 
-/// The network a client address counts as: the address itself, or an IPv6 client's /64 (one
-/// host usually owns a whole /64, so counting single addresses would give it 2^64 budgets).
+/// The network a client address counts as: the address itself (an IPv4-mapped IPv6 address
+/// as its IPv4), or an IPv6 client's /64 (one host usually owns a whole /64, so counting
+/// single addresses would give it 2^64 budgets).
 pub fn ip_network(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
