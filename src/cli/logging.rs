@@ -1,4 +1,5 @@
-//! Structured logs on stderr: human-readable or JSON. `RUST_LOG` overrides the levels.
+//! Structured logs on stderr (`log_writer`): human-readable or JSON. `RUST_LOG` overrides the
+//! levels.
 //! Colours only on a terminal: a log file or a pipe gets plain text.
 
 use std::fmt::{self, Write as _};
@@ -13,19 +14,24 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
+use super::log_writer::{self, Flush, LogWriter};
 use crate::config::LogFormat;
 use crate::http::request_scope;
 
-pub fn init(format: LogFormat) {
+/// Keep the [`Flush`] until the process ends: dropped, it writes out the lines still waiting.
+#[must_use = "dropping it ends the batched writing of log lines"]
+pub fn init(format: LogFormat) -> Flush {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let (writer, flush) = LogWriter::new(std::io::stderr(), log_writer::DELAY);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Pretty => builder.event_format(PrettyLine::default()).init(),
         LogFormat::Json => builder.event_format(JsonLine).init(),
     }
+    flush
 }
 
 /// The subscriber's own human-readable line, with the request being handled (if any) shown

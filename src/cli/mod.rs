@@ -2,6 +2,7 @@
 
 mod clients;
 mod keys;
+mod log_writer;
 mod logging;
 mod table;
 
@@ -93,11 +94,12 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // The settings are refused, so the log format is read on its own.
             let json = std::env::var("ISSUER_LOG_FORMAT").is_ok_and(|f| f == "json");
-            logging::init(if json { LogFormat::Json } else { LogFormat::Pretty });
+            let _flush = logging::init(if json { LogFormat::Json } else { LogFormat::Pretty });
             return refused(&e);
         }
     };
-    logging::init(settings.log_format);
+    // Declared before the runtime, so dropped after it: the last lines of its tasks are kept.
+    let _flush = logging::init(settings.log_format);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     if let Some(threads) = settings.worker_threads {
