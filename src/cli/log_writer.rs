@@ -86,25 +86,28 @@ impl Shared {
         waiting.lines.extend_from_slice(line);
         if !may_wait || waiting.closed || waiting.lines.len() > BACKLOG {
             drop(waiting);
-            self.write_waiting();
+            self.write_waiting(&mut Vec::new());
         } else if std::mem::take(&mut waiting.idle) {
             self.wake.notify_one();
         }
     }
 
-    /// Writes every line waiting, in one call.
-    fn write_waiting(&self) {
+    /// Writes every line waiting, in one call. They are swapped with `batch`, which is left
+    /// empty: the thread passes the same one each time, so the two buffers keep their size.
+    fn write_waiting(&self, batch: &mut Vec<u8>) {
         let mut sink = lock(&self.sink);
-        let lines = std::mem::take(&mut lock(&self.waiting).lines);
-        if !lines.is_empty() {
+        std::mem::swap(&mut lock(&self.waiting).lines, batch);
+        if !batch.is_empty() {
             // As tracing-subscriber does: a log that cannot be written is not worth failing
             // the request for, and there is nowhere left to report it.
-            let _ = sink.write_all(&lines).and_then(|()| sink.flush());
+            let _ = sink.write_all(batch).and_then(|()| sink.flush());
         }
+        batch.clear();
     }
 
     /// The thread: once a line waits, lets others gather for `delay`, then writes them.
     fn write_behind(&self) {
+        let mut batch = Vec::new();
         loop {
             let mut waiting = lock(&self.waiting);
             while waiting.lines.is_empty() && !waiting.closed {
@@ -119,7 +122,7 @@ impl Shared {
                 .wait_timeout(waiting, self.delay)
                 .unwrap_or_else(|e| e.into_inner());
             drop(waiting);
-            self.write_waiting();
+            self.write_waiting(&mut batch);
         }
     }
 }
@@ -131,7 +134,7 @@ impl Drop for Flush {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        self.shared.write_waiting();
+        self.shared.write_waiting(&mut Vec::new());
     }
 }
 
