@@ -1,8 +1,8 @@
 //! Where log lines go: stderr, with the lines of requests written in batches. A `write` to
 //! stderr per line took 6.6 % of an EdDSA token's CPU, and the workers queued on stderr's lock
 //! for it (BENCHMARKS.md, round 8). So a line logged while a request is handled, below WARN,
-//! is appended to a buffer, and a thread of its own writes what has gathered at most
-//! [`DELAY`] later, with one system call. Every other line — start-up, reloads, warnings,
+//! is appended to a buffer, and a thread of its own writes what has gathered about
+//! [`DELAY`] later (after its previous write), with one system call. Every other line — start-up, reloads, warnings,
 //! errors — is written at once, after the lines before it: order is kept, and what an
 //! operator waits for is there without delay. Nothing is dropped: past [`BACKLOG`] bytes
 //! waiting, a line is written at once too, so a stalled stderr holds the loggers back as
@@ -18,10 +18,12 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::sync::lock;
 
-/// The longest a request's line waits before it is written.
+/// How long a request's line waits to be written, counted from the previous write.
 pub const DELAY: Duration = Duration::from_millis(5);
 /// Bytes waiting past which a line is written at once.
 const BACKLOG: usize = 1 << 20;
+/// The most a buffer keeps between batches: 5 ms of lines at 40,000 a second.
+const KEPT: usize = 64 << 10;
 
 /// A `MakeWriter` for the subscriber; [`Flush`] ends its thread.
 #[derive(Clone)]
@@ -103,6 +105,8 @@ impl Shared {
             let _ = sink.write_all(batch).and_then(|()| sink.flush());
         }
         batch.clear();
+        // What a burst grew is not kept for good.
+        batch.shrink_to(KEPT);
     }
 
     /// The thread: once a line waits, lets others gather for `delay`, then writes them.
@@ -127,6 +131,13 @@ impl Shared {
     }
 }
 
+impl Flush {
+    /// Writes the lines waiting now, before the process prints something of its own.
+    pub fn write_out(&self) {
+        self.shared.write_waiting(&mut Vec::new());
+    }
+}
+
 impl Drop for Flush {
     fn drop(&mut self) {
         lock(&self.shared.waiting).closed = true;
@@ -134,7 +145,7 @@ impl Drop for Flush {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        self.shared.write_waiting(&mut Vec::new());
+        self.write_out();
     }
 }
 
@@ -222,7 +233,7 @@ mod tests {
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
             .without_time()
-            .with_writer(writer)
+            .with_writer(writer.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, || {
             sync_scope(request(), || tracing::info!("issued one"));
@@ -250,10 +261,18 @@ mod tests {
             sync_scope(request(), || tracing::info!("issued three"));
         });
         assert_eq!(calls.texts().len(), 2);
+        flush.write_out();
+        assert!(
+            calls.texts().get(2).is_some_and(|t| t.contains("issued three")),
+            "written on demand: {:?}",
+            calls.texts()
+        );
+        writer.shared.push(b"issued four\n", true);
         drop(flush);
         assert!(
-            calls.texts()[2].contains("issued three"),
-            "the last line is written when the process ends"
+            calls.texts().get(3).is_some_and(|t| t.contains("issued four")),
+            "the last line is written when the process ends: {:?}",
+            calls.texts()
         );
     }
 

@@ -99,7 +99,7 @@ pub fn main() -> ExitCode {
         }
     };
     // Declared before the runtime, so dropped after it: the last lines of its tasks are kept.
-    let _flush = logging::init(settings.log_format);
+    let logs = logging::init(settings.log_format);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
     if let Some(threads) = settings.worker_threads {
@@ -138,6 +138,8 @@ pub fn main() -> ExitCode {
             Command::Users { command } => users(settings, command).await,
         }
     });
+    // What `report` prints next comes after the lines logged before it.
+    logs.write_out();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(StartError::Config(e)) => refused(&e),
