@@ -1,15 +1,15 @@
 //! Where log lines go: stderr, with the lines of requests written in batches. A `write` to
 //! stderr per line took 6.6 % of an EdDSA token's CPU, and the workers queued on stderr's lock
 //! for it (BENCHMARKS.md, round 8). So a line logged while a request is handled, below WARN,
-//! is appended to a buffer, and a thread of its own writes what has gathered about
-//! [`DELAY`] later (after its previous write), with one system call. Every other line — start-up, reloads, warnings,
-//! errors — is written at once, after the lines before it: order is kept, and what an
-//! operator waits for is there without delay. Nothing is dropped: past [`BACKLOG`] bytes
-//! waiting, a line is written at once too, so a stalled stderr holds the loggers back as
-//! it always did; and [`Flush`] writes out the rest when the process ends.
+//! is appended to a buffer, and a thread of its own writes what has gathered about [`DELAY`]
+//! after its previous write, with one system call. Every other line — start-up, reloads,
+//! warnings, errors — is written at once, after the lines before it: order is kept, and what
+//! an operator waits for is there without delay. Nothing is dropped: past [`BACKLOG`] bytes
+//! waiting, a line is written at once too, so a stalled stderr holds the loggers back as it
+//! always did; and [`Flush`] writes out the rest when the process ends.
 
 use std::io::{self, Write};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -116,7 +116,7 @@ impl Shared {
             let mut waiting = lock(&self.waiting);
             while waiting.lines.is_empty() && !waiting.closed {
                 waiting.idle = true;
-                waiting = self.wake.wait(waiting).unwrap_or_else(|e| e.into_inner());
+                waiting = self.wake.wait(waiting).unwrap_or_else(PoisonError::into_inner);
             }
             if waiting.closed {
                 return;
@@ -124,7 +124,7 @@ impl Shared {
             let (waiting, _) = self
                 .wake
                 .wait_timeout(waiting, self.delay)
-                .unwrap_or_else(|e| e.into_inner());
+                .unwrap_or_else(PoisonError::into_inner);
             drop(waiting);
             self.write_waiting(&mut batch);
         }
