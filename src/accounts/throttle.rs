@@ -172,7 +172,7 @@ impl LoginThrottle {
         self.counters
             .update(&ip_counter(ip), |current| {
                 let write = match current.and_then(Budget::parse) {
-                    Some(budget) => ratelimit::refund(gcra, budget, now),
+                    Some(budget) => ratelimit::refund(gcra, budget, 1, now),
                     None => Write::Keep,
                 };
                 (write, ())

@@ -4,10 +4,19 @@
 //! each other for a key — only other instances — and a flood of one client costs one write
 //! per batch, not one failed swap after another.
 //!
+//! A busy key on a fast budget (one that refills at least once per [`LEASE_MS`]) is also
+//! spent ahead: each write takes, beyond its batch, as many events as this process was asked
+//! for in the last [`LEASE_MS`] (those that conform now), and hands them out without asking
+//! the store until that time has passed. Whatever it did not hand out goes back with the
+//! key's next write. So a flood costs a write per [`LEASE_MS`], not one per round trip; an
+//! event may be counted up to [`LEASE_MS`] before its request arrives, and another instance
+//! may be refused events this one holds for that long; the total stays the budget. The
+//! default budgets are slower, and take nothing ahead.
+//!
 //! A key's batches are run by a task of its own, so a request that is cancelled (a client
 //! gone, a timeout) never leaves the others without an answer. It lives while the key has
-//! requests waiting, and remembers the value it last wrote, so that no read precedes the
-//! write while nobody else wrote.
+//! requests waiting. The value it last wrote stays with the key while events are held, so
+//! that no read precedes the next write while nobody else wrote.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,9 +24,14 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::counters::{CounterError, Counters, Write, MAX_ROUNDS};
-use super::Gcra;
+use super::counters::{CounterError, Counters, Write, MAX_ROUNDS, SWEEP_ABOVE};
+use super::{Budget, Gcra};
 use crate::sync::lock;
+
+/// How far ahead a busy budget is spent.
+pub(super) const LEASE_MS: i64 = 20;
+/// The most events one write spends ahead.
+const MAX_AHEAD: u32 = 1_024;
 
 /// One request's outcome: admitted, or how long to wait.
 type Spent = Result<(), Duration>;
@@ -28,8 +42,63 @@ pub(super) struct Waiter {
     reply: oneshot::Sender<Result<Spent, CounterError>>,
 }
 
-/// The requests waiting per key. A key is present while its task runs, and only then.
-pub(super) type Batches = Arc<Mutex<HashMap<String, Vec<Waiter>>>>;
+impl Waiter {
+    fn new(gcra: Gcra, now: i64) -> (Self, oneshot::Receiver<Result<Spent, CounterError>>) {
+        let (reply, answer) = oneshot::channel();
+        (Self { gcra, now, reply }, answer)
+    }
+}
+
+/// Events spent ahead, for this process to hand out before `until`.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    gcra: Gcra,
+    left: u32,
+    until: i64,
+}
+
+impl Lease {
+    fn take(&mut self, gcra: Gcra, now: i64) -> bool {
+        let fits = self.left > 0 && self.gcra == gcra && now < self.until;
+        self.left -= u32::from(fits);
+        fits
+    }
+}
+
+/// One key's state in this process.
+#[derive(Default)]
+pub(super) struct Key {
+    waiting: Vec<Waiter>,
+    /// A task runs this key's batches.
+    running: bool,
+    /// The value as last written or read here; `None`: read it first.
+    known: Option<Option<String>>,
+    lease: Option<Lease>,
+    /// Requests since the last write, and when that was.
+    seen: u32,
+    written_at: Option<i64>,
+}
+
+/// The keys with requests waiting or events held. A key is dropped when its task ends with
+/// nothing held; one whose events lapsed unused is dropped when the map has doubled since the
+/// last sweep (those events are lost, not given back: at most [`LEASE_MS`] of its refill).
+#[derive(Default)]
+pub(super) struct Keys {
+    map: HashMap<String, Key>,
+    sweep_above: usize,
+}
+
+pub(super) type Batches = Arc<Mutex<Keys>>;
+
+impl Keys {
+    fn sweep(&mut self, now: i64) {
+        if self.map.len() > self.sweep_above.max(SWEEP_ABOVE) {
+            self.map
+                .retain(|_, key| key.running || key.lease.is_some_and(|l| l.left > 0 && now < l.until));
+            self.sweep_above = self.map.len() * 2;
+        }
+    }
+}
 
 impl Counters {
     /// Spends one GCRA event of `key` at `now`, or says how long to wait.
@@ -37,19 +106,28 @@ impl Counters {
         let Some(batches) = self.batches() else {
             return self.update(key, |current| super::spend(gcra, current, now)).await;
         };
-        let (reply, answer) = oneshot::channel();
-        let waiter = Waiter { gcra, now, reply };
-        let start = {
-            let mut waiting = lock(batches);
-            match waiting.get_mut(key) {
-                Some(queue) => {
-                    queue.push(waiter);
-                    false
+        let (answer, start) = {
+            let mut keys = lock(batches);
+            let keys = &mut *keys;
+            if let Some(entry) = keys.map.get_mut(key) {
+                entry.seen = entry.seen.saturating_add(1);
+                if entry.lease.as_mut().is_some_and(|l| l.take(gcra, now)) {
+                    return Ok(Ok(()));
                 }
-                None => {
-                    waiting.insert(key.to_owned(), vec![waiter]);
-                    true
-                }
+                let (waiter, answer) = Waiter::new(gcra, now);
+                entry.waiting.push(waiter);
+                (answer, !std::mem::replace(&mut entry.running, true))
+            } else {
+                keys.sweep(now);
+                let (waiter, answer) = Waiter::new(gcra, now);
+                let entry = Key {
+                    waiting: vec![waiter],
+                    running: true,
+                    seen: 1,
+                    ..Key::default()
+                };
+                keys.map.insert(key.to_owned(), entry);
+                (answer, true)
             }
         };
         if start {
@@ -65,41 +143,67 @@ impl Counters {
         let Some(batches) = self.batches().cloned() else {
             return;
         };
-        // The value as this task last wrote or read it; `None`: read it first.
-        let mut known: Option<Option<String>> = None;
         loop {
-            let waiters = {
-                let mut waiting = lock(&batches);
-                let queue = waiting.entry(key.clone()).or_default();
-                if queue.is_empty() {
-                    waiting.remove(&key);
+            let (waiters, mut known, held, ahead) = {
+                let mut keys = lock(&batches);
+                let Some(entry) = keys.map.get_mut(&key) else {
                     return;
+                };
+                let Some(latest) = entry.waiting.iter().max_by_key(|w| w.now) else {
+                    entry.running = false;
+                    if entry.lease.is_none_or(|l| l.left == 0) {
+                        keys.map.remove(&key);
+                    }
+                    return;
+                };
+                let ahead = Ahead::of(entry, latest.gcra, latest.now);
+                let mut waiters = std::mem::take(&mut entry.waiting);
+                // Those that queued while the last write was in flight take what it spent ahead.
+                if let Some(lease) = entry.lease.as_mut() {
+                    for served in waiters.extract_if(.., |w| lease.take(w.gcra, w.now)) {
+                        let _ = served.reply.send(Ok(Ok(())));
+                    }
                 }
-                std::mem::take(queue)
+                if waiters.is_empty() {
+                    continue;
+                }
+                entry.seen = 0;
+                (waiters, entry.known.take(), entry.lease.take(), ahead)
             };
-            match self.spend_all(&key, &mut known, &waiters).await {
-                Ok(spent) => {
+            let lease = match self.spend_all(&key, &mut known, held, ahead, &waiters).await {
+                Ok((spent, lease)) => {
                     for (waiter, spent) in waiters.into_iter().zip(spent) {
                         let _ = waiter.reply.send(Ok(spent));
                     }
+                    lease
                 }
                 Err(e) => {
-                    known = None;
                     for waiter in waiters {
                         let _ = waiter.reply.send(Err(e.clone()));
                     }
+                    // Not given back: the next write tries again.
+                    held
                 }
+            };
+            if let Some(entry) = lock(&batches).map.get_mut(&key) {
+                entry.known = known;
+                entry.lease = lease;
+                entry.written_at = Some(ahead.now);
             }
         }
     }
 
-    /// Spends for every waiter, in turn, on one value of the key; writes the result once.
+    /// Gives back the events `held` did not hand out, spends for every waiter in turn, and
+    /// spends `ahead`; all on one value of the key, written once. Returns the waiters'
+    /// outcomes and the events spent ahead.
     async fn spend_all(
         &self,
         key: &str,
         known: &mut Option<Option<String>>,
+        held: Option<Lease>,
+        ahead: Ahead,
         waiters: &[Waiter],
-    ) -> Result<Vec<Spent>, CounterError> {
+    ) -> Result<(Vec<Spent>, Option<Lease>), CounterError> {
         for _ in 0..MAX_ROUNDS {
             let (current, fresh) = match known.take() {
                 Some(value) => (value, false),
@@ -107,33 +211,169 @@ impl Counters {
             };
             let mut value = current.clone();
             let mut last_write = None;
+            let mut apply = |value: &mut Option<String>, write: Write| {
+                match &write {
+                    Write::Keep => return,
+                    Write::Put(next, _) => *value = Some(next.clone()),
+                    Write::Delete => *value = None,
+                }
+                last_write = Some(write);
+            };
+            if let Some(held) = held.filter(|h| h.left > 0) {
+                if let Some(budget) = value.as_deref().and_then(Budget::parse) {
+                    let write = super::refund(held.gcra, budget, held.left, ahead.now);
+                    apply(&mut value, write);
+                }
+            }
             let spent: Vec<Spent> = waiters
                 .iter()
                 .map(|w| {
                     let (write, spent) = super::spend(w.gcra, value.as_deref(), w.now);
-                    if let Write::Put(next, ttl) = write {
-                        value = Some(next.clone());
-                        last_write = Some(Write::Put(next, ttl));
-                    }
+                    apply(&mut value, write);
                     spent
                 })
                 .collect();
+            let mut left = 0;
+            while left < ahead.events {
+                let (write, spent) = super::spend(ahead.gcra, value.as_deref(), ahead.now);
+                if spent.is_err() {
+                    break;
+                }
+                apply(&mut value, write);
+                left += 1;
+            }
+            let lease = (left > 0).then_some(Lease {
+                gcra: ahead.gcra,
+                left,
+                until: ahead.now.saturating_add(LEASE_MS),
+            });
             match last_write {
                 // All refused: that must rest on what the store holds now, not on memory.
                 None if !fresh => continue,
                 None => {
                     *known = Some(current);
-                    return Ok(spent);
+                    return Ok((spent, None));
                 }
                 Some(write) => {
                     if self.swap(key, current.as_deref(), &write).await? {
                         *known = Some(value);
-                        return Ok(spent);
+                        return Ok((spent, lease));
                     }
                     // Another instance wrote meanwhile: read and spend again.
                 }
             }
         }
         Err(CounterError::Contended)
+    }
+}
+
+/// What a batch spends ahead: `events` of `gcra`, at `now`, its latest request's instant.
+#[derive(Debug, Clone, Copy)]
+struct Ahead {
+    gcra: Gcra,
+    now: i64,
+    events: u32,
+}
+
+impl Ahead {
+    /// For a fast budget, the requests of the last [`LEASE_MS`], at the rate they came since
+    /// the key's last write.
+    fn of(key: &Key, gcra: Gcra, now: i64) -> Self {
+        let since = key.written_at.map_or(LEASE_MS, |at| now.saturating_sub(at));
+        let rate = i64::from(key.seen) * LEASE_MS / since.max(LEASE_MS);
+        let events = if gcra.refilled_in(LEASE_MS) == 0 {
+            0
+        } else {
+            u32::try_from(rate).unwrap_or(MAX_AHEAD).min(MAX_AHEAD)
+        };
+        Self { gcra, now, events }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::store::Store;
+
+    /// Two instances' counters on one database: PostgreSQL in scripts/test's PostgreSQL
+    /// phase, else SQLite in memory.
+    async fn two_instances() -> (Counters, Counters) {
+        let url = crate::store::tests::postgres_url().unwrap_or_else(|| "sqlite::memory:".into());
+        let store = Store::connect(&url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let counters = || Counters::database(store.clone(), Clock::system());
+        (counters(), counters())
+    }
+
+    /// A key no other run of the test has used (PostgreSQL outlives it).
+    fn fresh_key() -> String {
+        format!("token@2:{}", uuid::Uuid::new_v4().simple())
+    }
+
+    async fn admitted(counters: &Counters, key: &str, gcra: Gcra, n: usize, now: i64) -> usize {
+        let mut count = 0;
+        for _ in 0..n {
+            let spent = counters.spend(key, gcra, now).await.expect("store up");
+            count += usize::from(spent.is_ok());
+        }
+        count
+    }
+
+    /// 100 per 100 ms: one event per millisecond.
+    fn fast() -> Gcra {
+        Gcra::new(100, Duration::from_millis(100))
+    }
+
+    #[tokio::test]
+    async fn a_crowd_at_one_instant_gets_exactly_the_burst() {
+        let (a, _) = two_instances().await;
+        let key = fresh_key();
+        let mut crowd = tokio::task::JoinSet::new();
+        for _ in 0..150 {
+            let (a, key) = (a.clone(), key.clone());
+            crowd.spawn(async move { a.spend(&key, fast(), 1_000).await.expect("store up") });
+        }
+        let admitted = crowd.join_all().await.iter().filter(|s| s.is_ok()).count();
+        assert_eq!(admitted, 100);
+    }
+
+    #[tokio::test]
+    async fn events_spent_ahead_are_held_for_this_instance_then_given_back() {
+        let (a, b) = two_instances().await;
+        let key = fresh_key();
+        assert_eq!(admitted(&a, &key, fast(), 30, 0).await, 30);
+        let to_b = admitted(&b, &key, fast(), 100, 0).await;
+        assert!(to_b < 70, "a holds events it spent ahead: b got {to_b}");
+        let to_a = admitted(&a, &key, fast(), 100, 0).await;
+        assert_eq!(
+            30 + to_b + to_a,
+            100,
+            "a hands out what it holds: the burst, exactly"
+        );
+
+        // a's events held at 0 lapse unused at 20 ms; a's next write gives them back.
+        let key = fresh_key();
+        assert_eq!(admitted(&a, &key, fast(), 30, 0).await, 30);
+        let first = admitted(&b, &key, fast(), 100, 0).await;
+        assert!(first < 70, "a holds events it spent ahead: b got {first}");
+        let mut later = admitted(&a, &key, fast(), 1, 25).await;
+        later += admitted(&b, &key, fast(), 100, 25).await;
+        later += admitted(&a, &key, fast(), 100, 25).await;
+        assert_eq!(
+            30 + first + later,
+            100 + 25,
+            "the burst and 25 ms of refill: none lost to what a held at 0"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slow_budget_is_never_spent_ahead() {
+        let (a, b) = two_instances().await;
+        let key = fresh_key();
+        // 600 per minute, the token endpoint's default: one event per 100 ms.
+        let slow = Gcra::new(600, Duration::from_secs(60));
+        assert_eq!(admitted(&a, &key, slow, 1, 0).await, 1);
+        assert_eq!(admitted(&b, &key, slow, 700, 0).await, 599);
     }
 }

@@ -15,7 +15,7 @@ use crate::sync::lock;
 /// Bounds how long a request waits on Redis before it is refused (or let through).
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 /// Below this many keys in memory, expired ones are not swept.
-const SWEEP_ABOVE: usize = 10_000;
+pub(super) const SWEEP_ABOVE: usize = 10_000;
 /// Compare-and-swap rounds before giving up on a key that is being written by a crowd.
 pub(super) const MAX_ROUNDS: usize = 32;
 const REDIS_PREFIX: &str = "token-issuer:rate-limit:";

@@ -33,9 +33,15 @@ impl Gcra {
         Duration::from_millis(u64::try_from(allowed_at.saturating_sub(now)).unwrap_or(0))
     }
 
-    /// The TAT with one event fewer; `None` when nothing would be left ahead of `now`.
-    pub fn before_event(&self, tat: i64, now: i64) -> Option<i64> {
-        Some(tat.saturating_sub(self.interval_ms)).filter(|earlier| *earlier > now)
+    /// The TAT with `events` fewer; `None` when nothing would be left ahead of `now`.
+    pub fn before_events(&self, tat: i64, events: u32, now: i64) -> Option<i64> {
+        Some(tat.saturating_sub(self.interval_ms.saturating_mul(i64::from(events))))
+            .filter(|earlier| *earlier > now)
+    }
+
+    /// How many events the budget refills in `span_ms` (none for a span shorter than one).
+    pub fn refilled_in(&self, span_ms: i64) -> u32 {
+        u32::try_from(span_ms / self.interval_ms).unwrap_or(u32::MAX)
     }
 
     /// The TAT once one more event has happened at `now`.

@@ -132,9 +132,9 @@ pub fn spend(gcra: Gcra, current: Option<&str>, now: i64) -> (Write, Result<(), 
     (put(Budget { tat, latest: now }, now), Ok(()))
 }
 
-/// Gives back one event recorded at or before `now`: the write that undoes it.
-pub fn refund(gcra: Gcra, budget: Budget, now: i64) -> Write {
-    match gcra.before_event(budget.tat, now) {
+/// Gives back `events` recorded at or before `now`: the write that undoes them.
+pub fn refund(gcra: Gcra, budget: Budget, events: u32, now: i64) -> Write {
+    match gcra.before_events(budget.tat, events, now) {
         Some(tat) => put(Budget { tat, ..budget }, now),
         None => Write::Delete,
     }

@@ -230,13 +230,13 @@ fn prepare_sqlite(url: &str) -> Result<String, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::{NewUser, Store, ALIVE_WINDOW};
     use sqlx::{Connection as _, Executor as _};
 
     /// The PostgreSQL server of scripts/test's PostgreSQL phase (`TEST_DATABASE_URL`), for the
     /// unit tests that need one; they pass at once without it.
-    pub(super) fn postgres_url() -> Option<String> {
+    pub(crate) fn postgres_url() -> Option<String> {
         std::env::var("TEST_DATABASE_URL")
             .ok()
             .filter(|u| u.starts_with("postgres"))
