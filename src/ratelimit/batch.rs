@@ -8,28 +8,28 @@
 //! spent ahead: each write takes, beyond its batch, as many events as this process was asked
 //! for in the last [`LEASE_MS`] (those that conform now), and hands them out without asking
 //! the store until that time has passed. Whatever it did not hand out goes back with the
-//! key's next write. So a flood costs a write per [`LEASE_MS`], not one per round trip; an
-//! event may be counted up to [`LEASE_MS`] before its request arrives, and another instance
-//! may be refused events this one holds for that long; the total stays the budget. The
-//! default budgets are slower, and take nothing ahead.
+//! key's next write, as far as the refill has not given them back meanwhile. So a flood costs
+//! a write per [`LEASE_MS`], not one per round trip; an event may be counted up to
+//! [`LEASE_MS`] before its request arrives, and another instance may be refused events this
+//! one holds for that long; the total stays the budget. A key sent one request at a time
+//! takes nothing ahead, and neither do the default budgets, which are slower.
 //!
 //! A key's batches are run by a task of its own, so a request that is cancelled (a client
 //! gone, a timeout) never leaves the others without an answer. It lives while the key has
 //! requests waiting. The value it last wrote stays with the key while events are held, so
 //! that no read precedes the next write while nobody else wrote.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::counters::{CounterError, Counters, Write, MAX_ROUNDS, SWEEP_ABOVE};
+use super::counters::{CounterError, Counters, Swept, Write, MAX_ROUNDS};
 use super::{Budget, Gcra};
 use crate::sync::lock;
 
 /// How far ahead a busy budget is spent.
-pub(super) const LEASE_MS: i64 = 20;
+const LEASE_MS: i64 = 20;
 /// The most events one write spends ahead.
 const MAX_AHEAD: u32 = 1_024;
 
@@ -49,19 +49,30 @@ impl Waiter {
     }
 }
 
-/// Events spent ahead, for this process to hand out before `until`.
+/// Events spent ahead at `at`, for this process to hand out within [`LEASE_MS`] of it (either
+/// side: a clock stepped back does not keep them longer); `tat`: the TAT they took it to.
 #[derive(Debug, Clone, Copy)]
 struct Lease {
     gcra: Gcra,
     left: u32,
-    until: i64,
+    at: i64,
+    tat: i64,
 }
 
 impl Lease {
+    fn current(&self, now: i64) -> bool {
+        now.saturating_sub(self.at).saturating_abs() < LEASE_MS
+    }
+
     fn take(&mut self, gcra: Gcra, now: i64) -> bool {
-        let fits = self.left > 0 && self.gcra == gcra && now < self.until;
+        let fits = self.left > 0 && self.gcra == gcra && self.current(now);
         self.left -= u32::from(fits);
         fits
+    }
+
+    /// The events held and not handed out that the refill has not yet given back by `now`.
+    fn unused(&self, now: i64) -> u32 {
+        self.left.min(self.gcra.events_ahead(self.tat, now))
     }
 }
 
@@ -80,25 +91,9 @@ pub(super) struct Key {
 }
 
 /// The keys with requests waiting or events held. A key is dropped when its task ends with
-/// nothing held; one whose events lapsed unused is dropped when the map has doubled since the
-/// last sweep (those events are lost, not given back: at most [`LEASE_MS`] of its refill).
-#[derive(Default)]
-pub(super) struct Keys {
-    map: HashMap<String, Key>,
-    sweep_above: usize,
-}
-
-pub(super) type Batches = Arc<Mutex<Keys>>;
-
-impl Keys {
-    fn sweep(&mut self, now: i64) {
-        if self.map.len() > self.sweep_above.max(SWEEP_ABOVE) {
-            self.map
-                .retain(|_, key| key.running || key.lease.is_some_and(|l| l.left > 0 && now < l.until));
-            self.sweep_above = self.map.len() * 2;
-        }
-    }
-}
+/// nothing held, or in a sweep once what it holds has lapsed (not given back then: the
+/// refill returns it by the lease's TAT).
+pub(super) type Batches = Arc<Mutex<Swept<Key>>>;
 
 impl Counters {
     /// Spends one GCRA event of `key` at `now`, or says how long to wait.
@@ -118,7 +113,7 @@ impl Counters {
                 entry.waiting.push(waiter);
                 (answer, !std::mem::replace(&mut entry.running, true))
             } else {
-                keys.sweep(now);
+                keys.sweep(|_, key| key.running || key.lease.is_some_and(|l| l.left > 0 && l.current(now)));
                 let (waiter, answer) = Waiter::new(gcra, now);
                 let entry = Key {
                     waiting: vec![waiter],
@@ -181,8 +176,8 @@ impl Counters {
                     for waiter in waiters {
                         let _ = waiter.reply.send(Err(e.clone()));
                     }
-                    // Not given back: the next write tries again.
-                    held
+                    // Dropped, not given back: the write may have landed unanswered.
+                    None
                 }
             };
             if let Some(entry) = lock(&batches).map.get_mut(&key) {
@@ -219,10 +214,10 @@ impl Counters {
                 }
                 last_write = Some(write);
             };
-            if let Some(held) = held.filter(|h| h.left > 0) {
-                if let Some(budget) = value.as_deref().and_then(Budget::parse) {
-                    let write = super::refund(held.gcra, budget, held.left, ahead.now);
-                    apply(&mut value, write);
+            let unused = held.map_or(0, |h| h.unused(ahead.now));
+            if let (Some(held), Some(budget)) = (held, value.as_deref().and_then(Budget::parse)) {
+                if unused > 0 {
+                    apply(&mut value, super::refund(held.gcra, budget, unused, ahead.now));
                 }
             }
             let spent: Vec<Spent> = waiters
@@ -242,10 +237,12 @@ impl Counters {
                 apply(&mut value, write);
                 left += 1;
             }
-            let lease = (left > 0).then_some(Lease {
+            let tat = value.as_deref().and_then(Budget::parse).map(|b| b.tat);
+            let lease = tat.filter(|_| left > 0).map(|tat| Lease {
                 gcra: ahead.gcra,
                 left,
-                until: ahead.now.saturating_add(LEASE_MS),
+                at: ahead.now,
+                tat,
             });
             match last_write {
                 // All refused: that must rest on what the store holds now, not on memory.
@@ -276,15 +273,17 @@ struct Ahead {
 }
 
 impl Ahead {
-    /// For a fast budget, the requests of the last [`LEASE_MS`], at the rate they came since
-    /// the key's last write.
+    /// For a fast budget sent more than one request since its last write (or since it was
+    /// last idle), the requests of the last [`LEASE_MS`], at the rate they came.
     fn of(key: &Key, gcra: Gcra, now: i64) -> Self {
-        let since = key.written_at.map_or(LEASE_MS, |at| now.saturating_sub(at));
-        let rate = i64::from(key.seen) * LEASE_MS / since.max(LEASE_MS);
-        let events = if gcra.refilled_in(LEASE_MS) == 0 {
-            0
+        let since = key
+            .written_at
+            .map_or(LEASE_MS, |at| now.saturating_sub(at).max(LEASE_MS));
+        let events = if key.seen > 1 && gcra.refills_within(LEASE_MS) {
+            let seen = i64::from(key.seen) * LEASE_MS / since;
+            u32::try_from(seen).unwrap_or(MAX_AHEAD).min(MAX_AHEAD)
         } else {
-            u32::try_from(rate).unwrap_or(MAX_AHEAD).min(MAX_AHEAD)
+            0
         };
         Self { gcra, now, events }
     }
@@ -320,6 +319,16 @@ mod tests {
         count
     }
 
+    /// `n` requests at once.
+    async fn crowd(counters: &Counters, key: &str, gcra: Gcra, n: usize, now: i64) -> usize {
+        let mut crowd = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (counters, key) = (counters.clone(), key.to_owned());
+            crowd.spawn(async move { counters.spend(&key, gcra, now).await.expect("store up") });
+        }
+        crowd.join_all().await.iter().filter(|s| s.is_ok()).count()
+    }
+
     /// 100 per 100 ms: one event per millisecond.
     fn fast() -> Gcra {
         Gcra::new(100, Duration::from_millis(100))
@@ -329,12 +338,11 @@ mod tests {
     async fn a_crowd_at_one_instant_gets_exactly_the_burst() {
         let (a, _) = two_instances().await;
         let key = fresh_key();
-        let mut crowd = tokio::task::JoinSet::new();
-        for _ in 0..150 {
-            let (a, key) = (a.clone(), key.clone());
-            crowd.spawn(async move { a.spend(&key, fast(), 1_000).await.expect("store up") });
+        let mut admitted = 0;
+        // In waves, so that later ones find events spent ahead by earlier ones' writes.
+        for _ in 0..10 {
+            admitted += crowd(&a, &key, fast(), 15, 1_000).await;
         }
-        let admitted = crowd.join_all().await.iter().filter(|s| s.is_ok()).count();
         assert_eq!(admitted, 100);
     }
 
@@ -342,7 +350,7 @@ mod tests {
     async fn events_spent_ahead_are_held_for_this_instance_then_given_back() {
         let (a, b) = two_instances().await;
         let key = fresh_key();
-        assert_eq!(admitted(&a, &key, fast(), 30, 0).await, 30);
+        assert_eq!(crowd(&a, &key, fast(), 30, 0).await, 30);
         let to_b = admitted(&b, &key, fast(), 100, 0).await;
         assert!(to_b < 70, "a holds events it spent ahead: b got {to_b}");
         let to_a = admitted(&a, &key, fast(), 100, 0).await;
@@ -354,7 +362,7 @@ mod tests {
 
         // a's events held at 0 lapse unused at 20 ms; a's next write gives them back.
         let key = fresh_key();
-        assert_eq!(admitted(&a, &key, fast(), 30, 0).await, 30);
+        assert_eq!(crowd(&a, &key, fast(), 30, 0).await, 30);
         let first = admitted(&b, &key, fast(), 100, 0).await;
         assert!(first < 70, "a holds events it spent ahead: b got {first}");
         let mut later = admitted(&a, &key, fast(), 1, 25).await;
@@ -365,6 +373,20 @@ mod tests {
             100 + 25,
             "the burst and 25 ms of refill: none lost to what a held at 0"
         );
+    }
+
+    #[tokio::test]
+    async fn events_held_past_their_refill_are_not_given_back_again() {
+        let (a, b) = two_instances().await;
+        let key = fresh_key();
+        assert_eq!(crowd(&a, &key, fast(), 30, 0).await, 30);
+        let first = admitted(&b, &key, fast(), 100, 0).await;
+        assert!(first < 70, "a holds events it spent ahead: b got {first}");
+        // A second later the budget is full again, and b spends all of it.
+        assert_eq!(admitted(&b, &key, fast(), 150, 1_000).await, 100);
+        let mut more = admitted(&a, &key, fast(), 1, 1_000).await;
+        more += admitted(&b, &key, fast(), 100, 1_000).await;
+        assert_eq!(more, 0, "what a held at 0 came back with the refill, not twice");
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ use crate::sync::lock;
 /// Bounds how long a request waits on Redis before it is refused (or let through).
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 /// Below this many keys in memory, expired ones are not swept.
-pub(super) const SWEEP_ABOVE: usize = 10_000;
+const SWEEP_ABOVE: usize = 10_000;
 /// Compare-and-swap rounds before giving up on a key that is being written by a crowd.
 pub(super) const MAX_ROUNDS: usize = 32;
 const REDIS_PREFIX: &str = "token-issuer:rate-limit:";
@@ -64,13 +64,34 @@ pub struct Counters {
     batches: Batches,
 }
 
-/// Values by key, with the instant each stops mattering; swept of expired entries when it
-/// has doubled since the last sweep, so a flood of keys costs amortised constant time.
-#[derive(Default)]
-struct MemoryMap {
-    values: HashMap<String, (String, Option<Instant>)>,
+/// Entries by key in this process, swept of those no longer needed when they have doubled
+/// since the last sweep, so a flood of keys costs amortised constant time.
+pub(super) struct Swept<V> {
+    pub(super) map: HashMap<String, V>,
     sweep_above: usize,
 }
+
+impl<V> Default for Swept<V> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            sweep_above: SWEEP_ABOVE,
+        }
+    }
+}
+
+impl<V> Swept<V> {
+    /// Keeps what `keep` keeps, if the map is due a sweep.
+    pub(super) fn sweep(&mut self, keep: impl FnMut(&String, &mut V) -> bool) {
+        if self.map.len() > self.sweep_above {
+            self.map.retain(keep);
+            self.sweep_above = (self.map.len() * 2).max(SWEEP_ABOVE);
+        }
+    }
+}
+
+/// Values by key, with the instant each stops mattering.
+type MemoryMap = Swept<(String, Option<Instant>)>;
 
 #[derive(Clone)]
 enum Backend {
@@ -122,7 +143,7 @@ impl Counters {
 
     pub async fn get(&self, key: &str) -> Result<Option<String>, CounterError> {
         match &self.backend {
-            Backend::Memory(map) => Ok(lock(map).values.get(key).map(|(v, _)| v.clone())),
+            Backend::Memory(map) => Ok(lock(map).map.get(key).map(|(v, _)| v.clone())),
             Backend::Database(store, _) => store.counter(key).await.map_err(unavailable),
             Backend::Redis(conn, _) => {
                 let mut conn = conn.clone();
@@ -164,20 +185,16 @@ impl Counters {
         match &self.backend {
             Backend::Memory(map) => {
                 let mut map = lock(map);
-                if map.values.get(key).map(|(v, _)| v.as_str()) != expected {
+                if map.map.get(key).map(|(v, _)| v.as_str()) != expected {
                     return Ok(false);
                 }
                 let now = Instant::now();
-                if map.values.len() > map.sweep_above.max(SWEEP_ABOVE) {
-                    map.values
-                        .retain(|_, (_, expires)| expires.is_none_or(|at| at > now));
-                    map.sweep_above = map.values.len() * 2;
-                }
+                map.sweep(|_, (_, expires)| expires.is_none_or(|at| at > now));
                 match value {
                     Some(v) => map
-                        .values
+                        .map
                         .insert(key.to_owned(), (v.to_owned(), ttl.map(|t| now + t))),
-                    None => map.values.remove(key),
+                    None => map.map.remove(key),
                 };
                 Ok(true)
             }

@@ -39,9 +39,14 @@ impl Gcra {
             .filter(|earlier| *earlier > now)
     }
 
-    /// How many events the budget refills in `span_ms` (none for a span shorter than one).
-    pub fn refilled_in(&self, span_ms: i64) -> u32 {
-        u32::try_from(span_ms / self.interval_ms).unwrap_or(u32::MAX)
+    /// Whether the budget refills an event within `span_ms`.
+    pub fn refills_within(&self, span_ms: i64) -> bool {
+        self.interval_ms <= span_ms
+    }
+
+    /// How many events' time lies between `now` and `tat`: those spent and not yet refilled.
+    pub fn events_ahead(&self, tat: i64, now: i64) -> u32 {
+        u32::try_from(tat.saturating_sub(now).max(0) / self.interval_ms).unwrap_or(u32::MAX)
     }
 
     /// The TAT once one more event has happened at `now`.
