@@ -539,12 +539,16 @@ PROFILED = {
 
 
 def profile(args):
-    """perf record of token-issuer (SQLite) under one workload, as a flamegraph SVG."""
+    """perf record of token-issuer (on SQLite, or PostgreSQL) under one workload, as a flamegraph SVG."""
     alg, load = PROFILED[args.profile]
     workdir = os.path.join(ROOT, "target", "bench", "profile")
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
-    ours = Ours(args.binary, "SQLite", workdir, f"sqlite://{os.path.join(workdir, 'bench.db')}")
+    if args.on == "PostgreSQL":
+        database = fresh_database(args.postgres, "token_issuer_profile")
+    else:
+        database = f"sqlite://{os.path.join(workdir, 'bench.db')}"
+    ours = Ours(args.binary, args.on, workdir, database)
     try:
         server = ours.start(alg)
         server.secret = ours.secret
@@ -564,7 +568,7 @@ def profile(args):
                                 check=True, capture_output=True, text=True).stdout
         with open(os.path.join(ROOT, "target", "bench", f"{args.profile}.folded"), "w") as f:
             f.write(folded)
-        title = f"token-issuer {args.profile} ({alg}, SQLite): {stats['cpu']:.3f} CPU-ms per request, {time.strftime('%Y-%m-%d')}"
+        title = f"token-issuer {args.profile} ({alg}, {args.on}): {stats['cpu']:.3f} CPU-ms per request, {time.strftime('%Y-%m-%d')}"
         with open(args.svg, "w") as out:
             subprocess.run(["inferno-flamegraph", "--title", title, "--width", "1600", "--minwidth", "0.5"], input=folded,
                            check=True, stdout=out, text=True)
@@ -585,7 +589,8 @@ def main():
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--profile", choices=sorted(PROFILED), help="only perf-record this workload (SQLite)")
+    parser.add_argument("--profile", choices=sorted(PROFILED), help="only perf-record this workload")
+    parser.add_argument("--on", choices=("SQLite", "PostgreSQL"), default="SQLite", help="--profile's database")
     parser.add_argument("--svg", help="where --profile writes its flamegraph")
     args = parser.parse_args()
     if args.profile:
