@@ -329,6 +329,15 @@ mod tests {
         crowd.join_all().await.iter().filter(|s| s.is_ok()).count()
     }
 
+    /// a is sent 30 requests at once at 0, and spends more ahead than they take; what b then
+    /// gets of the burst at 0.
+    async fn b_after_a_holds_some(a: &Counters, b: &Counters, key: &str) -> usize {
+        assert_eq!(crowd(a, key, fast(), 30, 0).await, 30);
+        let to_b = admitted(b, key, fast(), 100, 0).await;
+        assert!(to_b < 70, "a holds events it spent ahead: b got {to_b}");
+        to_b
+    }
+
     /// 100 per 100 ms: one event per millisecond.
     fn fast() -> Gcra {
         Gcra::new(100, Duration::from_millis(100))
@@ -350,9 +359,7 @@ mod tests {
     async fn events_spent_ahead_are_held_for_this_instance_then_given_back() {
         let (a, b) = two_instances().await;
         let key = fresh_key();
-        assert_eq!(crowd(&a, &key, fast(), 30, 0).await, 30);
-        let to_b = admitted(&b, &key, fast(), 100, 0).await;
-        assert!(to_b < 70, "a holds events it spent ahead: b got {to_b}");
+        let to_b = b_after_a_holds_some(&a, &b, &key).await;
         let to_a = admitted(&a, &key, fast(), 100, 0).await;
         assert_eq!(
             30 + to_b + to_a,
@@ -362,9 +369,7 @@ mod tests {
 
         // a's events held at 0 lapse unused at 20 ms; a's next write gives them back.
         let key = fresh_key();
-        assert_eq!(crowd(&a, &key, fast(), 30, 0).await, 30);
-        let first = admitted(&b, &key, fast(), 100, 0).await;
-        assert!(first < 70, "a holds events it spent ahead: b got {first}");
+        let first = b_after_a_holds_some(&a, &b, &key).await;
         let mut later = admitted(&a, &key, fast(), 1, 25).await;
         later += admitted(&b, &key, fast(), 100, 25).await;
         later += admitted(&a, &key, fast(), 100, 25).await;
@@ -379,9 +384,7 @@ mod tests {
     async fn events_held_past_their_refill_are_not_given_back_again() {
         let (a, b) = two_instances().await;
         let key = fresh_key();
-        assert_eq!(crowd(&a, &key, fast(), 30, 0).await, 30);
-        let first = admitted(&b, &key, fast(), 100, 0).await;
-        assert!(first < 70, "a holds events it spent ahead: b got {first}");
+        b_after_a_holds_some(&a, &b, &key).await;
         // A second later the budget is full again, and b spends all of it.
         assert_eq!(admitted(&b, &key, fast(), 150, 1_000).await, 100);
         let mut more = admitted(&a, &key, fast(), 1, 1_000).await;
