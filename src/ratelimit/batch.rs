@@ -5,14 +5,17 @@
 //! per batch, not one failed swap after another.
 //!
 //! A busy key on a fast budget (one that refills at least once per [`LEASE_MS`]) is also
-//! spent ahead: each write takes, beyond its batch, as many events as this process was asked
-//! for in the last [`LEASE_MS`] (those that conform now), and hands them out without asking
-//! the store until that time has passed. Whatever it did not hand out goes back with the
-//! key's next write, as far as the refill has not given them back meanwhile. So a flood costs
-//! a write per [`LEASE_MS`], not one per round trip; an event may be counted up to
+//! spent ahead: each write takes, beyond its batch, as many events as this process was sent
+//! since its last write, at most [`LEASE_MS`]' worth (and only those that conform now), and
+//! hands them out without asking the store for up to [`LEASE_MS`]. Under a flood the events
+//! taken grow write by write until they last that long, so the writes come down from one per
+//! round trip to one per [`LEASE_MS`] or so. What it did not hand out goes back with the
+//! key's next write if no other instance wrote meanwhile (as far as the refill has not given
+//! it back already); otherwise the refill returns it. So an event may be counted up to
 //! [`LEASE_MS`] before its request arrives, and another instance may be refused events this
-//! one holds for that long; the total stays the budget. A key sent one request at a time
-//! takes nothing ahead, and neither do the default budgets, which are slower.
+//! one held until the refill returns them; never more than the budget goes through. A key
+//! sent one request at a time takes nothing ahead, and neither do the default budgets, which
+//! are slower.
 //!
 //! A key's batches are run by a task of its own, so a request that is cancelled (a client
 //! gone, a timeout) never leaves the others without an answer. It lives while the key has
@@ -50,13 +53,12 @@ impl Waiter {
 }
 
 /// Events spent ahead at `at`, for this process to hand out within [`LEASE_MS`] of it (either
-/// side: a clock stepped back does not keep them longer); `tat`: the TAT they took it to.
+/// side: a clock stepped back does not keep them longer).
 #[derive(Debug, Clone, Copy)]
 struct Lease {
     gcra: Gcra,
     left: u32,
     at: i64,
-    tat: i64,
 }
 
 impl Lease {
@@ -68,11 +70,6 @@ impl Lease {
         let fits = self.left > 0 && self.gcra == gcra && self.current(now);
         self.left -= u32::from(fits);
         fits
-    }
-
-    /// The events held and not handed out that the refill has not yet given back by `now`.
-    fn unused(&self, now: i64) -> u32 {
-        self.left.min(self.gcra.events_ahead(self.tat, now))
     }
 }
 
@@ -91,8 +88,8 @@ pub(super) struct Key {
 }
 
 /// The keys with requests waiting or events held. A key is dropped when its task ends with
-/// nothing held, or in a sweep once what it holds has lapsed (not given back then: the
-/// refill returns it by the lease's TAT).
+/// nothing held; one left holding events stays until its next request, or until a sweep
+/// once they have lapsed (the refill returns them then).
 pub(super) type Batches = Arc<Mutex<Swept<Key>>>;
 
 impl Counters {
@@ -214,11 +211,14 @@ impl Counters {
                 }
                 last_write = Some(write);
             };
-            let unused = held.map_or(0, |h| h.unused(ahead.now));
-            if let (Some(held), Some(budget)) = (held, value.as_deref().and_then(Budget::parse)) {
-                if unused > 0 {
-                    apply(&mut value, super::refund(held.gcra, budget, unused, ahead.now));
-                }
+            // Given back only on the value the lease's own write left (`known`, which the swap
+            // checks the store still holds): its events are then the last ones, and the
+            // refund gives back no more of them than are still ahead of now. Once another
+            // instance wrote, possibly giving back events of its own, which are whose is lost,
+            // and giving these back could let more than the budget through.
+            let unspent = held.filter(|h| h.left > 0 && !fresh);
+            if let (Some(held), Some(budget)) = (unspent, value.as_deref().and_then(Budget::parse)) {
+                apply(&mut value, super::refund(held.gcra, budget, held.left, ahead.now));
             }
             let spent: Vec<Spent> = waiters
                 .iter()
@@ -237,12 +237,10 @@ impl Counters {
                 apply(&mut value, write);
                 left += 1;
             }
-            let tat = value.as_deref().and_then(Budget::parse).map(|b| b.tat);
-            let lease = tat.filter(|_| left > 0).map(|tat| Lease {
+            let lease = (left > 0).then_some(Lease {
                 gcra: ahead.gcra,
                 left,
                 at: ahead.now,
-                tat,
             });
             match last_write {
                 // All refused: that must rest on what the store holds now, not on memory.
@@ -369,27 +367,30 @@ mod tests {
 
         // a's events held at 0 lapse unused at 20 ms; a's next write gives them back.
         let key = fresh_key();
-        let first = b_after_a_holds_some(&a, &b, &key).await;
+        assert_eq!(crowd(&a, &key, fast(), 30, 0).await, 30);
         let mut later = admitted(&a, &key, fast(), 1, 25).await;
-        later += admitted(&b, &key, fast(), 100, 25).await;
-        later += admitted(&a, &key, fast(), 100, 25).await;
+        later += admitted(&b, &key, fast(), 200, 25).await;
         assert_eq!(
-            30 + first + later,
+            30 + later,
             100 + 25,
-            "the burst and 25 ms of refill: none lost to what a held at 0"
+            "the burst and 25 ms of refill: none lost to what a held"
         );
     }
 
     #[tokio::test]
-    async fn events_held_past_their_refill_are_not_given_back_again() {
+    async fn events_held_are_not_given_back_once_another_instance_wrote() {
         let (a, b) = two_instances().await;
         let key = fresh_key();
-        b_after_a_holds_some(&a, &b, &key).await;
-        // A second later the budget is full again, and b spends all of it.
-        assert_eq!(admitted(&b, &key, fast(), 150, 1_000).await, 100);
-        let mut more = admitted(&a, &key, fast(), 1, 1_000).await;
-        more += admitted(&b, &key, fast(), 100, 1_000).await;
-        assert_eq!(more, 0, "what a held at 0 came back with the refill, not twice");
+        let first = b_after_a_holds_some(&a, &b, &key).await;
+        let mut later = admitted(&a, &key, fast(), 1, 25).await;
+        later += admitted(&b, &key, fast(), 200, 25).await;
+        later += admitted(&a, &key, fast(), 200, 25).await;
+        assert!(
+            30 + first + later < 100 + 25,
+            "what a held at 0 is not given back, the refill returns it"
+        );
+        // A second later the budget is full again.
+        assert_eq!(admitted(&b, &key, fast(), 200, 1_000).await, 100);
     }
 
     #[tokio::test]

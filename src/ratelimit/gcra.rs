@@ -44,11 +44,6 @@ impl Gcra {
         self.interval_ms <= span_ms
     }
 
-    /// How many events' time lies between `now` and `tat`: those spent and not yet refilled.
-    pub fn events_ahead(&self, tat: i64, now: i64) -> u32 {
-        u32::try_from(tat.saturating_sub(now).max(0) / self.interval_ms).unwrap_or(u32::MAX)
-    }
-
     /// The TAT once one more event has happened at `now`.
     pub fn after_event(&self, tat: Option<i64>, now: i64) -> i64 {
         tat.unwrap_or(now).max(now).saturating_add(self.interval_ms)
