@@ -62,12 +62,13 @@ struct Lease {
 }
 
 impl Lease {
-    fn current(&self, now: i64) -> bool {
-        now.saturating_sub(self.at).saturating_abs() < LEASE_MS
+    /// Whether it still holds events to hand out at `now`.
+    fn holds(&self, now: i64) -> bool {
+        self.left > 0 && now.saturating_sub(self.at).saturating_abs() < LEASE_MS
     }
 
     fn take(&mut self, gcra: Gcra, now: i64) -> bool {
-        let fits = self.left > 0 && self.gcra == gcra && self.current(now);
+        let fits = self.gcra == gcra && self.holds(now);
         self.left -= u32::from(fits);
         fits
     }
@@ -110,7 +111,7 @@ impl Counters {
                 entry.waiting.push(waiter);
                 (answer, !std::mem::replace(&mut entry.running, true))
             } else {
-                keys.sweep(|_, key| key.running || key.lease.is_some_and(|l| l.left > 0 && l.current(now)));
+                keys.sweep(|_, key| key.running || key.lease.is_some_and(|l| l.holds(now)));
                 let (waiter, answer) = Waiter::new(gcra, now);
                 let entry = Key {
                     waiting: vec![waiter],
@@ -272,7 +273,8 @@ struct Ahead {
 
 impl Ahead {
     /// For a fast budget sent more than one request since its last write (or since it was
-    /// last idle), the requests of the last [`LEASE_MS`], at the rate they came.
+    /// last idle), those requests again, scaled down to [`LEASE_MS`]' worth when the write
+    /// was longer ago.
     fn of(key: &Key, gcra: Gcra, now: i64) -> Self {
         let since = key
             .written_at
