@@ -1,20 +1,101 @@
-//! The least an HTTP server can do for a JWKS request on this machine: hyper 1 on tokio's
-//! multi-threaded runtime (as token-issuer runs), answering every request with the same bytes
-//! and nothing else. `scripts/bench` puts it under the JWKS load beside token-issuer, so the
-//! JWKS rows show what is left between our answer and a bare one.
+//! The least an HTTP server can do on this machine for two of `scripts/bench`'s loads, with
+//! hyper 1 on tokio's multi-threaded runtime (as token-issuer runs):
+//! - a GET is answered with the same bytes every time (the JWKS load);
+//! - a POST is answered with a fresh RS256 token: claims the size of ours, signed with an
+//!   RSA-2048 key on tokio's blocking pool, as token-issuer signs (the client_credentials
+//!   RS256 load), and nothing else: no client, no budget, no audit line.
+//!
+//! The bench puts it under those loads beside token-issuer, so the rows show what is left
+//! between our answer and a bare one.
 //!
 //!     http-floor PORT BODY_FILE
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self, RsaKeyPair};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full};
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+
+/// What a POST signs with: one key, and a counter for the tokens' `jti`.
+struct Signer {
+    key: RsaKeyPair,
+    issued: AtomicU64,
+}
+
+impl Signer {
+    /// A compact JWS over claims shaped like token-issuer's access token.
+    fn token(&self) -> Option<String> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+        let jti = self.issued.fetch_add(1, Ordering::Relaxed);
+        let claims = format!(
+            r#"{{"iss":"http://127.0.0.1","sub":"bench","aud":"https://api.example.com","exp":{},"iat":{now},"jti":"{jti:032x}","client_id":"bench","scope":"read"}}"#,
+            now + 300
+        );
+        let mut token = B64.encode(r#"{"alg":"RS256","kid":"bench-floor-key","typ":"at+jwt"}"#);
+        token.push('.');
+        B64.encode_string(claims, &mut token);
+        let mut sig = vec![0; self.key.public_modulus_len()];
+        self.key
+            .sign(
+                &signature::RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                token.as_bytes(),
+                &mut sig,
+            )
+            .ok()?;
+        token.push('.');
+        B64.encode_string(sig, &mut token);
+        Some(format!(
+            r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":300}}"#
+        ))
+    }
+}
+
+async fn answer(
+    request: Request<hyper::body::Incoming>,
+    body: Bytes,
+    signer: Arc<Signer>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if request.method() != Method::POST {
+        let mut response = Response::new(Full::new(body));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+        return Ok(response);
+    }
+    // Read, as a server must before it answers on the same connection.
+    let token = if request.into_body().collect().await.is_ok() {
+        tokio::task::spawn_blocking(move || signer.token())
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    let Some(token) = token else {
+        let mut refused = Response::new(Full::new(Bytes::new()));
+        *refused.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        return Ok(refused);
+    };
+    let mut response = Response::new(Full::new(Bytes::from(token)));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,6 +104,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: http-floor PORT BODY_FILE".into());
     };
     let body = Bytes::from(std::fs::read(body_file)?);
+    let signer = Arc::new(Signer {
+        key: RsaKeyPair::generate(KeySize::Rsa2048)?,
+        issued: AtomicU64::new(0),
+    });
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port.parse()?))).await?;
     loop {
         // Like token-issuer's listener: one failed accept (a full file table, a connection
@@ -37,18 +122,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         // Only latency depends on it.
         let _ = stream.set_nodelay(true);
-        let body = body.clone();
+        let (body, signer) = (body.clone(), signer.clone());
         tokio::spawn(async move {
-            let answer = service_fn(move |_: Request<hyper::body::Incoming>| {
-                let mut response = Response::new(Full::new(body.clone()));
-                let headers = response.headers_mut();
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
-                async move { Ok::<_, Infallible>(response) }
-            });
+            let service = service_fn(move |request| answer(request, body.clone(), signer.clone()));
             // A connection the client drops is over; nothing to report.
             let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), answer)
+                .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
     }
