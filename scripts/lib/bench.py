@@ -234,8 +234,12 @@ class Ours:
 # ---------------------------------------------------------------- credentials
 
 
+def client_credentials_body(resource=RESOURCE):
+    return f"grant_type=client_credentials&resource={quote(resource, safe='')}&scope={SCOPE}"
+
+
 def client_token(server, secret, resource=RESOURCE):
-    body = f"grant_type=client_credentials&resource={quote(resource, safe='')}&scope={SCOPE}".encode()
+    body = client_credentials_body(resource).encode()
     headers = {"Authorization": basic(CLIENT_ID, secret), "Content-Type": "application/x-www-form-urlencoded"}
     return request(server.token_endpoint, body, headers)["access_token"]
 
@@ -542,8 +546,7 @@ def login_load(server):
 
 
 def client_credentials_load(s):
-    return s.token_endpoint, "post", post_env(
-        f"grant_type=client_credentials&resource={quote(RESOURCE, safe='')}&scope={SCOPE}", basic(CLIENT_ID, s.secret))
+    return s.token_endpoint, "post", post_env(client_credentials_body(), basic(CLIENT_ID, s.secret))
 
 
 # Workloads that `scripts/bench --profile` records: (signing algorithm, how to load the server).

@@ -70,11 +70,7 @@ async fn answer(
     signer: Arc<Signer>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if request.method() != Method::POST {
-        let mut response = Response::new(Full::new(body));
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
-        return Ok(response);
+        return Ok(json(body, "public, max-age=300"));
     }
     // Read, as a server must before it answers on the same connection.
     let token = if request.into_body().collect().await.is_ok() {
@@ -90,11 +86,15 @@ async fn answer(
         *refused.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
         return Ok(refused);
     };
-    let mut response = Response::new(Full::new(Bytes::from(token)));
+    Ok(json(Bytes::from(token), "no-store"))
+}
+
+fn json(body: Bytes, cache_control: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    response
 }
 
 #[tokio::main]
