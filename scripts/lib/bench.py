@@ -3,9 +3,10 @@
 Starts the peer (../shared/peers/oidc-provider, RS256 and EdDSA) and token-issuer on SQLite
 and on PostgreSQL (one instance per signing algorithm), measures what the crypto alone costs
 here (crypto-floor), then runs every workload against each server in turn: wrk, one thread,
-32 connections, a warm-up and a measured run. Server CPU comes from /proc/PID/stat, so the
-load generator's share is left out; PostgreSQL's own CPU is reported apart. Prints one
-Markdown table, then each target of BENCHMARKS.md with its verdict.
+32 connections, a warm-up and a measured run; the rows whose ratio to the crypto is a target
+read their primitive again right before and after their own load. Server CPU comes from
+/proc/PID/stat, so the load generator's share is left out; PostgreSQL's own CPU is reported
+apart. Prints one Markdown table, then each target of BENCHMARKS.md with its verdict.
 """
 
 import argparse
@@ -140,8 +141,8 @@ class Peer:
 class BareServer(Server):
     """One of http-floor's answers, as a row of its own."""
 
-    def __init__(self, backend, url, pid):
-        super().__init__("bare hyper server", backend, "RS256", url, pid)
+    def __init__(self, backend, alg, url, pid):
+        super().__init__("bare hyper server", backend, alg, url, pid)
 
     def discover(self):
         self.jwks_uri = self.token_endpoint = self.url
@@ -150,8 +151,8 @@ class BareServer(Server):
 
 class HttpFloor:
     """http-floor: a bare hyper server. A GET gets the same bytes as our JWKS; a POST a fresh
-    RS256 token, signed on the blocking pool as ours are, and nothing else. The least any
-    HTTP server could do for those loads on this machine."""
+    token, signed as ours are (RS256 on the blocking pool, EdDSA on the worker), and nothing
+    else. The least any HTTP server could do for those loads on this machine."""
 
     def __init__(self, binary, body, workdir):
         path = os.path.join(workdir, "jwks.json")
@@ -165,8 +166,9 @@ class HttpFloor:
         except RuntimeError:
             self.stop()
             raise
-        self.jwks = BareServer("same bytes", url, self.process.pid)
-        self.signing = BareServer("signs only", url, self.process.pid)
+        self.jwks = BareServer("same bytes", "RS256", url, self.process.pid)
+        self.signing = {"RS256": BareServer("signs only", "RS256", url, self.process.pid),
+                        "EdDSA": BareServer("signs only", "EdDSA", f"{url}/eddsa", self.process.pid)}
 
     def stop(self):
         self.process.terminate()
@@ -325,8 +327,10 @@ def parse_wrk(out):
 
 
 class Bench:
-    def __init__(self, workdir, duration, warmup, connections):
+    def __init__(self, workdir, duration, warmup, connections, floor_binary=None):
         self.dir, self.duration, self.warmup, self.connections = workdir, duration, warmup, connections
+        self.floor_binary = floor_binary
+        self.reading = None  # (primitive, ms): the last floor read, until the next load
         self.rows = []
         self.scripts = {}
         for name, lua in (("post", LUA_POST), ("refresh", LUA_REFRESH), ("login", LUA_LOGIN)):
@@ -341,9 +345,20 @@ class Bench:
             cmd[1:1] = ["-s", self.scripts[script]]
         return subprocess.Popen(cmd, env=dict(os.environ, **(env or {})), stdout=subprocess.PIPE, text=True)
 
-    def measure(self, workload, server, url, script=None, env=None, warm=True, beside=None):
+    def floor_now(self, primitive):
+        """`primitive`'s milliseconds on one core, read now, or the reading taken since the
+        last load (one reading serves the row before it and the row after it)."""
+        if self.reading is None or self.reading[0] != primitive:
+            self.reading = (primitive, primitive_ms(self.floor_binary, primitive))
+        return self.reading[1]
+
+    def measure(self, workload, server, url, script=None, env=None, warm=True, beside=None, floor=None):
         """One workload against one server: a warm-up, then the measured run. `beside` runs a
-        second wrk (url) during the measured run and reports it as its own row."""
+        second wrk (url) during the measured run and reports it as its own row. `floor` names
+        the crypto-floor primitive read right before and after the load: the row is set beside
+        the faster of the two readings (this machine's speed drifts within a run)."""
+        before = self.floor_now(floor) if floor else None
+        self.reading = None
         if warm and self.warmup:
             self.wrk(url, self.warmup, self.connections, script, env).communicate()
         pg = server.backend == "PostgreSQL"
@@ -362,7 +377,7 @@ class Bench:
         side = None
         if beside:
             time.sleep(1)
-            side = self.wrk(beside, self.duration - 2, 8)
+            side = self.wrk(beside, max(self.duration - 2, 1), 8)
         out = load.communicate()[0]
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         done.set()
@@ -377,9 +392,13 @@ class Bench:
             pg_cpu=((postgres_ticks() - pg0) * 1000 / TICKS / max(stats["requests"], 1)) if pg else None,
             rss=peak[0],
         )
+        if floor:
+            stats["floor_readings"] = (before, self.floor_now(floor))
+            stats["floor"] = min(stats["floor_readings"])
         self.rows.append(stats)
         say(f"   {workload:<32} {server.label:<34} {stats['rps']:>9.0f} req/s  p99 {stats['p99']:.2f} ms  "
-            f"CPU {stats['cpu']:.3f} ms/req  non-2xx {stats['non2xx']}")
+            f"CPU {stats['cpu']:.3f} ms/req  non-2xx {stats['non2xx']}"
+            + (" (%s %.4f / %.4f ms before / after)" % (floor, *stats["floor_readings"]) if floor else ""))
         if side:
             side_stats = parse_wrk(side.communicate()[0])
             side_stats.update(workload=f"JWKS during {workload}", server=server, cpu=None, pg_cpu=None, rss=None,
@@ -401,14 +420,15 @@ def fmt(value, digits=2):
 
 
 def table(rows, floor):
+    # What the crypto alone costs, per workload; rows with readings of their own use those.
     limits = {
-        "client_credentials RS256": ("RSA-2048 sign", floor["rs256_sign_ms"]),
-        "client_credentials EdDSA": ("Ed25519 sign", floor["ed25519_sign_ms"]),
-        "introspection": ("RS256 verify", floor["rs256_verify_ms"]),
-        "refresh RS256": ("RSA-2048 sign", floor["rs256_sign_ms"]),
-        "refresh EdDSA": ("Ed25519 sign", floor["ed25519_sign_ms"]),
-        "login": ("argon2id verify", floor["argon2id_verify_ms"]),
-        "login flood": ("argon2id verify", floor["argon2id_verify_ms"]),
+        "client_credentials RS256": floor["rs256_sign_ms"],
+        "client_credentials EdDSA": floor["ed25519_sign_ms"],
+        "introspection": floor["rs256_verify_ms"],
+        "refresh RS256": floor["rs256_sign_ms"],
+        "refresh EdDSA": floor["ed25519_sign_ms"],
+        "login": floor["argon2id_verify_ms"],
+        "login flood": floor["argon2id_verify_ms"],
     }
     peers = {r["workload"]: r for r in rows if r["server"].backend is None}
     lines = [
@@ -417,20 +437,23 @@ def table(rows, floor):
     ]
     for r in rows:
         peer = peers.get(r["workload"]) if r["server"].backend else None
-        limit = limits.get(r["workload"])
+        limit = r.get("floor", limits.get(r["workload"]))
         lines.append(
             f"| {r['workload']} | {r['server'].label} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
             f"{r['non2xx'] + r['errors']} | {fmt(r['cpu'], 3)} | {fmt(r['pg_cpu'], 3)} | {fmt(r['wrk_cpu'], 3)} | {fmt(r['rss'], 1)} | "
             f"{fmt(peer and r['rps'] / peer['rps'], 2)}{'×' if peer else ''} | "
             f"{fmt(peer and r['cpu'] and r['cpu'] / peer['cpu'], 2)}{'×' if peer and r['cpu'] else ''} | "
-            f"{fmt(limit and r['cpu'] and r['cpu'] / limit[1], 2)}{'×' if limit and r['cpu'] else ''} |"
+            f"{fmt(limit and r['cpu'] and r['cpu'] / limit, 2)}{'×' if limit and r['cpu'] else ''} |"
         )
     return "\n".join(lines)
 
 
-def verdicts(rows, floor, pg_floor, servers, login_cores):
+def verdicts(rows, pg_floor, servers, login_cores):
     def row(workload, backend):
         return next((r for r in rows if r["workload"] == workload and r["server"].backend == backend), None)
+
+    def floor_read(r):
+        return "%.3f ms, read %.3f / %.3f ms right before / after the load" % (r["floor"], *r["floor_readings"])
 
     out = []
 
@@ -441,13 +464,15 @@ def verdicts(rows, floor, pg_floor, servers, login_cores):
         peer, ours = row("client_credentials RS256", None), row("client_credentials RS256", backend)
         signing = row("client_credentials RS256", "signs only")
         check(f"client_credentials RS256 ({backend}) ≥ 1.5× the peer, CPU ≤ 1.15× the bare sign",
-              ours["rps"] >= 1.5 * peer["rps"] and ours["cpu"] <= 1.15 * floor["rs256_sign_ms"],
-              f"{ours['rps'] / peer['rps']:.2f}×, {ours['cpu']:.3f} ms = {ours['cpu'] / floor['rs256_sign_ms']:.2f}× of {floor['rs256_sign_ms']:.3f} ms "
-              f"(a bare hyper server that only signs: {signing['cpu']:.3f} ms = {signing['cpu'] / floor['rs256_sign_ms']:.2f}×)")
+              ours["rps"] >= 1.5 * peer["rps"] and ours["cpu"] <= 1.15 * ours["floor"],
+              f"{ours['rps'] / peer['rps']:.2f}×, {ours['cpu']:.3f} ms = {ours['cpu'] / ours['floor']:.2f}× of {floor_read(ours)} "
+              f"(a bare hyper server that only signs: {signing['cpu']:.3f} ms = {signing['cpu'] / signing['floor']:.2f}× of {floor_read(signing)})")
         peer, ours = row("client_credentials EdDSA", None), row("client_credentials EdDSA", backend)
+        signing = row("client_credentials EdDSA", "signs only")
         check(f"client_credentials EdDSA ({backend}) ≥ 8× the peer, CPU ≤ 0.07 ms",
               ours["rps"] >= 8 * peer["rps"] and ours["cpu"] <= 0.07,
-              f"{ours['rps'] / peer['rps']:.2f}×, {ours['cpu']:.3f} ms")
+              f"{ours['rps'] / peer['rps']:.2f}×, {ours['cpu']:.3f} ms (a bare hyper server that only signs: "
+              f"{signing['cpu']:.3f} ms)")
         peer, ours = row("introspection", None), row("introspection", backend)
         check(f"introspection ({backend}) ≥ 4× the peer, CPU ≤ ¼ of the peer's",
               ours["rps"] >= 4 * peer["rps"] and ours["cpu"] <= peer["cpu"] / 4,
@@ -461,10 +486,11 @@ def verdicts(rows, floor, pg_floor, servers, login_cores):
                   ours["rps"] >= 5 * peer["rps"] and ours["p99"] <= 2,
                   f"{ours['rps'] / peer['rps']:.2f}×, p99 {ours['p99']:.2f} ms{beside}")
         login, side = row("login", backend), row("JWKS during login flood", backend)
-        floor_rate = login_cores * 1000 / floor["argon2id_verify_ms"]
+        floor_rate = login_cores * 1000 / login["floor"]
         check(f"login ({backend}) ≥ 90 % of bare argon2id on {login_cores} core(s), JWKS p99 ≤ 5 ms beside it",
               login["rps"] >= 0.9 * floor_rate and side["p99"] <= 5,
-              f"{login['rps']:.1f}/s = {100 * login['rps'] / floor_rate:.0f} % of {floor_rate:.1f}/s, JWKS p99 {side['p99']:.2f} ms")
+              f"{login['rps']:.1f}/s = {100 * login['rps'] / floor_rate:.0f} % of {floor_rate:.1f}/s "
+              f"({floor_read(login)}), JWKS p99 {side['p99']:.2f} ms")
     for alg in ("RS256", "EdDSA"):
         refresh, cc = row(f"refresh {alg}", "PostgreSQL"), row(f"client_credentials {alg}", "PostgreSQL")
         check(f"refresh {alg} on PostgreSQL ≥ 50 % of client_credentials {alg}",
@@ -479,6 +505,12 @@ def verdicts(rows, floor, pg_floor, servers, login_cores):
     check("memory: resident ≤ 30 MiB idle, ≤ 100 MiB at the peak", idle <= 30 and peak <= 100,
           f"idle at most {idle:.1f} MiB, peak {peak:.1f} MiB (VmHWM over the run, {top.label} {top.alg})")
     return "\n".join(out)
+
+
+def primitive_ms(binary, primitive):
+    """One primitive's milliseconds on one core, timed now (crypto-floor --only)."""
+    out = subprocess.run([binary, "--only", primitive], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)[f"{primitive}_ms"]
 
 
 def crypto_floor(binary, before=None):
@@ -648,7 +680,7 @@ def main():
             server.idle_rss = rss_mib(server.pid)
         say("   idle RSS: " + ", ".join(f"{s.label} {s.alg} {s.idle_rss:.1f} MiB" for s in servers.values()))
 
-        bench = Bench(workdir, args.duration, args.warmup, args.connections)
+        bench = Bench(workdir, args.duration, args.warmup, args.connections, args.floor)
         order = ("peer", "SQLite", "PostgreSQL")
         say(f"== wrk -t1 -c{args.connections} -d{args.duration}s after a {args.warmup} s warm-up, servers in turn")
         with urllib.request.urlopen(servers[("SQLite", "RS256")].jwks_uri) as resp:
@@ -664,9 +696,11 @@ def main():
             for alg in ("RS256", "EdDSA"):
                 for key in order:
                     s = servers[(key, alg)]
-                    bench.measure(f"client_credentials {alg}", s, *client_credentials_load(s))
-                if alg == "RS256":
-                    bench.measure("client_credentials RS256", bare.signing, *client_credentials_load(bare.signing))
+                    bench.measure(f"client_credentials {alg}", s, *client_credentials_load(s),
+                                  floor="rs256_sign" if alg == "RS256" and key != "peer" else None)
+                signing = bare.signing[alg]
+                bench.measure(f"client_credentials {alg}", signing, *client_credentials_load(signing),
+                              floor="rs256_sign" if alg == "RS256" else None)
         finally:
             bare.stop()
         for key in order:
@@ -691,7 +725,7 @@ def main():
             # Alone for the rate (the JWKS load would take CPU from argon2 on two cores), then
             # again as a flood with JWKS requests beside it, for their latency (that run's
             # CPU per login includes the JWKS's).
-            bench.measure("login", s, *login_request(s))
+            bench.measure("login", s, *login_request(s), floor="argon2id_verify")
             bench.measure("login flood", s, *login_request(s), warm=False, beside=s.jwks_uri)
 
         # This machine's speed drifts: the floor is measured again after the loads, and the
@@ -708,12 +742,14 @@ def main():
               f"Bare crypto on one core: RSA-2048 sign {floor['rs256_sign_ms']:.3f} ms, "
               f"Ed25519 sign {floor['ed25519_sign_ms']:.4f} ms, RS256 verify {floor['rs256_verify_ms']:.4f} ms, "
               f"argon2id verify {floor['argon2id_verify_ms']:.1f} ms ({floor['argon2']}); the faster of two runs, "
-              f"before and after the loads. PostgreSQL alone commits a refresh's writes (pgbench, "
+              f"before and after the loads; our RS256 and login rows and the bare signing server's are set beside "
+              f"RSA-2048 or argon2id read right before and after their own load instead (the faster of the two). "
+              f"PostgreSQL alone commits a refresh's writes (pgbench, "
               f"{args.connections} clients) {pg_floor['tps']:,.0f} times/s, at {pg_floor['pg_cpu']:.3f} ms of its CPU each.\n")
         print(table(bench.rows, floor))
         print("\nIdle resident set: " + ", ".join(f"{s.label} {s.alg} {s.idle_rss:.1f} MiB" for s in servers.values()) + ".\n")
         print("Targets:\n")
-        print(verdicts(bench.rows, floor, pg_floor, list(servers.values()), login_cores))
+        print(verdicts(bench.rows, pg_floor, list(servers.values()), login_cores))
         say(f"== done in {time.monotonic() - started:.0f} s")
     finally:
         peer.stop()

@@ -1,9 +1,10 @@
 //! The least an HTTP server can do on this machine for two of `scripts/bench`'s loads, with
 //! hyper 1 on tokio's multi-threaded runtime (as token-issuer runs):
 //! - a GET is answered with the same bytes every time (the JWKS load);
-//! - a POST is answered with a fresh RS256 token: claims the size of ours, signed with an
-//!   RSA-2048 key on tokio's blocking pool, as token-issuer signs (the client_credentials
-//!   RS256 load), and nothing else: no client, no budget, no audit line.
+//! - a POST is answered with a fresh token: claims the size of ours, signed as token-issuer
+//!   signs them, and nothing else: no client, no budget, no audit line. To `/eddsa` with an
+//!   Ed25519 key on the worker (the client_credentials EdDSA load), to any other path with an
+//!   RSA-2048 key on tokio's blocking pool (the RS256 load).
 //!
 //! The bench puts it under those loads beside token-issuer, so the rows show what is left
 //! between our answer and a bare one.
@@ -18,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{self, RsaKeyPair};
+use aws_lc_rs::signature::{self, Ed25519KeyPair, RsaKeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -29,33 +30,50 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
-/// What a POST signs with: one key, and a counter for the tokens' `jti`.
+/// What a POST signs with: a key of each algorithm, and a counter for the tokens' `jti`.
 struct Signer {
-    key: RsaKeyPair,
+    rsa: RsaKeyPair,
+    ed25519: Ed25519KeyPair,
     issued: AtomicU64,
 }
 
+#[derive(Clone, Copy)]
+enum Alg {
+    Rs256,
+    EdDsa,
+}
+
 impl Signer {
-    /// A compact JWS over claims shaped like token-issuer's access token.
-    fn token(&self) -> Option<String> {
+    /// A token response around a compact JWS over claims shaped like token-issuer's access
+    /// token.
+    fn token(&self, alg: Alg) -> Option<String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
         let jti = self.issued.fetch_add(1, Ordering::Relaxed);
         let claims = format!(
             r#"{{"iss":"http://127.0.0.1","sub":"bench","aud":"https://api.example.com","exp":{},"iat":{now},"jti":"{jti:032x}","client_id":"bench","scope":"read"}}"#,
             now + 300
         );
-        let mut token = B64.encode(r#"{"alg":"RS256","kid":"bench-floor-key","typ":"at+jwt"}"#);
+        let mut token = B64.encode(match alg {
+            Alg::Rs256 => r#"{"alg":"RS256","kid":"bench-floor-key","typ":"at+jwt"}"#,
+            Alg::EdDsa => r#"{"alg":"EdDSA","kid":"bench-floor-key","typ":"at+jwt"}"#,
+        });
         token.push('.');
         B64.encode_string(claims, &mut token);
-        let mut sig = vec![0; self.key.public_modulus_len()];
-        self.key
-            .sign(
-                &signature::RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                token.as_bytes(),
-                &mut sig,
-            )
-            .ok()?;
+        let sig = match alg {
+            Alg::Rs256 => {
+                let mut sig = vec![0; self.rsa.public_modulus_len()];
+                self.rsa
+                    .sign(
+                        &signature::RSA_PKCS1_SHA256,
+                        &SystemRandom::new(),
+                        token.as_bytes(),
+                        &mut sig,
+                    )
+                    .ok()?;
+                sig
+            }
+            Alg::EdDsa => self.ed25519.sign(token.as_bytes()).as_ref().to_vec(),
+        };
         token.push('.');
         B64.encode_string(sig, &mut token);
         Some(format!(
@@ -72,14 +90,18 @@ async fn answer(
     if request.method() != Method::POST {
         return Ok(json(body, "public, max-age=300"));
     }
+    let alg = match request.uri().path() {
+        "/eddsa" => Alg::EdDsa,
+        _ => Alg::Rs256,
+    };
     // Read, as a server must before it answers on the same connection.
-    let token = if request.into_body().collect().await.is_ok() {
-        tokio::task::spawn_blocking(move || signer.token())
+    let token = match (request.into_body().collect().await, alg) {
+        (Err(_), _) => None,
+        (Ok(_), Alg::EdDsa) => signer.token(alg),
+        (Ok(_), Alg::Rs256) => tokio::task::spawn_blocking(move || signer.token(alg))
             .await
             .ok()
-            .flatten()
-    } else {
-        None
+            .flatten(),
     };
     let Some(token) = token else {
         let mut refused = Response::new(Full::new(Bytes::new()));
@@ -105,7 +127,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let body = Bytes::from(std::fs::read(body_file)?);
     let signer = Arc::new(Signer {
-        key: RsaKeyPair::generate(KeySize::Rsa2048)?,
+        rsa: RsaKeyPair::generate(KeySize::Rsa2048)?,
+        ed25519: Ed25519KeyPair::generate()?,
         issued: AtomicU64::new(0),
     });
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port.parse()?))).await?;
