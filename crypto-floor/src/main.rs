@@ -33,6 +33,8 @@ fn time(mut op: impl FnMut()) -> f64 {
 
 /// The primitives by the names of their JSON fields.
 const PRIMITIVES: [&str; 4] = ["rs256_sign", "rs256_verify", "ed25519_sign", "argon2id_verify"];
+const USAGE: &str =
+    "usage: crypto-floor [--only NAME] [ARGON2_MEMORY_KIB ARGON2_ITERATIONS ARGON2_PARALLELISM]";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -47,21 +49,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             Some(name)
         }
-        Some(_) => return Err("--only needs a primitive's name".into()),
+        Some(_) => return Err(USAGE.into()),
         None => None,
     };
     let timed = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let args: Vec<u32> = args.iter().map(|a| a.parse()).collect::<Result<_, _>>()?;
     // token-issuer's defaults (OWASP): 19 MiB, 2 passes, 1 lane.
-    let (memory, iterations, lanes) =
-        match args.as_slice() {
-            [] => (19456, 2, 1),
-            [m, i, p] => (*m, *i, *p),
-            _ => return Err(
-                "usage: crypto-floor [--only NAME] [ARGON2_MEMORY_KIB ARGON2_ITERATIONS ARGON2_PARALLELISM]"
-                    .into(),
-            ),
-        };
+    let (memory, iterations, lanes) = match args.as_slice() {
+        [] => (19456, 2, 1),
+        [m, i, p] => (*m, *i, *p),
+        _ => return Err(USAGE.into()),
+    };
     let mut fields = Vec::new();
 
     if timed("rs256_sign") || timed("rs256_verify") {

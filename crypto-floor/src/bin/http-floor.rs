@@ -1,4 +1,4 @@
-//! The least an HTTP server can do on this machine for two of `scripts/bench`'s loads, with
+//! The least an HTTP server can do on this machine for three of `scripts/bench`'s loads, with
 //! hyper 1 on tokio's multi-threaded runtime (as token-issuer runs):
 //! - a GET is answered with the same bytes every time (the JWKS load);
 //! - a POST is answered with a fresh token: claims the size of ours, signed as token-issuer
