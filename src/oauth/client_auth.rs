@@ -35,10 +35,10 @@ impl Caller {
 }
 
 /// Where an assertion may be addressed: the issuer, the token endpoint, or the endpoint it
-/// is presented at.
+/// is presented at (the issuer's URL and `path`, built only for an assertion).
 pub struct Audiences<'a> {
     pub issuer: &'a str,
-    pub endpoint: &'a str,
+    pub path: &'a str,
 }
 
 fn refused(why: &str) -> OAuthError {
@@ -181,7 +181,8 @@ async fn with_assertion(
     validation.validate_nbf = false;
     validation.set_issuer(&[&id]);
     let token_endpoint = format!("{}/oauth2/token", audiences.issuer);
-    validation.set_audience(&[audiences.issuer, audiences.endpoint, token_endpoint.as_str()]);
+    let endpoint = format!("{}{}", audiences.issuer, audiences.path);
+    validation.set_audience(&[audiences.issuer, &endpoint, &token_endpoint]);
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key.decoding, &validation)
         .map_err(|e| {

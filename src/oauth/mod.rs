@@ -90,7 +90,7 @@ impl OAuth {
     ) -> Result<client_auth::Caller, OAuthError> {
         let audiences = client_auth::Audiences {
             issuer: &self.issuer,
-            endpoint: &format!("{}{path}", self.issuer),
+            path,
         };
         client_auth::authenticate(&self.clients, audiences, params, basic).await
     }

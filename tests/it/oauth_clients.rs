@@ -491,6 +491,33 @@ async fn private_key_jwt_accepts_one_valid_assertion_once() {
     // The issuer identifier is an accepted audience too.
     let (status, _) = present(assertion(&key, claims(&server.base, now + 60, Some("a-2")))).await;
     assert_eq!(status, 200);
+    // So is the endpoint the assertion is presented at, but not another endpoint.
+    let introspect = |assertion: String| {
+        let server = &server;
+        async move {
+            form(
+                server,
+                "/oauth2/introspect",
+                None,
+                &[
+                    ("token", "not-a-token"),
+                    ("client_assertion_type", token_issuer::oauth::JWT_BEARER_ASSERTION),
+                    ("client_assertion", &assertion),
+                ],
+            )
+            .await
+        }
+    };
+    let to_introspection = claims(&server.url("/oauth2/introspect"), now + 60, Some("a-3"));
+    let (status, body) = introspect(assertion(&key, to_introspection)).await;
+    assert_eq!((status, body["active"].as_bool()), (200, Some(false)), "{body}");
+    let to_revocation = claims(&server.url("/oauth2/revoke"), now + 60, Some("a-4"));
+    let (status, body) = introspect(assertion(&key, to_revocation)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
 
     let (other_key, _) = client_key_pair();
     for (why, bad) in [
