@@ -455,15 +455,16 @@ async fn private_key_jwt_accepts_one_valid_assertion_once() {
         c
     };
     let token_url = server.url("/oauth2/token");
-    let present = |assertion: String| {
+    // The assertion presented at `path`, with one other parameter.
+    let present_at = |path: &'static str, param: (&'static str, &'static str), assertion: String| {
         let server = &server;
         async move {
             form(
                 server,
-                "/oauth2/token",
+                path,
                 None,
                 &[
-                    ("grant_type", "client_credentials"),
+                    param,
                     ("client_assertion_type", token_issuer::oauth::JWT_BEARER_ASSERTION),
                     ("client_assertion", &assertion),
                 ],
@@ -471,6 +472,7 @@ async fn private_key_jwt_accepts_one_valid_assertion_once() {
             .await
         }
     };
+    let present = |assertion| present_at("/oauth2/token", ("grant_type", "client_credentials"), assertion);
 
     let valid = assertion(&key, claims(&token_url, now + 60, Some("a-1")));
     let (status, body) = present(valid.clone()).await;
@@ -492,22 +494,7 @@ async fn private_key_jwt_accepts_one_valid_assertion_once() {
     let (status, _) = present(assertion(&key, claims(&server.base, now + 60, Some("a-2")))).await;
     assert_eq!(status, 200);
     // So is the endpoint the assertion is presented at, but not another endpoint.
-    let introspect = |assertion: String| {
-        let server = &server;
-        async move {
-            form(
-                server,
-                "/oauth2/introspect",
-                None,
-                &[
-                    ("token", "not-a-token"),
-                    ("client_assertion_type", token_issuer::oauth::JWT_BEARER_ASSERTION),
-                    ("client_assertion", &assertion),
-                ],
-            )
-            .await
-        }
-    };
+    let introspect = |assertion| present_at("/oauth2/introspect", ("token", "not-a-token"), assertion);
     let to_introspection = claims(&server.url("/oauth2/introspect"), now + 60, Some("a-3"));
     let (status, body) = introspect(assertion(&key, to_introspection)).await;
     assert_eq!((status, body["active"].as_bool()), (200, Some(false)), "{body}");
