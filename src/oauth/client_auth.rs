@@ -180,9 +180,8 @@ async fn with_assertion(
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.set_issuer(&[&id]);
-    let token_endpoint = format!("{}/oauth2/token", audiences.issuer);
-    let endpoint = format!("{}{}", audiences.issuer, audiences.path);
-    validation.set_audience(&[audiences.issuer, &endpoint, &token_endpoint]);
+    let url = |path: &str| format!("{}{path}", audiences.issuer);
+    validation.set_audience(&[audiences.issuer, &url(audiences.path), &url("/oauth2/token")]);
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key.decoding, &validation)
         .map_err(|e| {
