@@ -180,14 +180,7 @@ fn write_time(writer: &mut impl fmt::Write, since_epoch: Duration, second: &mut 
         second.at = secs;
     }
     writer.write_str(&second.text)?;
-    let mut fraction = *b".000000Z";
-    let mut micros = since_epoch.subsec_micros();
-    for digit in fraction[1..7].iter_mut().rev() {
-        *digit = b'0' + (micros % 10) as u8;
-        micros /= 10;
-    }
-    // ASCII digits, a dot and a Z.
-    writer.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
+    write!(writer, ".{:06}Z", since_epoch.subsec_micros())
 }
 
 /// `fields` as JSON object members (`,"name":value`), after others.
