@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::verified::VerifiedTokens;
 use super::TokenError;
 use crate::clock::Clock;
 use crate::keys::{Alg, JwsKind, KeySet};
@@ -62,6 +63,7 @@ pub struct AccessTokens {
     alg: Alg,
     keys: Arc<ArcSwap<KeySet>>,
     clock: Clock,
+    verified: Arc<VerifiedTokens>,
 }
 
 impl AccessTokens {
@@ -72,6 +74,7 @@ impl AccessTokens {
             alg,
             keys,
             clock,
+            verified: Arc::default(),
         }
     }
 
@@ -98,17 +101,34 @@ impl AccessTokens {
 
     /// Checks signature, `typ`, `iss`, `aud`, `exp` and `iat` of a presented access token;
     /// `audience: None` accepts any (introspection and revocation speak for every audience).
+    /// A token verified before under the same keyset skips the signature check.
     pub fn verify(&self, token: &str, audience: Option<&str>) -> Result<AccessClaims, TokenError> {
-        let claims: AccessClaims = super::verified_claims(&self.keys, token, |typ| {
+        let keys = self.keys.load();
+        let now = self.clock.unix();
+        if let Some(claims) = self.verified.get(&keys, token) {
+            return self.checked(claims, audience, now);
+        }
+        let claims: AccessClaims = super::verified_claims(&keys, token, |typ| {
             typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
         })?;
+        let claims = self.checked(claims, audience, now)?;
+        self.verified.insert(&keys, token, &claims, now);
+        Ok(claims)
+    }
+
+    /// The claims' rules, which hold or fail whether or not the signature was checked now.
+    fn checked(
+        &self,
+        claims: AccessClaims,
+        audience: Option<&str>,
+        now: i64,
+    ) -> Result<AccessClaims, TokenError> {
         if claims.iss != self.issuer {
             return Err(TokenError::Invalid("wrong issuer"));
         }
         if audience.is_some_and(|audience| claims.aud != audience) {
             return Err(TokenError::Invalid("wrong audience"));
         }
-        let now = self.clock.unix();
         if claims.exp < now {
             return Err(TokenError::Invalid("expired"));
         }
@@ -136,20 +156,22 @@ mod tests {
     const ISSUER: &str = "https://issuer.example";
 
     fn tokens(alg: Alg) -> AccessTokens {
+        tokens_with(alg, Clock::system())
+    }
+
+    fn tokens_with(alg: Alg, clock: Clock) -> AccessTokens {
+        let keys = Arc::new(ArcSwap::from_pointee(fresh_keyset()));
+        AccessTokens::new(ISSUER.into(), Duration::from_secs(900), alg, keys, clock)
+    }
+
+    /// New active keys of both algorithms.
+    fn fresh_keyset() -> KeySet {
         let now = time::OffsetDateTime::now_utc();
         let keys = Alg::ALL
             .iter()
             .map(|&alg| generate_record(alg, 2048, KeyState::Active, now).expect("key"))
             .collect();
-        let keyset = KeySet::from_document(&KeysetDocument { keys }).expect("keyset");
-        let keys = Arc::new(ArcSwap::from_pointee(keyset));
-        AccessTokens::new(
-            ISSUER.into(),
-            Duration::from_secs(900),
-            alg,
-            keys,
-            Clock::system(),
-        )
+        KeySet::from_document(&KeysetDocument { keys }).expect("keyset")
     }
 
     async fn issued(tokens: &AccessTokens) -> String {
@@ -246,6 +268,38 @@ mod tests {
                 .await
                 .expect("signed");
             assert_eq!(refusal(tokens.verify(&id_token, None)), "unexpected typ", "{alg}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_verified_before_is_still_held_to_every_rule() {
+        for alg in Alg::ALL {
+            let clock = Clock::adjustable();
+            let tokens = tokens_with(alg, clock.clone());
+            let token = issued(&tokens).await;
+            assert!(tokens.verify(&token, None).is_ok(), "{alg}: verified once");
+            assert!(tokens.verify(&token, None).is_ok(), "{alg}: and again");
+            assert_eq!(
+                refusal(tokens.verify(&token, Some("https://other.example"))),
+                "wrong audience"
+            );
+            let (signed, signature) = token.rsplit_once('.').expect("dot");
+            let flipped = if signature.starts_with('A') { "B" } else { "A" };
+            let altered = format!("{signed}.{flipped}{}", &signature[1..]);
+            assert_eq!(refusal(tokens.verify(&altered, None)), "bad signature", "{alg}");
+            clock.advance(Duration::from_secs(901));
+            assert_eq!(refusal(tokens.verify(&token, None)), "expired", "{alg}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_verified_before_fails_once_its_key_leaves_the_keyset() {
+        for alg in Alg::ALL {
+            let tokens = tokens(alg);
+            let token = issued(&tokens).await;
+            assert!(tokens.verify(&token, None).is_ok(), "{alg}");
+            tokens.keys.store(Arc::new(fresh_keyset()));
+            assert_eq!(refusal(tokens.verify(&token, None)), "unknown kid", "{alg}");
         }
     }
 }

@@ -96,7 +96,7 @@ impl IdTokens {
     /// not (a logout often comes after expiry), its signature checked against the published
     /// keys with the key's own algorithm.
     pub fn verify_hint(&self, token: &str) -> Result<IdClaims, TokenError> {
-        let claims: IdClaims = super::verified_claims(&self.keys, token, |typ| typ == "JWT")
+        let claims: IdClaims = super::verified_claims(&self.keys.load(), token, |typ| typ == "JWT")
             .map_err(|_| TokenError::Invalid("not an ID token of this issuer"))?;
         if claims.iss != self.issuer {
             return Err(TokenError::Invalid("not an ID token of this issuer"));

@@ -5,6 +5,7 @@ mod id_token;
 mod refresh;
 mod revocations;
 mod secret;
+mod verified;
 
 pub use access::{AccessClaims, AccessGrant, AccessTokens, IssuedAccessToken};
 pub use id_token::{at_hash, IdClaims, IdGrant, IdTokens};
@@ -86,7 +87,7 @@ struct JwsHeader {
 /// the header's choice). Issuer, audience and times are left to the caller, who checks them
 /// against the service's settings and clock.
 fn verified_claims<T: DeserializeOwned>(
-    keys: &ArcSwap<KeySet>,
+    keys: &KeySet,
     token: &str,
     typ_ok: fn(&str) -> bool,
 ) -> Result<T, TokenError> {
@@ -108,7 +109,6 @@ fn verified_claims<T: DeserializeOwned>(
         return Err(TokenError::Invalid("unsupported crit header"));
     }
     let kid = header.kid.as_deref().ok_or(TokenError::Invalid("no kid"))?;
-    let keys = keys.load();
     let key = keys
         .verifying_key(kid)
         .ok_or(TokenError::Invalid("unknown kid"))?;

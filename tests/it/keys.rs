@@ -393,6 +393,8 @@ async fn revocation_takes_effect_at_the_next_reload(keys: Keys) {
     let (access, _) = server.user_session("revoked@example.com").await;
     let compromised = kid_of(&access);
     let standby = keys.kid_in("pending").pop().expect("pending");
+    // Verified once before, so the instance remembers the token: that must not outlive the key.
+    assert_eq!(server.get_bearer("/oauth2/userinfo", &access).await.status(), 200);
 
     let (ok, out, err) = keys.cli(&["revoke", &compromised, "--actor", "ops-oncall"]);
     assert!(ok, "{err}");
