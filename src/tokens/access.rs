@@ -278,10 +278,15 @@ mod tests {
             let tokens = tokens_with(alg, clock.clone());
             let token = issued(&tokens).await;
             assert!(tokens.verify(&token, None).is_ok(), "{alg}: verified once");
+            assert!(
+                tokens.verified.get(&tokens.keys.load(), &token).is_some(),
+                "{alg}: and remembered"
+            );
             assert!(tokens.verify(&token, None).is_ok(), "{alg}: and again");
             assert_eq!(
                 refusal(tokens.verify(&token, Some("https://other.example"))),
-                "wrong audience"
+                "wrong audience",
+                "{alg}"
             );
             let (signed, signature) = token.rsplit_once('.').expect("dot");
             let flipped = if signature.starts_with('A') { "B" } else { "A" };

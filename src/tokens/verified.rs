@@ -2,8 +2,8 @@
 //! token on every call it receives, and the RS256 signature check is most of what an
 //! introspection costs (BENCHMARKS.md, round 13). A token is found only by its exact bytes
 //! and only under the keyset that verified it, so a forged or altered token is never found,
-//! and a key's tokens stop passing once the keyset changes; the claims' rules (issuer,
-//! audience, times) are the caller's, on every call.
+//! and nothing remembered outlives a change of keys (a revoked key's tokens fail at once);
+//! the claims' rules (issuer, audience, times) are the caller's, on every call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -39,12 +39,16 @@ impl VerifiedTokens {
     }
 
     /// Remembers that `keyset` verified `token`. When full, the expired tokens go; if the
-    /// live ones still fill three quarters, all go.
+    /// live ones still fill three quarters, all go: more live tokens in use than that are
+    /// verified again, as if nothing were remembered, but memory stays bounded.
     pub fn insert(&self, keyset: &Arc<KeySet>, token: &str, claims: &AccessClaims, now: i64) {
         let mut state = lock(&self.state);
         if !std::ptr::eq(state.keyset.as_ptr(), Arc::as_ptr(keyset)) {
-            state.keyset = Arc::downgrade(keyset);
-            state.claims.clear();
+            // Replaced whole, so no panic can leave old tokens under the new keyset.
+            *state = State {
+                keyset: Arc::downgrade(keyset),
+                claims: HashMap::new(),
+            };
         }
         if state.claims.len() >= CAPACITY {
             state.claims.retain(|_, claims| claims.exp >= now);
@@ -115,10 +119,13 @@ mod tests {
         assert!(verified.get(&keys, "token-1").is_some(), "a live one stayed");
         assert!(verified.get(&keys, "token-0").is_none(), "an expired one went");
 
+        // 2,047 more fill it with live tokens: the next one finds none expired, and starts over.
         for i in 0..CAPACITY {
             verified.insert(&keys, &format!("live-{i}"), &claims(1000), 20);
         }
-        assert!(verified.len() <= CAPACITY, "never more than the capacity");
-        assert!(verified.get(&keys, &format!("live-{}", CAPACITY - 1)).is_some());
+        assert_eq!(verified.len(), CAPACITY / 2 + 1, "all went once, then 2,049 came");
+        assert!(verified.get(&keys, "token-1").is_none());
+        assert!(verified.get(&keys, "live-2046").is_none());
+        assert!(verified.get(&keys, "live-2047").is_some());
     }
 }
