@@ -28,11 +28,18 @@ struct State {
     claims: HashMap<Box<str>, AccessClaims>,
 }
 
+impl State {
+    /// Whether `keyset` is the one that verified these tokens: the same value, not an equal one.
+    fn verified_by(&self, keyset: &Arc<KeySet>) -> bool {
+        std::ptr::eq(self.keyset.as_ptr(), Arc::as_ptr(keyset))
+    }
+}
+
 impl VerifiedTokens {
     /// The claims of `token` if `keyset` verified it before.
     pub fn get(&self, keyset: &Arc<KeySet>, token: &str) -> Option<AccessClaims> {
         let state = lock(&self.state);
-        if !std::ptr::eq(state.keyset.as_ptr(), Arc::as_ptr(keyset)) {
+        if !state.verified_by(keyset) {
             return None;
         }
         state.claims.get(token).cloned()
@@ -43,7 +50,7 @@ impl VerifiedTokens {
     /// verified again, as if nothing were remembered, but memory stays bounded.
     pub fn insert(&self, keyset: &Arc<KeySet>, token: &str, claims: &AccessClaims, now: i64) {
         let mut state = lock(&self.state);
-        if !std::ptr::eq(state.keyset.as_ptr(), Arc::as_ptr(keyset)) {
+        if !state.verified_by(keyset) {
             // Replaced whole, so no panic can leave old tokens under the new keyset.
             *state = State {
                 keyset: Arc::downgrade(keyset),
