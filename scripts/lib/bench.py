@@ -243,23 +243,26 @@ def client_credentials_body(resource=RESOURCE):
     return f"grant_type=client_credentials&resource={quote(resource, safe='')}&scope={SCOPE}"
 
 
-def client_token(server, secret, resource=RESOURCE):
+def token_request(secret, resource=RESOURCE):
+    """The body and headers of a client_credentials request of the bench client."""
     body = client_credentials_body(resource).encode()
-    headers = {"Authorization": basic(CLIENT_ID, secret), "Content-Type": "application/x-www-form-urlencoded"}
-    return request(server.token_endpoint, body, headers)["access_token"]
+    return body, {"Authorization": basic(CLIENT_ID, secret), "Content-Type": "application/x-www-form-urlencoded"}
+
+
+def client_token(server, secret, resource=RESOURCE):
+    return request(server.token_endpoint, *token_request(secret, resource))["access_token"]
 
 
 def client_tokens(server, secret, count, connections=4):
     """`count` distinct access tokens, asked for over a few connections at once."""
-    body = client_credentials_body().encode()
-    headers = {"Authorization": basic(CLIENT_ID, secret), "Content-Type": "application/x-www-form-urlencoded"}
-    host, port = server.url.removeprefix("http://").split(":")
+    body, headers = token_request(secret)
+    endpoint = urlparse(server.token_endpoint)
 
     def some(n):
-        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        connection = http.client.HTTPConnection(endpoint.hostname, endpoint.port, timeout=30)
         tokens = []
         for _ in range(n):
-            connection.request("POST", urlparse(server.token_endpoint).path, body, headers)
+            connection.request("POST", endpoint.path, body, headers)
             tokens.append(json.loads(connection.getresponse().read())["access_token"])
         connection.close()
         return tokens
