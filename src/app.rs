@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use axum::http::HeaderValue;
 
 use crate::accounts::throttle::LoginThrottle;
 use crate::accounts::{AccountError, Accounts, LoginSessions, Passwords, SessionParts, Sessions};
@@ -70,7 +71,7 @@ pub struct AppState {
     /// The HTTPS certificate, when the issuer terminates TLS itself.
     pub tls: Option<Arc<Tls>>,
     /// `Cache-Control` of the JWKS, formatted once.
-    pub jwks_cache_control: String,
+    pub jwks_cache_control: HeaderValue,
     /// The time every rule goes by (tests move it forward).
     pub clock: Clock,
     /// The hosted pages' branding and policy.
@@ -191,7 +192,12 @@ impl AppState {
             sessions,
             oauth,
             discovery: Discovery::new(&settings.url),
-            jwks_cache_control: format!("public, max-age={}", settings.jwks_max_age.as_secs()),
+            // Digits: always a valid header value.
+            jwks_cache_control: HeaderValue::try_from(format!(
+                "public, max-age={}",
+                settings.jwks_max_age.as_secs()
+            ))
+            .unwrap_or(HeaderValue::from_static("no-cache")),
             keys,
             reloader,
             store,

@@ -8,6 +8,7 @@ use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::request_scope;
 use crate::app::AppState;
 use crate::oauth::{parse_basic_credentials, BasicCredentials, FormParams, OAuthError};
 use crate::tokens::AccessClaims;
@@ -140,20 +141,37 @@ impl<S: Send + Sync> FromRequestParts<S> for Authorization {
     }
 }
 
+/// The `If-None-Match` header, if sent (again rather than the whole `HeaderMap`, which
+/// copies every header).
+pub struct IfNoneMatch(pub Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get(header::IF_NONE_MATCH).cloned()))
+    }
+}
+
 /// The client's IP address, as `ISSUER_TRUSTED_PROXIES` allows it to be known (worked out
-/// once per request by the request middleware, `middleware::around`, which also logs it).
+/// once per request by `middleware::Edge`, which also logs it with the request's scope).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub std::net::IpAddr);
+
+impl ClientIp {
+    /// The address of the request being handled.
+    pub fn current() -> Option<Self> {
+        request_scope::with_current(|scope| scope.client_ip)
+            .flatten()
+            .map(Self)
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<ClientIp>()
-            .copied()
-            .ok_or_else(|| ApiError::internal(&"no client address on the request"))
+    async fn from_request_parts(_: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Self::current().ok_or_else(|| ApiError::internal(&"no client address on the request"))
     }
 }
 

@@ -3,16 +3,17 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use futures_util::FutureExt as _;
 use tokio::sync::Semaphore;
+use tower::{Service, ServiceExt as _};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::client_ip::client_ip;
@@ -25,61 +26,80 @@ use crate::values::Cidr;
 /// A response slower than this is logged whatever its status.
 const SLOW: Duration = Duration::from_secs(1);
 
-/// What [`around`] needs of the settings.
+/// What [`Edge`] needs of the settings.
 pub struct Policy {
     pub trusted_proxies: Vec<Cidr>,
     /// HSTS only when the issuer is served over https.
     pub hsts: bool,
 }
 
-/// Around every request: keeps a well-formed incoming `X-Request-Id` (1–128 of
-/// `A-Z a-z 0-9 . _ -`), else makes one; works out the client IP; runs the request as its
+/// Set on the answer of the router's fallback, so that unknown paths are counted as one
+/// series (see [`route_label`]).
+#[derive(Clone, Copy)]
+pub struct Unrouted;
+
+/// Around every request, before routing: keeps a well-formed incoming `X-Request-Id` (1–128
+/// of `A-Z a-z 0-9 . _ -`), else makes one; works out the client IP; runs the request as its
 /// [`RequestScope`], so every log line of it (audit events too) names both; logs a refused,
 /// failed or slow request; counts it in the metrics; sets the contract's security headers
-/// and the request id on the response. One middleware rather than one each: every layer
-/// boxed and moved the request's future once more.
-pub async fn around(State(policy): State<Arc<Policy>>, mut request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .filter(|v| {
-            (1..=128).contains(&v.len())
-                && v.as_bytes()
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
-        })
-        .cloned()
-        // A UUID's text is always a valid header value.
-        .unwrap_or_else(|| {
-            HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).unwrap_or(HeaderValue::from_static("-"))
-        });
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let client_ip = peer.map(|peer| client_ip(peer, request.headers(), &policy.trusted_proxies));
-    if let Some(ip) = client_ip {
-        request.extensions_mut().insert(ClientIp(ip));
-    }
-    let scope = RequestScope {
-        id: id.clone(),
-        client_ip,
-        method: request.method().clone(),
-        uri: request.uri().clone(),
-    };
-    let mut response = request_scope::scope(scope, answer(request, next)).await;
-    let headers = response.headers_mut();
-    headers.insert(X_REQUEST_ID.clone(), id);
-    security_headers(headers, policy.hsts);
-    response
+/// and the request id on the response. Then `inner`: CORS, [`guard`] and the router.
+///
+/// One plain future per request, wrapped around the router rather than layered on each
+/// route: axum boxes and clones a route's layers on every request, and that cost a JWKS
+/// answer a third of its CPU.
+#[derive(Clone)]
+pub struct Edge<S> {
+    pub policy: Arc<Policy>,
+    pub inner: S,
 }
 
-/// The response, logged and counted.
-async fn answer(request: Request, next: Next) -> Response {
+impl<S> Edge<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    /// The answer to `request`, which came from `peer`. (Not an `async fn`: every layer of
+    /// future around the router's is one more copy of it per request.)
+    pub fn answer(&self, peer: IpAddr, request: Request) -> impl Future<Output = Response> + Send + 'static {
+        let id = request
+            .headers()
+            .get(&X_REQUEST_ID)
+            .filter(|v| {
+                (1..=128).contains(&v.len())
+                    && v.as_bytes()
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
+            })
+            .cloned()
+            // A UUID's text is always a valid header value.
+            .unwrap_or_else(|| {
+                HeaderValue::try_from(uuid::Uuid::new_v4().to_string())
+                    .unwrap_or(HeaderValue::from_static("-"))
+            });
+        let client_ip = client_ip(peer, request.headers(), &self.policy.trusted_proxies);
+        let scope = RequestScope {
+            id: id.clone(),
+            client_ip: Some(client_ip),
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+        };
+        request_scope::scope(scope, respond(self.inner.clone(), request, id, self.policy.hsts))
+    }
+}
+
+/// `inner`'s response to `request`, logged, counted, and with the request id and the
+/// security headers set.
+async fn respond<S>(inner: S, request: Request, id: HeaderValue, hsts: bool) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
     let started = Instant::now();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = method_label(request.method());
-    let response = next.run(request).await;
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let mut response = match inner.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
     let elapsed = started.elapsed();
     // Refusals, failures and slow answers are logged; the rest only at debug level: a line
     // costs more CPU than a JWKS answer, the metrics below count every request, and what
@@ -91,10 +111,24 @@ async fn answer(request: Request, next: Next) -> Response {
     } else {
         tracing::debug!(status, latency_ms, "response");
     }
-    // Labelled by route template, never by raw path: unknown paths are one series.
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    crate::metrics::http_request(route, method, response.status(), elapsed);
+    let route = route_label(&method, uri.path(), &response);
+    crate::metrics::http_request(route, method_label(&method), response.status(), elapsed);
+    let headers = response.headers_mut();
+    headers.insert(X_REQUEST_ID.clone(), id);
+    security_headers(headers, hsts);
     response
+}
+
+/// The route a request is counted under, never its raw path when unknown: the path itself
+/// where the router routed it (no route has parameters, so the path is the route's own),
+/// and one series, `unmatched`, for the rest: unknown paths, and OPTIONS, which no route
+/// takes (with CORS on, its preflights are answered before routing).
+fn route_label<'a>(method: &Method, path: &'a str, response: &Response) -> &'a str {
+    if method == Method::OPTIONS || response.extensions().get::<Unrouted>().is_some() {
+        "unmatched"
+    } else {
+        path
+    }
 }
 
 /// Ends a request that takes longer than `limit` with a JSON 503 (dropping it cancels its
@@ -173,7 +207,7 @@ pub async fn shed_load(State(capacity): State<Arc<Capacity>>, request: Request, 
         ApiError::overloaded().into_response()
     };
     // The server always knows the peer; a request without an address has no share to count.
-    let client = request.extensions().get::<ClientIp>().map(|ip| ip_network(ip.0));
+    let client = ClientIp::current().map(|ip| ip_network(ip.0));
     let _slot = match client.map(|client| (client, capacity.per_client.enter(client))) {
         None => None,
         Some((_, Ok(slot))) => Some(slot),

@@ -22,15 +22,43 @@ pub use server::{Listeners, Server};
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use std::convert::Infallible;
+
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
-use axum::Router;
-use tower::ServiceBuilder;
+use axum::{Extension, Router};
+use tower::{Service, ServiceBuilder};
 
 use crate::app::AppState;
 
-pub fn router(app: Arc<AppState>) -> Router {
+/// What the main listener answers with: [`middleware::Edge`] around CORS, the time limit, the
+/// body limit and the routes, each wrapped around the next once, not layered on every route.
+pub fn service(
+    app: Arc<AppState>,
+) -> middleware::Edge<
+    impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static,
+> {
+    let settings = &app.settings;
+    let policy = middleware::Policy {
+        trusted_proxies: settings.trusted_proxies.clone(),
+        hsts: settings.issuer_is_https(),
+    };
+    let timeout = settings.request_timeout;
+    let inner = ServiceBuilder::new()
+        .option_layer(middleware::cors(&settings.cors_origins.0))
+        .map_future(move |handling| middleware::guard(handling, timeout))
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .service(router(app.clone()));
+    middleware::Edge {
+        policy: Arc::new(policy),
+        inner,
+    }
+}
+
+/// The routes. None has path parameters: the request metrics label a request by its path.
+fn router(app: Arc<AppState>) -> Router {
     let settings = &app.settings;
     // Precomputed or trivial, and without a body: never shed, so a flood of slow or costly
     // requests cannot cut verifiers off from the keys.
@@ -82,9 +110,14 @@ pub fn router(app: Arc<AppState>) -> Router {
         Arc::new(capacity),
         middleware::shed_load,
     ));
-    let routes = published
+    published
         .merge(sheddable)
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .fallback(|| async {
+            (
+                Extension(middleware::Unrouted),
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint"),
+            )
+        })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -92,20 +125,7 @@ pub fn router(app: Arc<AppState>) -> Router {
                 "method not allowed here",
             )
         })
-        .layer(DefaultBodyLimit::max(settings.max_body_bytes));
-    let policy = middleware::Policy {
-        trusted_proxies: settings.trusted_proxies.clone(),
-        hsts: settings.issuer_is_https(),
-    };
-    let timeout = settings.request_timeout;
-    let layers = ServiceBuilder::new()
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(policy),
-            middleware::around,
-        ))
-        .option_layer(middleware::cors(&settings.cors_origins.0))
-        .map_future(move |handling| middleware::guard(handling, timeout));
-    routes.layer(layers).with_state(app)
+        .with_state(app)
 }
 
 /// The admin listener (`ISSUER_ADMIN_BIND`): metrics and probes, for the internal network.

@@ -5,6 +5,7 @@
 //! is logged, which is nearly always.
 
 use std::fmt;
+use std::future::Future;
 use std::net::IpAddr;
 
 use axum::http::{HeaderName, HeaderValue, Method, Uri};
@@ -41,8 +42,8 @@ tokio::task_local! {
 }
 
 /// Runs `handling` as the request `scope`.
-pub async fn scope<F: std::future::Future>(scope: RequestScope, handling: F) -> F::Output {
-    CURRENT.scope(scope, handling).await
+pub fn scope<F: Future>(scope: RequestScope, handling: F) -> impl Future<Output = F::Output> {
+    CURRENT.scope(scope, handling)
 }
 
 /// `read` of the request being handled; `None` outside one.

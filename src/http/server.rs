@@ -1,16 +1,19 @@
 //! The accept loop: plain HTTP or TLS per the settings, HTTP/1.1 and HTTP/2, a bound on how
 //! long a client may take to send its headers or finish a handshake, and a graceful stop.
 
+use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
-use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use futures_util::FutureExt as _;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tower::ServiceExt as _;
 
@@ -115,18 +118,26 @@ impl Server {
         let (stop, stopped) = tokio::sync::watch::channel(());
         let admin = self.admin.map(|listener| {
             let router = super::admin_router(self.app.clone());
+            let answer = move |_peer, request| {
+                router
+                    .clone()
+                    .oneshot(request)
+                    .map(|answered: Result<_, Infallible>| answered.unwrap_or_else(|never| match never {}))
+            };
             let mut stopped = stopped.clone();
             let stop = async move {
                 let _ = stopped.changed().await;
             };
-            tokio::spawn(serve(listener, router, None, patience, stop))
+            tokio::spawn(serve(listener, answer, None, patience, stop))
         });
         let shutdown = async move {
             shutdown.await;
             drop(stop);
         };
         let tls = self.app.tls.as_ref().map(|t| t.acceptor());
-        let served = serve(self.listener, super::router(self.app), tls, patience, shutdown).await;
+        let edge = super::service(self.app);
+        let answer = move |peer, request| edge.answer(peer, request);
+        let served = serve(self.listener, answer, tls, patience, shutdown).await;
         if let Some(admin) = admin {
             let _ = admin.await;
         }
@@ -134,25 +145,28 @@ impl Server {
     }
 }
 
-/// Serves `router` on `listener`, over TLS when given an acceptor, until `shutdown`.
-async fn serve(
+/// Serves `listener` with `answer` (the client's address, its request), over TLS when given an
+/// acceptor, until `shutdown`.
+async fn serve<A, Answered>(
     listener: TcpListener,
-    router: Router,
+    answer: A,
     tls: Option<tokio_rustls::TlsAcceptor>,
     patience: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(patience);
+) -> std::io::Result<()>
+where
+    A: Fn(IpAddr, Request) -> Answered + Clone + Send + Sync + 'static,
+    Answered: Future<Output = Response> + Send + 'static,
+{
+    let mut http1 = http1::Builder::new();
+    http1.timer(TokioTimer::new()).header_read_timeout(patience);
     // HTTP/2 connections are pinged when idle and closed when the peer stops answering.
-    builder
-        .http2()
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .keep_alive_interval(patience)
         .keep_alive_timeout(patience);
+    let protocols = Arc::new(Protocols { http1, http2 });
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -168,34 +182,19 @@ async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-            let mut request = request.map(axum::body::Body::new);
-            request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(request)
-        });
-        let (builder, tls, watcher) = (builder.clone(), tls.clone(), graceful.watcher());
+        let (answer, protocols, tls, watcher) =
+            (answer.clone(), protocols.clone(), tls.clone(), graceful.watcher());
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
-            // The protocol is settled here, within the patience, never by hyper's own
-            // sniffing, which has no deadline: the HTTP/1 header deadline and the HTTP/2
-            // pings only start once it is known. (`serve_connection`, not the `_with_upgrades`
-            // variant: that one sniffs whatever the builder says; nothing here upgrades.)
-            let only = |h2: bool| {
-                if h2 {
-                    builder.http2_only()
-                } else {
-                    builder.http1_only()
-                }
-            };
+            // The protocol is settled here, within the patience, never by sniffing without a
+            // deadline: the HTTP/1 header deadline and the HTTP/2 pings only start once it is
+            // known.
             let served = match tls {
                 None => {
                     let Some(h2) = opens_http2(&tcp, patience).await else {
                         return;
                     };
-                    let builder = only(h2);
-                    let conn = builder.serve_connection(TokioIo::new(tcp), service);
-                    watcher.watch(conn.into_owned()).await
+                    serve_connection(TokioIo::new(tcp), h2, peer.ip(), answer, &protocols, watcher).await
                 }
                 Some(acceptor) => {
                     let Some(stream) = handshake(&acceptor, tcp, peer, patience).await else {
@@ -203,9 +202,7 @@ async fn serve(
                     };
                     // ALPN has chosen the protocol.
                     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                    let builder = only(h2);
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(conn.into_owned()).await
+                    serve_connection(TokioIo::new(stream), h2, peer.ip(), answer, &protocols, watcher).await
                 }
             };
             if let Err(e) = served {
@@ -221,6 +218,38 @@ async fn serve(
         tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
     }
     Ok(())
+}
+
+/// How connections of each protocol are served.
+struct Protocols {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+/// Serves one connection in the protocol it speaks, with `answer`, until it ends or the
+/// server stops. hyper's own connection for that protocol, not hyper-util's `auto`, which
+/// puts a layer able to read either under every read.
+async fn serve_connection<I, A, Answered>(
+    io: I,
+    h2: bool,
+    peer: IpAddr,
+    answer: A,
+    protocols: &Protocols,
+    watcher: Watcher,
+) -> hyper::Result<()>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    A: Fn(IpAddr, Request) -> Answered + Clone + Send + Sync + 'static,
+    Answered: Future<Output = Response> + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        answer(peer, request.map(Body::new)).map(Ok::<_, Infallible>)
+    });
+    if h2 {
+        watcher.watch(protocols.http2.serve_connection(io, service)).await
+    } else {
+        watcher.watch(protocols.http1.serve_connection(io, service)).await
+    }
 }
 
 /// Whether a plain-HTTP client speaks HTTP/2, told by its first bytes (RFC 9113 §3.4: HTTP/2

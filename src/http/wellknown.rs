@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
+use super::extract::IfNoneMatch;
 use super::schema::JwkSet;
 use crate::app::AppState;
 use crate::oauth::discovery::ServerMetadata;
@@ -54,32 +56,35 @@ pub struct KeysetHealth {
         )),
         (status = 304, description = "The key set is unchanged since that `ETag`"),
     ))]
-pub async fn jwks(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub async fn jwks(State(app): State<Arc<AppState>>, IfNoneMatch(tags): IfNoneMatch) -> Response {
     let keys = app.keys.load();
     let jwks = keys.jwks();
-
-    let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| {
-            tags.split(',')
-                .map(|t| t.trim().trim_start_matches("W/"))
-                .any(|t| t == "*" || t == jwks.etag)
-        });
-    let common = [
-        (header::CACHE_CONTROL, app.jwks_cache_control.clone()),
-        (header::ETAG, jwks.etag.clone()),
-    ];
-    if not_modified {
-        (StatusCode::NOT_MODIFIED, common).into_response()
+    let not_modified = tags.as_ref().and_then(|v| v.to_str().ok()).is_some_and(|tags| {
+        tags.split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == "*" || t.as_bytes() == jwks.etag.as_bytes())
+    });
+    let mut response = if not_modified {
+        let mut response = document(Bytes::new(), app.jwks_cache_control.clone());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response.headers_mut().remove(header::CONTENT_TYPE);
+        response
     } else {
-        (
-            common,
-            [(header::CONTENT_TYPE, "application/json".to_owned())],
-            jwks.body.clone(),
-        )
-            .into_response()
-    }
+        document(jwks.body.clone(), app.jwks_cache_control.clone())
+    };
+    response.headers_mut().insert(header::ETAG, jwks.etag.clone());
+    response
+}
+
+/// A JSON document, built directly: with room for the headers every response gets
+/// (`middleware::Edge`), so that the map is not grown again per answer.
+fn document(body: Bytes, cache_control: HeaderValue) -> Response {
+    let mut headers = HeaderMap::with_capacity(8);
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, cache_control);
+    let mut response = Response::new(Body::from(body));
+    *response.headers_mut() = headers;
+    response
 }
 
 /// Authorization-server metadata (RFC 8414), also served as OpenID discovery.
@@ -93,17 +98,10 @@ pub async fn openid_configuration(app: State<Arc<AppState>>) -> Response {
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "keys",
     responses((status = 200, description = "The metadata", body = ServerMetadata)))]
 pub async fn discovery(State(app): State<Arc<AppState>>) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=3600"),
-            ),
-        ],
+    document(
         app.discovery.body(&app.oauth.clients).await,
+        HeaderValue::from_static("public, max-age=3600"),
     )
-        .into_response()
 }
 
 /// Liveness: the process answers.

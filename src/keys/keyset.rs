@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::http::HeaderValue;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -16,7 +17,7 @@ use super::{Alg, KeyError, KeyState, KeysetDocument, SigningKey};
 #[derive(Debug, Clone)]
 pub struct Jwks {
     pub body: Bytes,
-    pub etag: String,
+    pub etag: HeaderValue,
 }
 
 #[derive(Debug)]
@@ -49,7 +50,9 @@ impl KeySet {
             published.push(key.public_jwk().clone());
         }
         let body = Bytes::from(json!({ "keys": published }).to_string());
-        let etag = format!("\"{}\"", B64.encode(Sha256::digest(&body)));
+        // Quoted base64url: always a valid header value.
+        let etag = HeaderValue::try_from(format!("\"{}\"", B64.encode(Sha256::digest(&body))))
+            .unwrap_or(HeaderValue::from_static("\"\""));
         Ok(Self {
             by_kid,
             active,

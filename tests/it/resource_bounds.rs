@@ -263,9 +263,27 @@ async fn metrics_move_to_the_admin_listener_and_count_what_matters() {
             .await
             .expect("login");
     }
+    // Counted by route, never by a path a client makes up: unknown paths and OPTIONS (which
+    // no route takes) are one series.
+    for path in ["/.well-known/jwks.json", "/made-up-1", "/made-up-2/x"] {
+        http.get(server.url(path)).send().await.expect("get");
+    }
+    let options = http
+        .request(reqwest::Method::OPTIONS, server.url("/oauth2/token"))
+        .send()
+        .await
+        .expect("options");
+    assert_eq!(options.status(), 405);
 
     let text = admin_metrics().await;
+    assert!(
+        !text.contains("made-up"),
+        "a made-up path became a series:\n{text}"
+    );
     for expected in [
+        r#"issuer_http_requests_total{route="/.well-known/jwks.json",method="GET",status="200"} 1"#,
+        r#"issuer_http_requests_total{route="unmatched",method="GET",status="404"} 3"#,
+        r#"issuer_http_requests_total{route="unmatched",method="OPTIONS",status="405"} 1"#,
         r#"issuer_http_requests_total{route="/api/v1/auth/login",method="POST",status="401"} 5"#,
         r#"issuer_http_requests_total{route="/api/v1/auth/login",method="POST",status="429"} 1"#,
         r#"issuer_http_request_duration_seconds_bucket{route="/api/v1/auth/login",le="0.005"}"#,
