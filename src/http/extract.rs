@@ -141,8 +141,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Authorization {
     }
 }
 
-/// The `If-None-Match` header, if sent (again rather than the whole `HeaderMap`, which
-/// copies every header).
+/// The `If-None-Match` header, if sent: read alone, as axum's `HeaderMap` extractor copies
+/// every header.
 pub struct IfNoneMatch(pub Option<HeaderValue>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {

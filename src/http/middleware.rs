@@ -133,7 +133,7 @@ fn route_label<'a>(method: &Method, path: &'a str, response: &Response) -> &'a s
 
 /// Ends a request that takes longer than `limit` with a JSON 503 (dropping it cancels its
 /// work), and one that panics with a JSON 500 carrying only the request id. It runs inside
-/// CORS, so a browser app can read either answer, and wraps the route's future without a
+/// CORS, so a browser app can read either answer, and wraps the router's future without a
 /// layer of boxing (`ServiceBuilder::map_future`).
 pub async fn guard(
     handling: impl Future<Output = Result<Response, Infallible>>,

@@ -64,15 +64,16 @@ pub async fn jwks(State(app): State<Arc<AppState>>, IfNoneMatch(tags): IfNoneMat
             .map(|t| t.trim().trim_start_matches("W/"))
             .any(|t| t == "*" || t.as_bytes() == jwks.etag.as_bytes())
     });
-    let mut response = if not_modified {
-        let mut response = document(Bytes::new(), app.jwks_cache_control.clone());
-        *response.status_mut() = StatusCode::NOT_MODIFIED;
-        response.headers_mut().remove(header::CONTENT_TYPE);
-        response
-    } else {
-        document(jwks.body.clone(), app.jwks_cache_control.clone())
-    };
-    response.headers_mut().insert(header::ETAG, jwks.etag.clone());
+    let (cache_control, etag) = (app.jwks_cache_control.clone(), jwks.etag.clone());
+    if not_modified {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [(header::CACHE_CONTROL, cache_control), (header::ETAG, etag)],
+        )
+            .into_response();
+    }
+    let mut response = document(jwks.body.clone(), cache_control);
+    response.headers_mut().insert(header::ETAG, etag);
     response
 }
 
