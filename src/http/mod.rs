@@ -20,9 +20,8 @@ pub use error::ApiError;
 pub use extract::parse_json;
 pub use server::{Listeners, Server};
 
-use std::sync::Arc;
-
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
