@@ -88,14 +88,12 @@ where
 }
 
 /// `inner`'s response to `request`, logged, counted, and with the request id and the
-/// security headers set.
+/// security headers set; run as the request's scope.
 async fn respond<S>(inner: S, request: Request, id: HeaderValue, hsts: bool) -> Response
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
     let started = Instant::now();
-    let method = request.method().clone();
-    let uri = request.uri().clone();
     let mut response = match inner.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -111,8 +109,11 @@ where
     } else {
         tracing::debug!(status, latency_ms, "response");
     }
-    let route = route_label(&method, uri.path(), &response);
-    crate::metrics::http_request(route, method_label(&method), response.status(), elapsed);
+    // The request's method and path, as its scope holds them.
+    request_scope::with_current(|scope| {
+        let route = route_label(&scope.method, scope.uri.path(), &response);
+        crate::metrics::http_request(route, method_label(&scope.method), response.status(), elapsed);
+    });
     let headers = response.headers_mut();
     headers.insert(X_REQUEST_ID.clone(), id);
     security_headers(headers, hsts);

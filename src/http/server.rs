@@ -118,12 +118,7 @@ impl Server {
         let (stop, stopped) = tokio::sync::watch::channel(());
         let admin = self.admin.map(|listener| {
             let router = super::admin_router(self.app.clone());
-            let answer = move |_peer, request| {
-                router
-                    .clone()
-                    .oneshot(request)
-                    .map(|answered: Result<_, Infallible>| answered.unwrap_or_else(|never| match never {}))
-            };
+            let answer = move |_peer, request| router.clone().oneshot(request);
             let mut stopped = stopped.clone();
             let stop = async move {
                 let _ = stopped.changed().await;
@@ -136,7 +131,7 @@ impl Server {
         };
         let tls = self.app.tls.as_ref().map(|t| t.acceptor());
         let edge = super::service(self.app);
-        let answer = move |peer, request| edge.answer(peer, request);
+        let answer = move |peer, request| edge.answer(peer, request).map(Ok);
         let served = serve(self.listener, answer, tls, patience, shutdown).await;
         if let Some(admin) = admin {
             let _ = admin.await;
@@ -145,8 +140,8 @@ impl Server {
     }
 }
 
-/// Serves `listener` with `answer` (the client's address, its request), over TLS when given an
-/// acceptor, until `shutdown`.
+/// Serves `listener` with `answer` (the client's address, its request; a tower service's
+/// answer, which cannot fail), over TLS when given an acceptor, until `shutdown`.
 async fn serve<A, Answered>(
     listener: TcpListener,
     answer: A,
@@ -156,7 +151,7 @@ async fn serve<A, Answered>(
 ) -> std::io::Result<()>
 where
     A: Fn(IpAddr, Request) -> Answered + Clone + Send + Sync + 'static,
-    Answered: Future<Output = Response> + Send + 'static,
+    Answered: Future<Output = Result<Response, Infallible>> + Send + 'static,
 {
     let mut http1 = http1::Builder::new();
     http1.timer(TokioTimer::new()).header_read_timeout(patience);
@@ -240,10 +235,10 @@ async fn serve_connection<I, A, Answered>(
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     A: Fn(IpAddr, Request) -> Answered + Clone + Send + Sync + 'static,
-    Answered: Future<Output = Response> + Send + 'static,
+    Answered: Future<Output = Result<Response, Infallible>> + Send + 'static,
 {
     let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-        answer(peer, request.map(Body::new)).map(Ok::<_, Infallible>)
+        answer(peer, request.map(Body::new))
     });
     if h2 {
         watcher.watch(protocols.http2.serve_connection(io, service)).await
