@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod json;
 pub mod keys;
 pub mod metrics;
 pub mod oauth;

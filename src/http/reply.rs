@@ -2,7 +2,6 @@
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use crate::tokens::TokenResponse;
 
@@ -19,6 +18,7 @@ pub struct TokenReply(pub TokenResponse);
 
 impl IntoResponse for TokenReply {
     fn into_response(self) -> Response {
-        no_store(Json(self.0).into_response())
+        let json = HeaderValue::from_static("application/json");
+        no_store(([(header::CONTENT_TYPE, json)], self.0.to_json()).into_response())
     }
 }

@@ -26,15 +26,39 @@ impl RequestScope {
         self.id.to_str().unwrap_or_default()
     }
 
-    /// The fields of the request, in the order the logs show them: `(name, value)`.
-    pub fn fields(&self, mut field: impl FnMut(&str, &dyn fmt::Display) -> fmt::Result) -> fmt::Result {
-        field("request_id", &self.id())?;
-        if let Some(ip) = &self.client_ip {
-            field("client_ip", ip)?;
+    /// The fields of the request, in the order the logs show them: `(name, value)`. Text,
+    /// not `Display`: written through `fmt`, they were half of an audit line's cost
+    /// (BENCHMARKS.md, round 15).
+    pub fn fields(&self, mut field: impl FnMut(&str, &str) -> fmt::Result) -> fmt::Result {
+        field("request_id", self.id())?;
+        if let Some(ip) = self.client_ip {
+            field("client_ip", &ip_text(ip))?;
         }
-        field("method", &self.method)?;
-        field("path", &self.uri.path())
+        field("method", self.method.as_str())?;
+        field("path", self.uri.path())
     }
+}
+
+/// `ip` as text, an IPv4 address number by number (`Ipv4Addr`'s `Display` goes through
+/// `fmt` for each of them).
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (i, n) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        if n >= 100 {
+            text.push(char::from(b'0' + n / 100));
+        }
+        if n >= 10 {
+            text.push(char::from(b'0' + n / 10 % 10));
+        }
+        text.push(char::from(b'0' + n % 10));
+    }
+    text
 }
 
 tokio::task_local! {
@@ -60,4 +84,18 @@ pub fn current_id() -> String {
 #[cfg(test)]
 pub fn sync_scope<R>(scope: RequestScope, f: impl FnOnce() -> R) -> R {
     CURRENT.sync_scope(scope, f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn an_address_reads_as_its_display(octets: [u8; 4], segments: [u16; 8]) {
+            for ip in [IpAddr::from(octets), IpAddr::from(segments)] {
+                proptest::prop_assert_eq!(ip_text(ip), ip.to_string());
+            }
+        }
+    }
 }

@@ -13,6 +13,8 @@ pub use refresh::{RefreshError, RefreshSecret, RefreshTokens, Rotated};
 pub use revocations::Revocations;
 pub use secret::Secret;
 
+use std::io::Write as _;
+
 use arc_swap::ArcSwap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
@@ -35,8 +37,10 @@ pub enum TokenError {
     Key(#[from] crate::keys::KeyError),
 }
 
-/// The body of every successful token response (RFC 6749 §5.1).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// The body of every successful token response (RFC 6749 §5.1), as JSON by
+/// [`TokenResponse::to_json`]; the `serde` attributes are the schema's (utoipa reads them),
+/// and `to_json` leaves out the same members.
+#[derive(Debug, utoipa::ToSchema)]
 pub struct TokenResponse {
     /// A JWT access token (RFC 9068), signed with a key published in the JWKS.
     pub access_token: String,
@@ -66,6 +70,34 @@ impl TokenResponse {
             scope,
             id_token: None,
         }
+    }
+
+    /// The JSON body. The tokens and the refresh secret are base64url and dots, copied as
+    /// they are ([`crate::json`]); the members absent are left out.
+    pub fn to_json(&self) -> Vec<u8> {
+        let tokens = self.access_token.len() + self.id_token.as_ref().map_or(0, String::len);
+        let mut out = Vec::with_capacity(tokens + 200);
+        out.extend_from_slice(b"{\"access_token\":");
+        crate::json::push_string(&mut out, &self.access_token);
+        out.extend_from_slice(b",\"token_type\":");
+        crate::json::push_string(&mut out, self.token_type);
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, ",\"expires_in\":{}", self.expires_in);
+        let optional = [
+            ("refresh_token", self.refresh_token.as_ref().map(Secret::expose)),
+            ("scope", self.scope.as_deref()),
+            ("id_token", self.id_token.as_deref()),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":");
+                crate::json::push_string(&mut out, value);
+            }
+        }
+        out.push(b'}');
+        out
     }
 }
 
@@ -149,5 +181,40 @@ async fn sign(
             .map_err(TokenError::from)
     } else {
         Ok(key.sign_jws(kind, &payload)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_response_is_the_json_of_rfc_6749_with_absent_members_left_out() {
+        let bare = TokenResponse {
+            access_token: "eyJh.eyJz.c2ln".into(),
+            token_type: "Bearer",
+            expires_in: 900,
+            refresh_token: None,
+            scope: None,
+            id_token: None,
+        };
+        assert_eq!(
+            String::from_utf8(bare.to_json()).expect("UTF-8"),
+            r#"{"access_token":"eyJh.eyJz.c2ln","token_type":"Bearer","expires_in":900}"#
+        );
+        let refresh = Secret::generate();
+        let full = TokenResponse {
+            refresh_token: Some(refresh.clone()),
+            scope: Some("openid \"odd\\ scope".into()),
+            id_token: Some("eyJp.eyJk.c2ln".into()),
+            ..bare
+        };
+        let json: serde_json::Value = serde_json::from_slice(&full.to_json()).expect("JSON");
+        assert_eq!(
+            json,
+            serde_json::json!({"access_token": "eyJh.eyJz.c2ln", "token_type": "Bearer",
+                "expires_in": 900, "refresh_token": refresh.expose(),
+                "scope": "openid \"odd\\ scope", "id_token": "eyJp.eyJk.c2ln"})
+        );
     }
 }

@@ -6,12 +6,11 @@ use std::fmt;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use rand::RngCore as _;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-#[derive(Clone, Serialize)]
-#[serde(transparent)]
+/// Not `Serialize`: a response writes it out by `expose`, on purpose.
+#[derive(Clone)]
 pub struct Secret(Zeroizing<String>);
 
 impl Secret {
