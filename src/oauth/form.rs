@@ -1,7 +1,6 @@
 //! `application/x-www-form-urlencoded` parameters and HTTP Basic client credentials.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -12,7 +11,9 @@ use super::OAuthError;
 /// and empty ones count as absent.
 #[derive(Default)]
 pub struct FormParams {
-    params: HashMap<String, String>,
+    /// Sorted by name, and searched: our forms carry a handful, and hashing each name cost
+    /// more than the search (BENCHMARKS.md, round 15).
+    params: Vec<(String, String)>,
     resources: Vec<String>,
 }
 
@@ -21,12 +22,14 @@ const REPEATABLE: &str = "resource";
 /// Names only: values include secrets, assertions and tokens.
 impl std::fmt::Debug for FormParams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.params.keys()).finish()
+        f.debug_set()
+            .entries(self.params.iter().map(|(name, _)| name))
+            .finish()
     }
 }
 impl FormParams {
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
-        let (mut params, mut resources) = (HashMap::new(), Vec::new());
+        let (mut params, mut resources) = (Vec::<(String, String)>::new(), Vec::new());
         for (name, value) in pairs(body) {
             if value.is_empty() {
                 continue;
@@ -35,17 +38,22 @@ impl FormParams {
                 resources.push(value.into_owned());
                 continue;
             }
-            if params.insert(name.to_string(), value.into_owned()).is_some() {
-                return Err(OAuthError::InvalidRequest(format!(
-                    "parameter {name} is repeated"
-                )));
-            }
+            params.push((name.into_owned(), value.into_owned()));
+        }
+        // Sorted, a repeated name sits next to itself.
+        params.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+        if let Some(pair) = params.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(OAuthError::InvalidRequest(format!(
+                "parameter {} is repeated",
+                pair[0].0
+            )));
         }
         Ok(Self { params, resources })
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.params.get(name).map(String::as_str)
+        let found = self.params.binary_search_by(|(seen, _)| seen.as_str().cmp(name));
+        found.ok().map(|i| self.params[i].1.as_str())
     }
 
     /// Every value of the one repeatable parameter, `resource`.
@@ -83,19 +91,41 @@ fn pairs(body: &[u8]) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
 }
 
 /// One form-encoded name or value: `+` is a space, `%XX` a byte, and bytes that are not
-/// UTF-8 become U+FFFD (WHATWG URL, application/x-www-form-urlencoded parsing).
+/// UTF-8 become U+FFFD (WHATWG URL, application/x-www-form-urlencoded parsing). Decoded in one
+/// pass into one buffer.
 fn form_decode(bytes: &[u8]) -> Cow<'_, str> {
-    if !bytes.contains(&b'%') && !bytes.contains(&b'+') {
+    if !bytes.iter().any(|&b| b == b'%' || b == b'+') {
         if let Ok(text) = std::str::from_utf8(bytes) {
             return Cow::Borrowed(text);
         }
     }
-    let spaced: Vec<u8> = bytes.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
-    Cow::Owned(
-        percent_encoding::percent_decode(&spaced)
-            .decode_utf8_lossy()
-            .into_owned(),
-    )
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        i += 1;
+        decoded.push(match b {
+            b'+' => b' ',
+            b'%' => match (bytes.get(i).and_then(hex), bytes.get(i + 1).and_then(hex)) {
+                (Some(high), Some(low)) => {
+                    i += 2;
+                    high << 4 | low
+                }
+                // Not an escape: the `%` stays, and what follows is read as it is.
+                _ => b'%',
+            },
+            b => b,
+        });
+    }
+    match String::from_utf8(decoded) {
+        Ok(text) => Cow::Owned(text),
+        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
+}
+
+fn hex(digit: &u8) -> Option<u8> {
+    char::from(*digit)
+        .to_digit(16)
+        .and_then(|value| u8::try_from(value).ok())
 }
 
 /// Client id and secret from `Authorization: Basic`, each form-decoded (RFC 6749 §2.3.1).
@@ -141,6 +171,22 @@ mod tests {
         let ok = FormParams::parse(b"grant_type=refresh_token&scope=").expect("valid");
         assert_eq!(ok.get("grant_type"), Some("refresh_token"));
         assert_eq!(ok.get("scope"), None);
+    }
+
+    #[test]
+    fn every_parameter_of_a_long_form_is_found_and_a_late_repeat_refused() {
+        let form: Vec<String> = (0..300).rev().map(|i| format!("p{i}=v{i}")).collect();
+        let params = FormParams::parse(form.join("&").as_bytes()).expect("valid");
+        for i in 0..300 {
+            assert_eq!(params.get(&format!("p{i}")), Some(format!("v{i}").as_str()));
+        }
+        assert_eq!(params.get("p300"), None);
+        let repeated = format!("{}&p150=again&resource=a&resource=b", form.join("&"));
+        let err = FormParams::parse(repeated.as_bytes()).expect_err("repeated");
+        assert_eq!(err.code(), "invalid_request");
+        let resources = format!("{}&resource=a&resource=b", form.join("&"));
+        let ok = FormParams::parse(resources.as_bytes()).expect("resources repeat");
+        assert_eq!(ok.get_all("resource"), ["a", "b"]);
     }
 
     proptest::proptest! {
