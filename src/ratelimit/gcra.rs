@@ -71,7 +71,7 @@ impl Budget {
     }
 
     /// `tat:latest`. These texts are made for every metered request, so without `format!`
-    /// (a third of the in-memory budget's cost, BENCHMARKS.md round 15).
+    /// (two fifths of the in-memory budget's cost, BENCHMARKS.md round 15).
     pub fn value(&self) -> String {
         let mut value = self.tat.to_string();
         value.push(':');
