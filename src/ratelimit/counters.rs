@@ -93,6 +93,29 @@ impl<V> Swept<V> {
 /// Values by key, with the instant each stops mattering.
 type MemoryMap = Swept<(String, Option<Instant>)>;
 
+impl MemoryMap {
+    /// Writes `write` over `key`'s value, in place when the key is known.
+    fn write(&mut self, key: &str, write: Write) {
+        let now = Instant::now();
+        match write {
+            Write::Keep => {}
+            Write::Put(value, ttl) => {
+                let entry = (value, ttl.map(|t| now + t));
+                match self.map.get_mut(key) {
+                    Some(known) => *known = entry,
+                    None => {
+                        self.sweep(|_, (_, expires)| expires.is_none_or(|at| at > now));
+                        self.map.insert(key.to_owned(), entry);
+                    }
+                }
+            }
+            Write::Delete => {
+                self.map.remove(key);
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 enum Backend {
     Memory(Arc<Mutex<MemoryMap>>),
@@ -133,7 +156,7 @@ impl Counters {
     }
 
     /// The spends in flight per key, for a shared store; `None` in memory, where a spend is
-    /// one swap under a lock and never waits.
+    /// read and written under one lock and never waits.
     pub(super) fn batches(&self) -> Option<&Batches> {
         match self.backend {
             Backend::Memory(_) => None,
@@ -161,6 +184,13 @@ impl Counters {
         key: &str,
         mut change: impl FnMut(Option<&str>) -> (Write, R),
     ) -> Result<R, CounterError> {
+        if let Backend::Memory(map) = &self.backend {
+            // Read and written under one lock: nobody can write in between.
+            let mut map = lock(map);
+            let (write, answer) = change(map.map.get(key).map(|(v, _)| v.as_str()));
+            map.write(key, write);
+            return Ok(answer);
+        }
         for _ in 0..MAX_ROUNDS {
             let current = self.get(key).await?;
             let (write, answer) = change(current.as_deref());
@@ -188,14 +218,7 @@ impl Counters {
                 if map.map.get(key).map(|(v, _)| v.as_str()) != expected {
                     return Ok(false);
                 }
-                let now = Instant::now();
-                map.sweep(|_, (_, expires)| expires.is_none_or(|at| at > now));
-                match value {
-                    Some(v) => map
-                        .map
-                        .insert(key.to_owned(), (v.to_owned(), ttl.map(|t| now + t))),
-                    None => map.map.remove(key),
-                };
+                map.write(key, write.clone());
                 Ok(true)
             }
             Backend::Database(store, clock) => {
@@ -235,5 +258,78 @@ async fn redis_call<T>(
     match tokio::time::timeout(REDIS_TIMEOUT, call).await {
         Ok(result) => result.map_err(unavailable),
         Err(_) => Err(CounterError::Unavailable("Redis did not answer in time".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(value: &str, ttl: Option<Duration>) -> impl FnMut(Option<&str>) -> (Write, ()) + '_ {
+        move |_| (Write::Put(value.to_owned(), ttl), ())
+    }
+
+    fn keys_in_memory(counters: &Counters) -> usize {
+        match &counters.backend {
+            Backend::Memory(map) => lock(map).map.len(),
+            _ => unreachable!("a memory store"),
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_updates_overwrite_keep_and_delete() {
+        let counters = Counters::memory();
+        counters.update("a", put("1", None)).await.expect("update");
+        let seen = counters
+            .update("a", |current| {
+                (Write::Put("2".into(), None), current.map(str::to_owned))
+            })
+            .await
+            .expect("update");
+        assert_eq!(
+            seen.as_deref(),
+            Some("1"),
+            "the change reads the value written before"
+        );
+        counters.update("a", |_| (Write::Keep, ())).await.expect("keep");
+        assert_eq!(counters.get("a").await.expect("get").as_deref(), Some("2"));
+        assert!(
+            counters
+                .swap("a", Some("1"), &Write::Delete)
+                .await
+                .is_ok_and(|s| !s),
+            "stale swap"
+        );
+        assert!(counters
+            .swap("a", Some("2"), &Write::Delete)
+            .await
+            .is_ok_and(|s| s));
+        assert_eq!(counters.get("a").await.expect("get"), None);
+        assert_eq!(keys_in_memory(&counters), 0);
+    }
+
+    #[tokio::test]
+    async fn memory_sweeps_lapsed_keys_once_past_the_threshold() {
+        let counters = Counters::memory();
+        counters.update("for good", put("1", None)).await.expect("update");
+        for n in 0..SWEEP_ABOVE {
+            let lapsed = put("1", Some(Duration::ZERO));
+            counters
+                .update(&format!("lapsed {n}"), lapsed)
+                .await
+                .expect("update");
+        }
+        assert_eq!(
+            keys_in_memory(&counters),
+            SWEEP_ABOVE + 1,
+            "nothing swept up to the threshold"
+        );
+        counters.update("new", put("1", None)).await.expect("update");
+        assert_eq!(
+            keys_in_memory(&counters),
+            2,
+            "the lapsed keys are swept as a new one comes"
+        );
+        assert_eq!(counters.get("for good").await.expect("get").as_deref(), Some("1"));
     }
 }
