@@ -639,6 +639,15 @@ def client_credentials_load(s):
     return s.token_endpoint, "post", post_env(client_credentials_body(), basic(CLIENT_ID, s.secret))
 
 
+def refresh_load(s):
+    """Refresh chains, each response's token the next request's, enough for 64 connections."""
+    register_users(s)
+    path = os.path.join(ROOT, "target", "bench", "profile", "refresh-tokens.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(refresh_tokens(s, 64)) + "\n")
+    return s.token_endpoint, "refresh", {"BENCH_TOKENS": path}
+
+
 # Workloads that `scripts/bench --profile` records: (signing algorithm, how to load the server).
 PROFILED = {
     "jwks": ("RS256", lambda s: (s.jwks_uri, None, None)),
@@ -647,6 +656,8 @@ PROFILED = {
     "introspection": ("RS256", lambda s: (s.introspection_endpoint, "post", post_env(
         f"token={client_token(s, s.secret)}", basic(CLIENT_ID, s.secret)))),
     "login": ("EdDSA", login_load),
+    "refresh-rs256": ("RS256", refresh_load),
+    "refresh-eddsa": ("EdDSA", refresh_load),
 }
 
 
@@ -666,7 +677,9 @@ def profile(args):
         server.secret = ours.secret
         url, script, env = load(server)
         bench = Bench(workdir, args.duration, args.warmup, args.connections)
-        bench.wrk(url, args.warmup, args.connections, script, env).communicate()
+        # A refresh token is good once: a warm-up would spend the chains the measured run starts from.
+        if script != "refresh":
+            bench.wrk(url, args.warmup, args.connections, script, env).communicate()
         data = os.path.join(workdir, "perf.data")
         # cpu-clock: virtual machines often lack hardware counters. DWARF call graphs: the
         # release build has no frame pointers; perf unwinds through .eh_frame.
