@@ -3,6 +3,7 @@
 
 use super::sessions::{insert_family, insert_token};
 use super::{NewFamily, Store, StoreError};
+use sqlx::Connection as _;
 
 row_struct! {
     #[derive(Debug, Clone)]
@@ -53,7 +54,7 @@ impl Store {
         token_hash: &str,
         now: i64,
     ) -> Result<Option<LoginSessionRecord>, StoreError> {
-        Ok(sqlx::query_as(
+        leased!(self.pool, |c| sqlx::query_as(
             "SELECT s.id, s.token_hash, s.user_id, s.auth_time, s.expires_at \
              FROM login_sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.expires_at > $2 \
@@ -61,17 +62,17 @@ impl Store {
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(c))
     }
 
     /// Ends a login session and every session (refresh family) opened from it; false if it
     /// had ended already.
     pub async fn end_login_session(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let ended = end_login_session(&mut tx, id, now).await?;
         tx.commit().await?;
-        Ok(ended)
+        lease.finish(Ok(ended))
     }
 
     /// Stores a new login session for a browser and ends its `previous` one, at once. The
@@ -83,7 +84,8 @@ impl Store {
         previous: Option<&LoginSessionRecord>,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         sqlx::query(
             "INSERT INTO login_sessions (id, token_hash, user_id, auth_time, expires_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -110,49 +112,47 @@ impl Store {
             end_login_session(&mut tx, &old.id, now).await?;
         }
         tx.commit().await?;
-        Ok(())
+        lease.finish(Ok(()))
     }
 
     pub async fn insert_code(&self, code: &CodeRecord) -> Result<(), StoreError> {
-        sqlx::query(&format!(
+        let insert = format!(
             "INSERT INTO authorization_codes ({CODE_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        ))
-        .bind(&code.code_hash)
-        .bind(&code.client_id)
-        .bind(&code.user_id)
-        .bind(&code.login_session_id)
-        .bind(&code.redirect_uri)
-        .bind(&code.code_challenge)
-        .bind(&code.scope)
-        .bind(&code.nonce)
-        .bind(code.auth_time)
-        .bind(code.expires_at)
-        .bind(code.used_at)
-        .bind(&code.family_id)
-        .execute(&self.writer)
-        .await?;
+        );
+        leased!(self.writer, |c| sqlx::query(&insert)
+            .bind(&code.code_hash)
+            .bind(&code.client_id)
+            .bind(&code.user_id)
+            .bind(&code.login_session_id)
+            .bind(&code.redirect_uri)
+            .bind(&code.code_challenge)
+            .bind(&code.scope)
+            .bind(&code.nonce)
+            .bind(code.auth_time)
+            .bind(code.expires_at)
+            .bind(code.used_at)
+            .bind(&code.family_id)
+            .execute(c))?;
         Ok(())
     }
 
     pub async fn code(&self, code_hash: &str) -> Result<Option<CodeRecord>, StoreError> {
         let query = format!("SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1");
-        Ok(sqlx::query_as(&query)
+        leased!(self.pool, |c| sqlx::query_as(&query)
             .bind(code_hash)
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(c))
     }
 
     /// Marks a code used without exchanging it (a failed exchange spends it); false if it was
     /// used already.
     pub async fn spend_code(&self, code_hash: &str, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = leased!(self.writer, |c| sqlx::query(
             "UPDATE authorization_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
         )
         .bind(now)
         .bind(code_hash)
-        .execute(&self.writer)
-        .await?;
+        .execute(c))?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -167,7 +167,8 @@ impl Store {
         redemption: Redemption<'_>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let marked = sqlx::query(
             "UPDATE authorization_codes SET used_at = $1, family_id = $2 \
              WHERE code_hash = $3 AND used_at IS NULL AND login_session_id IN \
@@ -181,7 +182,7 @@ impl Store {
         .await?;
         if marked.rows_affected() != 1 {
             tx.rollback().await?;
-            return Ok(false);
+            return lease.finish(Ok(false));
         }
         insert_family(&mut tx, &redemption.family, now).await?;
         if let Some(hash) = redemption.refresh_hash {
@@ -195,17 +196,17 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(true)
+        lease.finish(Ok(true))
     }
 
     /// The scopes `user_id` approved for `client_id`, space-separated.
     pub async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
-                .bind(user_id)
-                .bind(client_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(String,)> = leased!(self.pool, |c| sqlx::query_as(
+            "SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2"
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_optional(c))?;
         Ok(row.map(|(scope,)| scope))
     }
 
@@ -216,7 +217,8 @@ impl Store {
         scope: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        leased!(self.writer, |c| {
+            sqlx::query(
             "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
         )
@@ -224,8 +226,8 @@ impl Store {
         .bind(client_id)
         .bind(scope)
         .bind(now)
-        .execute(&self.writer)
-        .await?;
+        .execute(c)
+        })?;
         Ok(())
     }
 }

@@ -37,9 +37,10 @@ pub struct ChangeCounters {
 
 impl Store {
     pub async fn change_counters(&self) -> Result<ChangeCounters, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT name, counter FROM change_counters")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<(String, i64)> = leased!(self.pool, |c| sqlx::query_as(
+            "SELECT name, counter FROM change_counters"
+        )
+        .fetch_all(c))?;
         // A missing row would hide every change: no reading, so nothing is cached.
         let counter = |table: Counted| {
             rows.iter()

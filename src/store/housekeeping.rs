@@ -31,11 +31,7 @@ impl Store {
         ];
         let mut pruned = 0;
         for sql in statements {
-            pruned += sqlx::query(sql)
-                .bind(now)
-                .execute(&self.writer)
-                .await?
-                .rows_affected();
+            pruned += leased!(self.writer, |c| sqlx::query(sql).bind(now).execute(c))?.rows_affected();
         }
         Ok(pruned)
     }

@@ -24,6 +24,9 @@ macro_rules! row_struct {
     };
 }
 
+#[macro_use]
+mod pool;
+
 mod authorization;
 pub mod changes;
 mod clients;
@@ -44,11 +47,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions as _, Connection as _, Executor as _};
+use sqlx::{ConnectOptions as _, Connection as _, Executor as _};
 
-/// A pooled connection used this recently (and pinged when it came back) is handed out
-/// without a ping first.
-const ALIVE_WINDOW: Duration = Duration::from_millis(500);
+use pool::{Pool, ALIVE_WINDOW};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -86,12 +87,12 @@ impl From<sqlx::Error> for StoreError {
 
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: AnyPool,
+    pool: Pool,
     /// Where writes go. On a SQLite file, a pool of one connection, and `pool` is read-only:
     /// the file has one write lock, and writers that each held a connection of their own
     /// slept in SQLite's busy handler (1 to 100 ms at a time) until it was free, where here
     /// they queue in order. On PostgreSQL and in memory, the same pool.
-    writer: AnyPool,
+    writer: Pool,
     /// PostgreSQL rotates a refresh token in one statement of a form SQLite lacks
     /// (data-modifying `WITH`).
     postgres: bool,
@@ -113,11 +114,11 @@ impl Store {
                 .connect_with(options.clone())
                 .await?;
             let writer = pool_options(sqlite, 1, false).connect_with(options).await?;
-            (readers, writer)
+            (Pool::new(readers), Pool::new(writer))
         } else {
             // Each connection to `sqlite::memory:` would be a separate, empty database.
             let max = if sqlite { 1 } else { 16 };
-            let pool = pool_options(sqlite, max, false).connect_with(options).await?;
+            let pool = Pool::new(pool_options(sqlite, max, false).connect_with(options).await?);
             (pool.clone(), pool)
         };
         Ok(Self {
@@ -128,13 +129,15 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrations::migrator().await?.run(&self.writer).await?;
-        Ok(())
+        let migrator = migrations::migrator().await?;
+        let mut lease = self.writer.lease().await?;
+        migrator.run(&mut *lease).await?;
+        lease.finish(Ok(()))
     }
 
     /// Readiness: the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        leased!(self.pool, |c| sqlx::query("SELECT 1").execute(c))?;
         Ok(())
     }
 
@@ -152,10 +155,10 @@ fn pool_options(sqlite: bool, max: u32, read_only: bool) -> AnyPoolOptions {
         // Also how long a SQLite write waits its turn for the writer before a 503.
         .acquire_timeout(Duration::from_secs(5))
         // sqlx would ping every connection before handing it out: a round trip to the
-        // database (to SQLite's worker thread) before each statement. It pings each one when
-        // it comes back too, so one used in the last half second answered then; only one idle
-        // for longer is checked first, as HikariCP's `aliveBypassWindowMs` does, and a broken
-        // one is dropped and another opened. The trade-off: a connection cut within that half
+        // database (to SQLite's worker thread) before each statement. It pings each one that
+        // comes back to it (`pool.rs` keeps those whose statements succeeded), so one used in
+        // the last half second answered then; only one idle for longer is checked first, as
+        // HikariCP's `aliveBypassWindowMs` does, and a broken one is dropped and another opened. The trade-off: a connection cut within that half
         // second (a database restart under load) fails the one statement sent on it, with a
         // 503, before it is dropped.
         .test_before_acquire(false)
@@ -231,7 +234,7 @@ fn prepare_sqlite(url: &str) -> Result<String, StoreError> {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::{NewUser, Store, ALIVE_WINDOW};
+    use super::{NewUser, Store, StoreError, ALIVE_WINDOW};
     use sqlx::{Connection as _, Executor as _};
 
     /// The PostgreSQL server of scripts/test's PostgreSQL phase (`TEST_DATABASE_URL`), for the
@@ -252,8 +255,9 @@ pub(crate) mod tests {
             .await
             .expect("connect");
         store.migrate().await.expect("migrate");
-        assert_eq!(store.writer.options().get_max_connections(), 1);
-        let refused = sqlx::query("DELETE FROM users").execute(&store.pool).await;
+        assert_eq!(store.writer.max(), 1);
+        let refused: Result<_, StoreError> =
+            async { leased!(store.pool, |c| sqlx::query("DELETE FROM users").execute(c)) }.await;
         assert!(refused.is_err(), "the readers refuse writes");
         let mut writers = tokio::task::JoinSet::new();
         for i in 0..64 {
@@ -288,20 +292,68 @@ pub(crate) mod tests {
             return;
         };
         let store = Store::connect(&url).await.expect("connect");
-        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(&store.pool)
-            .await
-            .expect("pid");
+        let pid = backend_pid(&store).await.expect("pid");
         let mut admin = sqlx::PgConnection::connect(&url).await.expect("admin");
         admin
             .execute(format!("SELECT pg_terminate_backend({pid})").as_str())
             .await
             .expect("terminate");
         tokio::time::sleep(ALIVE_WINDOW * 2).await;
-        let answered: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(&store.pool)
-            .await
-            .expect("a query after the cut");
+        let answered = backend_pid(&store).await.expect("a query after the cut");
         assert_ne!(answered, pid, "answered by a new connection");
+    }
+
+    async fn backend_pid(store: &Store) -> Result<i32, StoreError> {
+        leased!(store.pool, |c| sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(c))
+    }
+
+    /// A statement that succeeded leaves its connection for the next one (no ping, no task,
+    /// no wait on sqlx's pool); one that failed gives it back to sqlx, and the next still runs.
+    #[tokio::test]
+    async fn a_connection_is_kept_after_a_statement_that_succeeded_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::connect(&format!("sqlite://{}/issuer.db", dir.path().display()))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        assert_eq!(store.writer.kept_count(), 1, "the migration's");
+        store.ping().await.expect("ping");
+        assert_eq!(store.pool.kept_count(), 1);
+        let refused: Result<_, StoreError> =
+            async { leased!(store.pool, |c| sqlx::query("DELETE FROM users").execute(c)) }.await;
+        assert!(refused.is_err(), "the readers refuse writes");
+        assert_eq!(
+            store.pool.kept_count(),
+            0,
+            "the failed statement's connection went back to sqlx"
+        );
+        store.ping().await.expect("the next statement runs");
+        store.close().await;
+    }
+
+    /// On PostgreSQL: the next statement runs on the same backend; a statement cancelled
+    /// midway (its future dropped, as when a client goes away) is not reused while the server
+    /// still works on it.
+    #[tokio::test]
+    async fn statements_share_a_kept_connection_and_a_cancelled_one_is_not_reused() {
+        let Some(url) = postgres_url() else {
+            return;
+        };
+        let store = Store::connect(&url).await.expect("connect");
+        let first = backend_pid(&store).await.expect("pid");
+        assert_eq!(
+            backend_pid(&store).await.expect("pid"),
+            first,
+            "the same connection"
+        );
+        assert_eq!(store.pool.kept_count(), 1);
+        let sleeping = async { leased!(store.pool, |c| sqlx::query("SELECT pg_sleep(2)").execute(c)) };
+        let cancelled = tokio::time::timeout(std::time::Duration::from_millis(200), sleeping).await;
+        assert!(cancelled.is_err(), "cancelled midway");
+        assert_eq!(store.pool.kept_count(), 0);
+        let next = backend_pid(&store).await.expect("the next statement runs");
+        assert_ne!(next, first, "not the connection still sleeping");
+        store.close().await;
     }
 }

@@ -50,10 +50,11 @@ fn swaps(postgres: bool) -> [&'static str; 3] {
 
 impl Store {
     pub async fn counter(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM rate_limits WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
+        leased!(self.pool, |c| sqlx::query_scalar(
+            "SELECT value FROM rate_limits WHERE key = $1"
+        )
+        .bind(key)
+        .fetch_optional(c))
     }
 
     /// Writes `value` (or deletes, with `None`) only if the stored value is still `expected`
@@ -77,7 +78,7 @@ impl Store {
                 .bind(expires_at),
             (Some(expected), None) => sqlx::query(delete).bind(key).bind(expected),
         };
-        Ok(query.execute(&self.writer).await?.rows_affected() == 1)
+        Ok(leased!(self.writer, |c| query.execute(c))?.rows_affected() == 1)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Refresh families (sessions) and their refresh tokens, stored as hashes.
 
 use super::{Store, StoreError};
+use sqlx::Connection as _;
 
 row_struct! {
     /// A stored refresh token with what rotation needs to decide.
@@ -72,15 +73,16 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         insert_family(&mut tx, &family, now).await?;
         insert_token(&mut tx, token_hash, family.id, now, expires_at).await?;
         tx.commit().await?;
-        Ok(())
+        lease.finish(Ok(()))
     }
 
     pub async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRecord>, StoreError> {
-        Ok(sqlx::query_as(
+        leased!(self.pool, |c| sqlx::query_as(
             "SELECT t.family_id, f.user_id, f.client_id, f.scope, t.issued_at, t.expires_at, \
                     t.used_at, f.revoked_at AS family_revoked_at, u.disabled_at AS user_disabled_at \
              FROM refresh_tokens t \
@@ -89,8 +91,7 @@ impl Store {
              WHERE t.token_hash = $1",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(c))
     }
 
     /// Marks `old_hash` used and stores `new_hash` after it in its session, if `old_hash` is
@@ -107,7 +108,7 @@ impl Store {
         expires_at: i64,
     ) -> Result<Option<RotatedFamily>, StoreError> {
         if self.postgres {
-            return Ok(sqlx::query_as(concat!(
+            return leased!(self.writer, |c| sqlx::query_as(concat!(
                 "WITH marked AS (",
                 mark_refresh_token!(),
                 "), added AS (INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at) \
@@ -120,10 +121,10 @@ impl Store {
             .bind(client_id)
             .bind(new_hash)
             .bind(expires_at)
-            .fetch_optional(&self.writer)
-            .await?);
+            .fetch_optional(c));
         }
-        let mut tx = self.writer.begin().await?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let marked: Option<(String,)> = sqlx::query_as(mark_refresh_token!())
             .bind(now)
             .bind(old_hash)
@@ -132,7 +133,7 @@ impl Store {
             .await?;
         let Some((family_id,)) = marked else {
             tx.rollback().await?;
-            return Ok(None);
+            return lease.finish(Ok(None));
         };
         insert_token(&mut tx, new_hash, &family_id, now, expires_at).await?;
         let family = sqlx::query_as(concat!(select_family!(), " WHERE f.id = $1"))
@@ -140,13 +141,13 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Some(family))
+        lease.finish(Ok(Some(family)))
     }
 
     /// Whether an access token of session `sid` still counts: the session open, its user
     /// `sub` present and enabled, the token's `jti` not revoked. Primary-key lookups only.
     pub async fn session_token_live(&self, sid: &str, sub: &str, jti: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query(
+        let row = leased!(self.pool, |c| sqlx::query(
             "SELECT 1 FROM refresh_families f JOIN users u ON u.id = f.user_id \
              WHERE f.id = $1 AND f.user_id = $2 AND f.revoked_at IS NULL AND u.disabled_at IS NULL \
              AND NOT EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = $3)",
@@ -154,26 +155,26 @@ impl Store {
         .bind(sid)
         .bind(sub)
         .bind(jti)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(c))?;
         Ok(row.is_some())
     }
 
     /// Ends one session; false if it was already ended.
     pub async fn revoke_family(&self, family_id: &str, now: i64) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE refresh_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(family_id)
-                .execute(&self.writer)
-                .await?;
+        let done = leased!(self.writer, |c| sqlx::query(
+            "UPDATE refresh_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL"
+        )
+        .bind(now)
+        .bind(family_id)
+        .execute(c))?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Ends every session of a user, and their logins at the hosted page; returns how many
     /// sessions were open.
     pub async fn revoke_user_families(&self, user_id: &str, now: i64) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         let done = sqlx::query(
             "UPDATE refresh_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
         )
@@ -187,7 +188,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(done.rows_affected())
+        lease.finish(Ok(done.rows_affected()))
     }
 }
 

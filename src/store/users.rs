@@ -1,6 +1,7 @@
 //! Users: accounts with an argon2id password hash.
 
 use super::{Store, StoreError};
+use sqlx::Connection as _;
 
 row_struct! {
     #[derive(Debug, Clone)]
@@ -25,35 +26,36 @@ const COLUMNS: &str = "id, email, password_hash, created_at, disabled_at";
 impl Store {
     /// Fails with `Conflict` when the email is taken.
     pub async fn insert_user(&self, new: NewUser<'_>) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(new.id)
-            .bind(new.email)
-            .bind(new.password_hash)
-            .bind(new.created_at)
-            .execute(&self.writer)
-            .await?;
+        leased!(self.writer, |c| sqlx::query(
+            "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)"
+        )
+        .bind(new.id)
+        .bind(new.email)
+        .bind(new.password_hash)
+        .bind(new.created_at)
+        .execute(c))?;
         Ok(())
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
         let query = format!("SELECT {COLUMNS} FROM users WHERE email = $1");
-        Ok(sqlx::query_as(&query)
+        leased!(self.pool, |c| sqlx::query_as(&query)
             .bind(email)
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(c))
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
         let query = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-        Ok(sqlx::query_as(&query).bind(id).fetch_optional(&self.pool).await?)
+        leased!(self.pool, |c| sqlx::query_as(&query).bind(id).fetch_optional(c))
     }
 
     pub async fn set_password_hash(&self, id: &str, hash: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(hash)
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
+        leased!(self.writer, |c| sqlx::query(
+            "UPDATE users SET password_hash = $1 WHERE id = $2"
+        )
+        .bind(hash)
+        .bind(id)
+        .execute(c))?;
         Ok(())
     }
 
@@ -64,18 +66,18 @@ impl Store {
         email: &str,
         disabled_at: Option<i64>,
     ) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("UPDATE users SET disabled_at = $1 WHERE email = $2 RETURNING id")
-                .bind(disabled_at)
-                .bind(email)
-                .fetch_optional(&self.writer)
-                .await?,
+        leased!(self.writer, |c| sqlx::query_scalar(
+            "UPDATE users SET disabled_at = $1 WHERE email = $2 RETURNING id"
         )
+        .bind(disabled_at)
+        .bind(email)
+        .fetch_optional(c))
     }
 
     /// Erases a user and every refresh token and session of theirs, in one transaction.
     pub async fn delete_user(&self, id: &str) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut lease = self.writer.lease().await?;
+        let mut tx = lease.begin().await?;
         sqlx::query(
             "DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_families WHERE user_id = $1)",
         )
@@ -90,7 +92,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(())
+        let committed = tx.commit().await;
+        lease.finish(committed)
     }
 }
