@@ -111,20 +111,20 @@ impl Store {
         expires_at: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        leased!(self.writer, |c| sqlx::query(
-            "DELETE FROM client_assertions WHERE client_id = $1 AND expires_at < $2"
-        )
-        .bind(client_id)
-        .bind(now)
-        .execute(c))?;
-        leased!(self.writer, |c| sqlx::query(
-            "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3)"
-        )
-        .bind(client_id)
-        .bind(jti)
-        .bind(expires_at)
-        .execute(c))?;
-        Ok(())
+        let mut lease = self.writer.lease().await?;
+        sqlx::query("DELETE FROM client_assertions WHERE client_id = $1 AND expires_at < $2")
+            .bind(client_id)
+            .bind(now)
+            .execute(&mut *lease)
+            .await?;
+        let inserted =
+            sqlx::query("INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3)")
+                .bind(client_id)
+                .bind(jti)
+                .bind(expires_at)
+                .execute(&mut *lease)
+                .await;
+        lease.finish(inserted.map(|_| ()))
     }
 
     /// Records a revoked access token until it expires anyway. Revoking twice is fine.

@@ -44,6 +44,8 @@ impl Store {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
+                store.pool.release_idle();
+                store.writer.release_idle();
                 let now = clock.unix();
                 match store.prune_expired(now).await {
                     Ok(0) => {}

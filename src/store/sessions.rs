@@ -108,7 +108,9 @@ impl Store {
         expires_at: i64,
     ) -> Result<Option<RotatedFamily>, StoreError> {
         if self.postgres {
-            return leased!(self.writer, |c| sqlx::query_as(concat!(
+            // Read to its end (`pool.rs`): PostgreSQL runs the unreferenced INSERT after it
+            // sent the row, so the INSERT's error would come after it.
+            let rotated: Vec<RotatedFamily> = leased!(self.writer, |c| sqlx::query_as(concat!(
                 "WITH marked AS (",
                 mark_refresh_token!(),
                 "), added AS (INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at) \
@@ -121,7 +123,8 @@ impl Store {
             .bind(client_id)
             .bind(new_hash)
             .bind(expires_at)
-            .fetch_optional(c));
+            .fetch_all(c))?;
+            return Ok(rotated.into_iter().next());
         }
         let mut lease = self.writer.lease().await?;
         let mut tx = lease.begin().await?;
