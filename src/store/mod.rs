@@ -245,20 +245,30 @@ pub(crate) mod tests {
             .filter(|u| u.starts_with("postgres"))
     }
 
-    /// On a SQLite file the readers refuse writes, so every write of the store (each run by
-    /// the integration tests) must take the writer; and writers from many tasks at once queue
-    /// for its one connection: every write lands, none times out or deadlocks.
-    #[tokio::test]
-    async fn concurrent_writes_on_sqlite_all_land() {
+    /// A migrated store on a SQLite file, which lives as long as the directory.
+    async fn sqlite_file_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::connect(&format!("sqlite://{}/issuer.db", dir.path().display()))
             .await
             .expect("connect");
         store.migrate().await.expect("migrate");
+        (dir, store)
+    }
+
+    /// A write sent to the readers.
+    async fn reader_writes(store: &Store) -> Result<(), StoreError> {
+        leased!(store.pool, |c| sqlx::query("DELETE FROM users").execute(c))?;
+        Ok(())
+    }
+
+    /// On a SQLite file the readers refuse writes, so every write of the store (each run by
+    /// the integration tests) must take the writer; and writers from many tasks at once queue
+    /// for its one connection: every write lands, none times out or deadlocks.
+    #[tokio::test]
+    async fn concurrent_writes_on_sqlite_all_land() {
+        let (_dir, store) = sqlite_file_store().await;
         assert_eq!(store.writer.max(), 1);
-        let refused: Result<_, StoreError> =
-            async { leased!(store.pool, |c| sqlx::query("DELETE FROM users").execute(c)) }.await;
-        assert!(refused.is_err(), "the readers refuse writes");
+        assert!(reader_writes(&store).await.is_err(), "the readers refuse writes");
         let mut writers = tokio::task::JoinSet::new();
         for i in 0..64 {
             let store = store.clone();
@@ -312,17 +322,11 @@ pub(crate) mod tests {
     /// no wait on sqlx's pool); one that failed gives it back to sqlx, and the next still runs.
     #[tokio::test]
     async fn a_connection_is_kept_after_a_statement_that_succeeded_only() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::connect(&format!("sqlite://{}/issuer.db", dir.path().display()))
-            .await
-            .expect("connect");
-        store.migrate().await.expect("migrate");
+        let (_dir, store) = sqlite_file_store().await;
         assert_eq!(store.writer.kept_count(), 1, "the migration's");
         store.ping().await.expect("ping");
         assert_eq!(store.pool.kept_count(), 1);
-        let refused: Result<_, StoreError> =
-            async { leased!(store.pool, |c| sqlx::query("DELETE FROM users").execute(c)) }.await;
-        assert!(refused.is_err(), "the readers refuse writes");
+        assert!(reader_writes(&store).await.is_err(), "the readers refuse writes");
         assert_eq!(
             store.pool.kept_count(),
             0,
