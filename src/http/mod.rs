@@ -32,8 +32,9 @@ use tower::{Service, ServiceBuilder};
 
 use crate::app::AppState;
 
-/// What the main listener answers with: [`middleware::Edge`] around CORS, the time limit, the
-/// body limit and the routes, each wrapped around the next once, not layered on every route.
+/// What the main listener answers with: [`middleware::Edge`] around CORS, the published
+/// documents ([`wellknown::Published`]), the time limit, the body limit and the routes, each
+/// wrapped around the next once, not layered on every route.
 pub fn service(
     app: Arc<AppState>,
 ) -> middleware::Edge<
@@ -47,6 +48,10 @@ pub fn service(
     let timeout = settings.request_timeout;
     let inner = ServiceBuilder::new()
         .option_layer(middleware::cors(&settings.cors_origins.0))
+        .layer_fn(|inner| wellknown::Published {
+            app: app.clone(),
+            inner,
+        })
         .map_future(move |handling| middleware::guard(handling, timeout))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .service(router(app.clone()));

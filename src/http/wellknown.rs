@@ -1,13 +1,18 @@
-//! Public documents: JWKS and discovery, served from bytes computed at load; health checks.
+//! Public documents: JWKS and discovery, served from bytes computed at load, before routing;
+//! health checks.
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::future::{ready, Either, Ready};
 use serde::Serialize;
+use tower::Service;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
@@ -57,9 +62,14 @@ pub struct KeysetHealth {
         (status = 304, description = "The key set is unchanged since that `ETag`"),
     ))]
 pub async fn jwks(State(app): State<Arc<AppState>>, IfNoneMatch(tags): IfNoneMatch) -> Response {
+    jwks_answer(&app, tags.as_ref())
+}
+
+/// The key set, or 304 when `tags` (`If-None-Match`) names its `ETag` or `*`.
+fn jwks_answer(app: &AppState, tags: Option<&HeaderValue>) -> Response {
     let keys = app.keys.load();
     let jwks = keys.jwks();
-    let not_modified = tags.as_ref().and_then(|v| v.to_str().ok()).is_some_and(|tags| {
+    let not_modified = tags.and_then(|v| v.to_str().ok()).is_some_and(|tags| {
         tags.split(',')
             .map(|t| t.trim().trim_start_matches("W/"))
             .any(|t| t == "*" || t.as_bytes() == jwks.etag.as_bytes())
@@ -99,10 +109,56 @@ pub async fn openid_configuration(app: State<Arc<AppState>>) -> Response {
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "keys",
     responses((status = 200, description = "The metadata", body = ServerMetadata)))]
 pub async fn discovery(State(app): State<Arc<AppState>>) -> Response {
-    document(
-        app.discovery.body(&app.oauth.clients).await,
-        HeaderValue::from_static("public, max-age=3600"),
-    )
+    discovery_answer(app.discovery.body(&app.oauth.clients).await)
+}
+
+fn discovery_answer(body: Bytes) -> Response {
+    document(body, HeaderValue::from_static("public, max-age=3600"))
+}
+
+/// Answers a GET of a published document (the key set; the metadata while its scopes are
+/// fresh) from the bytes kept for it, before `inner`: the time limit, the body limit and the
+/// router. Such an answer cannot take long, reads no body and is found by its path alone;
+/// going through those cost a JWKS answer two fifths of its CPU (BENCHMARKS.md, round 17).
+/// The rest, HEAD and the metadata's rebuild once a minute among it, goes to `inner`, whose
+/// routes answer with the same functions.
+#[derive(Clone)]
+pub struct Published<S> {
+    pub app: Arc<AppState>,
+    pub inner: S,
+}
+
+impl<S> Service<Request> for Published<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match published(&self.app, &request) {
+            Some(answer) => Either::Left(ready(Ok(answer))),
+            None => Either::Right(self.inner.call(request)),
+        }
+    }
+}
+
+fn published(app: &AppState, request: &Request) -> Option<Response> {
+    if request.method() != Method::GET {
+        return None;
+    }
+    match request.uri().path() {
+        "/.well-known/jwks.json" => Some(jwks_answer(app, request.headers().get(header::IF_NONE_MATCH))),
+        "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" => {
+            app.discovery.fresh().map(discovery_answer)
+        }
+        _ => None,
+    }
 }
 
 /// Liveness: the process answers.

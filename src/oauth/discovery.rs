@@ -127,16 +127,18 @@ impl Discovery {
         }
     }
 
+    /// The document as last built, while its scopes are fresh: what every request but one a
+    /// minute gets, without waiting on anything.
+    pub fn fresh(&self) -> Option<Bytes> {
+        match self.lock().as_ref() {
+            Some((at, body)) if at.elapsed() < SCOPES_TTL => Some(body.clone()),
+            _ => None,
+        }
+    }
+
     pub async fn body(&self, clients: &Clients) -> Bytes {
-        let lock = || {
-            self.cached
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        };
-        if let Some((at, body)) = lock().as_ref() {
-            if at.elapsed() < SCOPES_TTL {
-                return body.clone();
-            }
+        if let Some(body) = self.fresh() {
+            return body;
         }
         let mut doc = self.base.clone();
         match clients.scopes().await {
@@ -151,7 +153,13 @@ impl Discovery {
         }
         // Strings and lists of strings always serialise.
         let body = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
-        *lock() = Some((Instant::now(), body.clone()));
+        *self.lock() = Some((Instant::now(), body.clone()));
         body
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Bytes)>> {
+        self.cached
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
