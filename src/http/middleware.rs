@@ -42,7 +42,8 @@ pub struct Unrouted;
 /// of `A-Z a-z 0-9 . _ -`), else makes one; works out the client IP; runs the request as its
 /// [`RequestScope`], so every log line of it (audit events too) names both; logs a refused,
 /// failed or slow request; counts it in the metrics; sets the contract's security headers
-/// and the request id on the response. Then `inner`: CORS, [`guard`] and the router.
+/// and the request id on the response. Then `inner`: CORS, the published documents
+/// (`wellknown::Published`), [`guard`] and the router.
 ///
 /// One plain future per request, wrapped around the router rather than layered on each
 /// route: axum boxes and clones a route's layers on every request, and that cost a JWKS
@@ -121,9 +122,10 @@ where
 }
 
 /// The route a request is counted under, never its raw path when unknown: the path itself
-/// where the router routed it (no route has parameters, so the path is the route's own),
-/// and one series, `unmatched`, for the rest: unknown paths, and OPTIONS, which no route
-/// takes (with CORS on, its preflights are answered before routing).
+/// where the router routed it or a published document was answered before routing (no route
+/// has parameters, so the path is the route's own), and one series, `unmatched`, for the
+/// rest: unknown paths, and OPTIONS, which no route takes (with CORS on, its preflights are
+/// answered before routing).
 fn route_label<'a>(method: &Method, path: &'a str, response: &Response) -> &'a str {
     if method == Method::OPTIONS || response.extensions().get::<Unrouted>().is_some() {
         "unmatched"

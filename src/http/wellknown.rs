@@ -1,5 +1,5 @@
-//! Public documents: JWKS and discovery, served from bytes computed at load, before routing;
-//! health checks.
+//! Public documents: JWKS and discovery, served from bytes kept for them (a GET before
+//! routing); health checks.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -119,9 +119,10 @@ fn discovery_answer(body: Bytes) -> Response {
 /// Answers a GET of a published document (the key set; the metadata while its scopes are
 /// fresh) from the bytes kept for it, before `inner`: the time limit, the body limit and the
 /// router. Such an answer cannot take long, reads no body and is found by its path alone;
-/// going through those cost a JWKS answer two fifths of its CPU (BENCHMARKS.md, round 17).
-/// The rest, HEAD and the metadata's rebuild once a minute among it, goes to `inner`, whose
-/// routes answer with the same functions.
+/// going through those cost a JWKS answer a fifth of its instructions (BENCHMARKS.md, round
+/// 17). The rest, HEAD and the metadata's rebuild once a minute among it, goes to `inner`,
+/// whose routes answer with the same functions. Outside the time limit's `catch_unwind`
+/// too, so nothing in [`published`] may panic.
 #[derive(Clone)]
 pub struct Published<S> {
     pub app: Arc<AppState>,
@@ -243,5 +244,92 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
             "metrics are recorded elsewhere",
         )
         .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::config::Settings;
+
+    async fn app(dir: &tempfile::TempDir) -> Arc<AppState> {
+        let at = dir.path().display();
+        let settings = Settings::from_values([
+            ("ISSUER_URL", "http://127.0.0.1:8080".to_owned()),
+            ("ISSUER_DATABASE_URL", format!("sqlite://{at}/issuer.db")),
+            ("ISSUER_KEY_SOURCE", format!("file:{at}/keys")),
+        ])
+        .expect("settings");
+        AppState::build(settings).await.expect("app")
+    }
+
+    fn request(method: Method, path: &str, tag: Option<&str>) -> Request {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(tag) = tag {
+            request = request.header(header::IF_NONE_MATCH, tag);
+        }
+        request.body(Body::empty()).expect("request")
+    }
+
+    /// Status, headers and body; not the length, which axum's routes set and hyper otherwise
+    /// writes from the body itself.
+    async fn seen(mut response: Response) -> (StatusCode, HeaderMap, Bytes) {
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+        let (parts, body) = response.into_parts();
+        (
+            parts.status,
+            parts.headers,
+            to_bytes(body, usize::MAX).await.expect("body"),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_early_answer_is_the_routed_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = app(&dir).await;
+        let router = super::super::router(app.clone());
+        let metadata = "/.well-known/openid-configuration";
+        // The metadata is built by its first request, through the router.
+        assert!(published(&app, &request(Method::GET, metadata, None)).is_none());
+        let built = router.clone().oneshot(request(Method::GET, metadata, None)).await;
+        assert_eq!(built.map(|r| r.status()), Ok(StatusCode::OK));
+        let etag = app.keys.load().jwks().etag.to_str().expect("etag").to_owned();
+        let jwks = "/.well-known/jwks.json";
+        for (path, tag, status) in [
+            (jwks, None, StatusCode::OK),
+            ("/.well-known/jwks.json?x=1", None, StatusCode::OK),
+            (jwks, Some(etag.as_str()), StatusCode::NOT_MODIFIED),
+            (
+                jwks,
+                Some(&format!("\"other\", W/{etag}")),
+                StatusCode::NOT_MODIFIED,
+            ),
+            (jwks, Some("*"), StatusCode::NOT_MODIFIED),
+            (jwks, Some("\"other\""), StatusCode::OK),
+            (metadata, None, StatusCode::OK),
+            ("/.well-known/oauth-authorization-server", None, StatusCode::OK),
+        ] {
+            let early = published(&app, &request(Method::GET, path, tag)).expect("answered early");
+            let routed = router.clone().oneshot(request(Method::GET, path, tag)).await;
+            let Ok(routed) = routed;
+            let early = seen(early).await;
+            assert_eq!(early.0, status, "{path} {tag:?}");
+            assert_eq!(early, seen(routed).await, "{path} {tag:?}");
+        }
+        for (method, path) in [
+            (Method::HEAD, jwks),
+            (Method::POST, jwks),
+            (Method::GET, "/.well-known/jwks.json/"),
+            (Method::GET, "/.well-known/%6Awks.json"),
+            (Method::GET, "/healthz"),
+        ] {
+            assert!(
+                published(&app, &request(method.clone(), path, None)).is_none(),
+                "{method} {path}"
+            );
+        }
     }
 }

@@ -127,8 +127,8 @@ impl Discovery {
         }
     }
 
-    /// The document as last built, while its scopes are fresh: what every request but one a
-    /// minute gets, without waiting on anything.
+    /// The document as last built, while its scopes are fresh (built under a minute ago);
+    /// `None` before the first build and once it is stale, when [`Self::body`] rebuilds it.
     pub fn fresh(&self) -> Option<Bytes> {
         match self.lock().as_ref() {
             Some((at, body)) if at.elapsed() < SCOPES_TTL => Some(body.clone()),
