@@ -11,7 +11,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
-use futures_util::future::{ready, Either};
 use futures_util::FutureExt as _;
 use tokio::sync::Semaphore;
 use tower::{Service, ServiceExt as _};
@@ -21,8 +20,6 @@ use super::client_ip::client_ip;
 use super::error::ApiError;
 use super::extract::ClientIp;
 use super::request_scope::{self, RequestScope, X_REQUEST_ID};
-use super::wellknown;
-use crate::app::AppState;
 use crate::ratelimit::{counted, ip_network, ip_subject, rejected, InFlight};
 use crate::values::Cidr;
 
@@ -45,8 +42,8 @@ pub struct Unrouted;
 /// of `A-Z a-z 0-9 . _ -`), else makes one; works out the client IP; runs the request as its
 /// [`RequestScope`], so every log line of it (audit events too) names both; logs a refused,
 /// failed or slow request; counts it in the metrics; sets the contract's security headers
-/// and the request id on the response. A GET of a published document is answered here
-/// (when CORS is off); the rest by `inner`: CORS, [`guard`] and the router.
+/// and the request id on the response. Then `inner`: CORS, the published documents
+/// (`wellknown::Published`), [`guard`] and the router.
 ///
 /// One plain future per request, wrapped around the router rather than layered on each
 /// route: axum boxes and clones a route's layers on every request, and that cost a JWKS
@@ -54,9 +51,6 @@ pub struct Unrouted;
 #[derive(Clone)]
 pub struct Edge<S> {
     pub policy: Arc<Policy>,
-    /// Where the published documents come from, answered here before `inner`
-    /// ([`wellknown::published`]); `None` when CORS is on, which must wrap their answers too.
-    pub published: Option<Arc<AppState>>,
     pub inner: S,
 }
 
@@ -68,7 +62,6 @@ where
     /// The answer to `request`, which came from `peer`. (Not an `async fn`: every layer of
     /// future around the router's is one more copy of it per request.)
     pub fn answer(&self, peer: IpAddr, request: Request) -> impl Future<Output = Response> + Send + 'static {
-        let started = Instant::now();
         let id = request
             .headers()
             .get(&X_REQUEST_ID)
@@ -79,55 +72,33 @@ where
                         .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
             })
             .cloned()
-            .unwrap_or_else(new_request_id);
+            // A UUID's text is always a valid header value.
+            .unwrap_or_else(|| {
+                HeaderValue::try_from(uuid::Uuid::new_v4().to_string())
+                    .unwrap_or(HeaderValue::from_static("-"))
+            });
+        let client_ip = client_ip(peer, request.headers(), &self.policy.trusted_proxies);
         let scope = RequestScope {
             id: id.clone(),
-            client_ip: Some(client_ip(peer, request.headers(), &self.policy.trusted_proxies)),
+            client_ip: Some(client_ip),
             method: request.method().clone(),
             uri: request.uri().clone(),
         };
-        let hsts = self.policy.hsts;
-        // Answered at once, without a future around it: a JWKS answer's scope and future
-        // through `inner` cost 7 % of its instructions (BENCHMARKS.md, round 17).
-        let early = self
-            .published
-            .as_deref()
-            .and_then(|app| wellknown::published(app, &request));
-        if let Some(response) = early {
-            return Either::Left(ready(request_scope::sync_scope(scope, || {
-                deliver(response, started, id, hsts)
-            })));
-        }
-        Either::Right(request_scope::scope(
-            scope,
-            respond(self.inner.clone(), request, started, id, hsts),
-        ))
+        request_scope::scope(scope, respond(self.inner.clone(), request, id, self.policy.hsts))
     }
 }
 
-/// A new request id: a random UUID, as text.
-fn new_request_id() -> HeaderValue {
-    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
-    // A UUID's text is always a valid header value.
-    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-"))
-}
-
-/// `inner`'s response to `request`, delivered; run as the request's scope.
-async fn respond<S>(inner: S, request: Request, started: Instant, id: HeaderValue, hsts: bool) -> Response
+/// `inner`'s response to `request`, logged, counted, and with the request id and the
+/// security headers set; run as the request's scope.
+async fn respond<S>(inner: S, request: Request, id: HeaderValue, hsts: bool) -> Response
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
-    let response = match inner.oneshot(request).await {
+    let started = Instant::now();
+    let mut response = match inner.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
     };
-    deliver(response, started, id, hsts)
-}
-
-/// `response`, logged and counted, with the request id and the security headers set; called
-/// as the request's scope.
-fn deliver(mut response: Response, started: Instant, id: HeaderValue, hsts: bool) -> Response {
     let elapsed = started.elapsed();
     // Refusals, failures and slow answers are logged; the rest only at debug level: a line
     // costs more CPU than a JWKS answer, the metrics below count every request, and what

@@ -32,9 +32,9 @@ use tower::{Service, ServiceBuilder};
 
 use crate::app::AppState;
 
-/// What the main listener answers with: [`middleware::Edge`] (which answers a GET of the
-/// published documents itself, when CORS is off) around CORS, the time limit, the body limit
-/// and the routes, each wrapped around the next once, not layered on every route.
+/// What the main listener answers with: [`middleware::Edge`] around CORS, the published
+/// documents ([`wellknown::Published`]), the time limit, the body limit and the routes, each
+/// wrapped around the next once, not layered on every route.
 pub fn service(
     app: Arc<AppState>,
 ) -> middleware::Edge<
@@ -46,17 +46,17 @@ pub fn service(
         hsts: settings.issuer_is_https(),
     };
     let timeout = settings.request_timeout;
-    let cors = middleware::cors(&settings.cors_origins.0);
-    // With CORS on, the documents take their routes: CORS must wrap their answers too.
-    let published = cors.is_none().then(|| app.clone());
     let inner = ServiceBuilder::new()
-        .option_layer(cors)
+        .option_layer(middleware::cors(&settings.cors_origins.0))
+        .layer_fn(|inner| wellknown::Published {
+            app: app.clone(),
+            inner,
+        })
         .map_future(move |handling| middleware::guard(handling, timeout))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .service(router(app.clone()));
     middleware::Edge {
         policy: Arc::new(policy),
-        published,
         inner,
     }
 }

@@ -80,7 +80,8 @@ pub fn current_id() -> String {
     with_current(|scope| scope.id().to_owned()).unwrap_or_default()
 }
 
-/// Runs `f` as the request `scope`, outside any task's future.
+/// Runs `f` as the request `scope`, outside any task.
+#[cfg(test)]
 pub fn sync_scope<R>(scope: RequestScope, f: impl FnOnce() -> R) -> R {
     CURRENT.sync_scope(scope, f)
 }

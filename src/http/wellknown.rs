@@ -1,14 +1,18 @@
 //! Public documents: JWKS and discovery, served from bytes kept for them (a GET before
 //! routing); health checks.
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::future::{ready, Either, Ready};
 use serde::Serialize;
+use tower::Service;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
@@ -112,13 +116,40 @@ fn discovery_answer(body: Bytes) -> Response {
     document(body, HeaderValue::from_static("public, max-age=3600"))
 }
 
-/// The answer to a GET of a published document (the key set; the metadata while its scopes
-/// are fresh) from the bytes kept for it, given by `middleware::Edge` before the time limit,
-/// the body limit and the router: such an answer cannot take long, reads no body and is found
-/// by its path alone. `None` for the rest, HEAD and the metadata's rebuild once a minute
-/// among it: the routes answer those, with the same functions. Outside the time limit's
-/// `catch_unwind`, so nothing here may panic.
-pub(super) fn published(app: &AppState, request: &Request) -> Option<Response> {
+/// Answers a GET of a published document (the key set; the metadata while its scopes are
+/// fresh) from the bytes kept for it, before `inner`: the time limit, the body limit and the
+/// router. Such an answer cannot take long, reads no body and is found by its path alone;
+/// going through those cost a JWKS answer a fifth of its instructions (BENCHMARKS.md, round
+/// 17). The rest, HEAD and the metadata's rebuild once a minute among it, goes to `inner`,
+/// whose routes answer with the same functions. Outside the time limit's `catch_unwind`
+/// too, so nothing in [`published`] may panic.
+#[derive(Clone)]
+pub struct Published<S> {
+    pub app: Arc<AppState>,
+    pub inner: S,
+}
+
+impl<S> Service<Request> for Published<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match published(&self.app, &request) {
+            Some(answer) => Either::Left(ready(Ok(answer))),
+            None => Either::Right(self.inner.call(request)),
+        }
+    }
+}
+
+fn published(app: &AppState, request: &Request) -> Option<Response> {
     if request.method() != Method::GET {
         return None;
     }
