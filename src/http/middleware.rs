@@ -72,11 +72,7 @@ where
                         .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
             })
             .cloned()
-            // A UUID's text is always a valid header value.
-            .unwrap_or_else(|| {
-                HeaderValue::try_from(uuid::Uuid::new_v4().to_string())
-                    .unwrap_or(HeaderValue::from_static("-"))
-            });
+            .unwrap_or_else(new_request_id);
         let client_ip = client_ip(peer, request.headers(), &self.policy.trusted_proxies);
         let scope = RequestScope {
             id: id.clone(),
@@ -86,6 +82,14 @@ where
         };
         request_scope::scope(scope, respond(self.inner.clone(), request, id, self.policy.hsts))
     }
+}
+
+/// A new request id: a random UUID, as text (written in place, not through `fmt`).
+fn new_request_id() -> HeaderValue {
+    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    // A UUID's text is always a valid header value.
+    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-"))
 }
 
 /// `inner`'s response to `request`, logged, counted, and with the request id and the
