@@ -639,13 +639,18 @@ def client_credentials_load(s):
     return s.token_endpoint, "post", post_env(client_credentials_body(), basic(CLIENT_ID, s.secret))
 
 
+def tokens_env(path, tokens):
+    """`tokens` written to `path`, one a line, for a wrk script that reads BENCH_TOKENS."""
+    with open(path, "w") as f:
+        f.write("\n".join(tokens) + "\n")
+    return {"BENCH_TOKENS": path}
+
+
 def refresh_load(s):
     """Refresh chains, each response's token the next request's, enough for 64 connections."""
     register_users(s)
     path = os.path.join(ROOT, "target", "bench", "profile", "refresh-tokens.txt")
-    with open(path, "w") as f:
-        f.write("\n".join(refresh_tokens(s, 64)) + "\n")
-    return s.token_endpoint, "refresh", {"BENCH_TOKENS": path}
+    return s.token_endpoint, "refresh", tokens_env(path, refresh_tokens(s, 64))
 
 
 # Workloads that `scripts/bench --profile` records: (signing algorithm, how to load the server).
@@ -782,11 +787,9 @@ def main():
         # each call the token comes with, and ours checks its signature once. Here every
         # request checks one: more tokens in turn than the server keeps (4,096).
         s = servers[("SQLite", "RS256")]
-        path = os.path.join(workdir, "introspect-tokens.txt")
-        with open(path, "w") as f:
-            f.write("\n".join(client_tokens(s, s.secret, 8192)) + "\n")
+        env = tokens_env(os.path.join(workdir, "introspect-tokens.txt"), client_tokens(s, s.secret, 8192))
         bench.measure(NEW_TOKENS, s, s.introspection_endpoint, "introspect",
-                      {"BENCH_TOKENS": path, "BENCH_AUTH": basic(CLIENT_ID, s.secret)})
+                      dict(env, BENCH_AUTH=basic(CLIENT_ID, s.secret)))
         for backend in ("SQLite", "PostgreSQL"):
             register_users(servers[(backend, "RS256")])
         for alg in ("RS256", "EdDSA"):
@@ -794,10 +797,9 @@ def main():
                 s = servers[(backend, alg)]
                 # Enough sessions for every connection, and some to spare for the ones lost
                 # when wrk stops with requests in flight.
-                path = os.path.join(workdir, f"refresh-{backend}-{alg}.txt")
-                with open(path, "w") as f:
-                    f.write("\n".join(refresh_tokens(s, args.connections + 8)) + "\n")
-                bench.measure(f"refresh {alg}", s, s.token_endpoint, "refresh", {"BENCH_TOKENS": path}, warm=False)
+                env = tokens_env(os.path.join(workdir, f"refresh-{backend}-{alg}.txt"),
+                                 refresh_tokens(s, args.connections + 8))
+                bench.measure(f"refresh {alg}", s, s.token_endpoint, "refresh", env, warm=False)
         for backend in ("SQLite", "PostgreSQL"):
             s = servers[(backend, "EdDSA")]
             # Alone for the rate (the JWKS load would take CPU from argon2 on two cores), then

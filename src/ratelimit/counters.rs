@@ -96,10 +96,10 @@ type MemoryMap = Swept<(String, Option<Instant>)>;
 impl MemoryMap {
     /// Writes `write` over `key`'s value, in place when the key is known.
     fn write(&mut self, key: &str, write: Write) {
-        let now = Instant::now();
         match write {
             Write::Keep => {}
             Write::Put(value, ttl) => {
+                let now = Instant::now();
                 let entry = (value, ttl.map(|t| now + t));
                 match self.map.get_mut(key) {
                     Some(known) => *known = entry,

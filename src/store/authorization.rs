@@ -217,17 +217,16 @@ impl Store {
         scope: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        leased!(self.writer, |c| {
-            sqlx::query(
+        leased!(self.writer, |c| sqlx::query(
             "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
+             ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, \
+             granted_at = excluded.granted_at",
         )
         .bind(user_id)
         .bind(client_id)
         .bind(scope)
         .bind(now)
-        .execute(c)
-        })?;
+        .execute(c))?;
         Ok(())
     }
 }

@@ -158,9 +158,9 @@ fn pool_options(sqlite: bool, max: u32, read_only: bool) -> AnyPoolOptions {
         // database (to SQLite's worker thread) before each statement. It pings each one that
         // comes back to it (`pool.rs` keeps those whose statements succeeded), so one used in
         // the last half second answered then; only one idle for longer is checked first, as
-        // HikariCP's `aliveBypassWindowMs` does, and a broken one is dropped and another opened. The trade-off: a connection cut within that half
-        // second (a database restart under load) fails the one statement sent on it, with a
-        // 503, before it is dropped.
+        // HikariCP's `aliveBypassWindowMs` does, and a broken one is dropped and another
+        // opened. The trade-off: a connection cut within that half second (a database restart
+        // under load) fails the one statement sent on it, with a 503, before it is dropped.
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {

@@ -92,7 +92,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let committed = tx.commit().await;
-        lease.finish(committed)
+        tx.commit().await?;
+        lease.finish(Ok(()))
     }
 }
