@@ -3,6 +3,7 @@
 mod api;
 mod browser;
 mod client_ip;
+mod deadline;
 mod error;
 mod extract;
 mod middleware;

@@ -17,6 +17,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tower::ServiceExt as _;
 
+use super::deadline::ConnectionTimer;
 use crate::app::{AppState, StartError};
 use crate::config::Settings;
 
@@ -154,7 +155,8 @@ where
     Answered: Future<Output = Result<Response, Infallible>> + Send + 'static,
 {
     let mut http1 = http1::Builder::new();
-    http1.timer(TokioTimer::new()).header_read_timeout(patience);
+    // Each connection gets a timer of its own (`serve_connection`).
+    http1.header_read_timeout(patience);
     // HTTP/2 connections are pinged when idle and closed when the peer stops answering.
     let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2
@@ -243,7 +245,9 @@ where
     if h2 {
         watcher.watch(protocols.http2.serve_connection(io, service)).await
     } else {
-        watcher.watch(protocols.http1.serve_connection(io, service)).await
+        let mut http1 = protocols.http1.clone();
+        http1.timer(ConnectionTimer::default());
+        watcher.watch(http1.serve_connection(io, service)).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! Resource bounds over real sockets: load shedding past the concurrency limit and past a
 //! client's share of it (503 at once, no queue), a client too slow to send its headers (or its HTTP/2 preface) is disconnected
-//! while both protocols are still served, and metrics on a separate admin listener.
+//! (on a kept-alive connection too, at each request) while both protocols are still served,
+//! and metrics on a separate admin listener.
 
 use crate::common;
 
@@ -144,6 +145,73 @@ async fn a_client_that_does_not_finish_its_headers_or_preface_is_disconnected() 
         "{:?}",
         started.elapsed()
     );
+}
+
+/// hyper's deadline for a request head runs anew for each request of a kept-alive
+/// connection (one timer per connection, moved on: `http::deadline`): requests spread over
+/// more than the deadline are all answered, and a head left unfinished after them is cut off.
+#[tokio::test]
+async fn each_request_head_on_a_kept_alive_connection_has_a_deadline_of_its_own() {
+    let server = common::start_with(&[("ISSUER_REQUEST_TIMEOUT", "1s")]).await;
+    let mut conn = TcpStream::connect(host_port(&server.base))
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    for _ in 0..4 {
+        // Each head within the deadline, all four past it.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let answer = read_response(&mut conn).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    assert!(started.elapsed() > Duration::from_millis(1500));
+
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let cut = Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut rest)).await;
+    assert!(
+        read.is_ok(),
+        "the unfinished head is cut off instead of waited for forever"
+    );
+    assert!(cut.elapsed() < Duration::from_secs(5), "{:?}", cut.elapsed());
+}
+
+/// One HTTP/1.1 response read off `conn` (its head and a `Content-Length` body), as text.
+async fn read_response(conn: &mut TcpStream) -> String {
+    let mut read = Vec::new();
+    loop {
+        let mut chunk = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut chunk))
+            .await
+            .expect("an answer within 5 s")
+            .expect("read");
+        assert!(
+            n > 0,
+            "closed before the answer: {}",
+            String::from_utf8_lossy(&read)
+        );
+        read.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&read).into_owned();
+        let Some(end) = text.find("\r\n\r\n") else {
+            continue;
+        };
+        let length = text[..end]
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().expect("a length"))
+            })
+            .unwrap_or(0);
+        if read.len() >= end + 4 + length {
+            return text;
+        }
+    }
 }
 
 /// Plain HTTP tells the protocol from the first bytes: HTTP/1.1, and HTTP/2 with prior
