@@ -155,7 +155,7 @@ where
     Answered: Future<Output = Result<Response, Infallible>> + Send + 'static,
 {
     let mut http1 = http1::Builder::new();
-    // Each connection gets a timer of its own (`serve_connection`).
+    // Used only through `serve_connection`, which gives each connection a timer of its own.
     http1.header_read_timeout(patience);
     // HTTP/2 connections are pinged when idle and closed when the peer stops answering.
     let mut http2 = http2::Builder::new(TokioExecutor::new());
@@ -245,6 +245,7 @@ where
     if h2 {
         watcher.watch(protocols.http2.serve_connection(io, service)).await
     } else {
+        // Per connection: its header deadlines share one `Sleep` (`http::deadline`).
         let mut http1 = protocols.http1.clone();
         http1.timer(ConnectionTimer::default());
         watcher.watch(http1.serve_connection(io, service)).await

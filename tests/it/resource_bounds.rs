@@ -149,24 +149,22 @@ async fn a_client_that_does_not_finish_its_headers_or_preface_is_disconnected() 
 
 /// hyper's deadline for a request head runs anew for each request of a kept-alive
 /// connection (one timer per connection, moved on: `http::deadline`): requests spread over
-/// more than the deadline are all answered, and a head left unfinished after them is cut off.
+/// more than the patience are all answered, and a head left unfinished after them is cut off.
 #[tokio::test]
 async fn each_request_head_on_a_kept_alive_connection_has_a_deadline_of_its_own() {
-    let server = common::start_with(&[("ISSUER_REQUEST_TIMEOUT", "1s")]).await;
+    let server = common::start_with(&[("ISSUER_REQUEST_TIMEOUT", "2s")]).await;
     let mut conn = TcpStream::connect(host_port(&server.base))
         .await
         .expect("connect");
-    let started = Instant::now();
     for _ in 0..4 {
         // Each head within the deadline, all four past it.
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
         conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             .await
             .expect("write");
         let answer = read_response(&mut conn).await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
-    assert!(started.elapsed() > Duration::from_millis(1500));
 
     conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         .await
@@ -178,7 +176,8 @@ async fn each_request_head_on_a_kept_alive_connection_has_a_deadline_of_its_own(
         read.is_ok(),
         "the unfinished head is cut off instead of waited for forever"
     );
-    assert!(cut.elapsed() < Duration::from_secs(5), "{:?}", cut.elapsed());
+    // The patience from the last answer, not more.
+    assert!(cut.elapsed() < Duration::from_secs(4), "{:?}", cut.elapsed());
 }
 
 /// One HTTP/1.1 response read off `conn` (its head and a `Content-Length` body), as text.
