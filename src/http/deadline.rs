@@ -127,8 +127,8 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(due(&mut first).await, "the first deadline has passed");
 
-        // Its head arrived in time, say: the next head's deadline, later, moves the same
-        // `Sleep`, which has already fired.
+        // The `Sleep` has fired, as it does when a request runs past the patience after its
+        // head came in: the next head's deadline, later, files it again.
         drop(first);
         let at = start + Duration::from_secs(25);
         let mut second = timer.sleep_until(at);
