@@ -313,8 +313,7 @@ mod tests {
             ("/.well-known/oauth-authorization-server", None, StatusCode::OK),
         ] {
             let early = published(&app, &request(Method::GET, path, tag)).expect("answered early");
-            let routed = router.clone().oneshot(request(Method::GET, path, tag)).await;
-            let Ok(routed) = routed;
+            let Ok(routed) = router.clone().oneshot(request(Method::GET, path, tag)).await;
             let early = seen(early).await;
             assert_eq!(early.0, status, "{path} {tag:?}");
             assert_eq!(early, seen(routed).await, "{path} {tag:?}");
