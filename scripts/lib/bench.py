@@ -522,8 +522,8 @@ def verdicts(rows, pg_floor, servers, cores, login_cores):
                 None: f"{server} is undecided on {bound}"}[ok]
 
     def refresh_bound(refresh, cc):
-        """What this machine allows a refresh on PostgreSQL: PostgreSQL alone, and two cores at
-        the CPU the run's refreshes took (server, PostgreSQL and wrk)."""
+        """What this machine allows a refresh on PostgreSQL: PostgreSQL alone, and the cores the
+        bench may use at the CPU the run's refreshes took (server, PostgreSQL and wrk)."""
         asked = 0.5 * cc["rps"]
         if pg_floor["tps"] < asked:
             return f"out of reach here: PostgreSQL alone commits these writes fewer times a second than the {asked:,.0f} asked"
@@ -595,7 +595,8 @@ def verdicts(rows, pg_floor, servers, cores, login_cores):
 
 def run_time():
     """The verdict on the run's own time, from scripts/bench's start (the tools it installed,
-    the build, the loads): a fresh machine's time when nothing was built or downloaded before."""
+    the build, the loads): a fresh machine's time when the release build, the crates and wrk
+    were all absent at its start."""
     env = os.environ
     if not env.get("BENCH_STARTED", "").isdigit() or not env.get("BENCH_BUILT", "").isdigit():
         return "- not judged: scripts/bench under 10 minutes (scripts/bench times the run; bench.py was run alone)"
