@@ -11,8 +11,11 @@ use crate::common::ServeProcess;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-fn host_port(base: &str) -> &str {
-    base.trim_start_matches("http://")
+/// A raw TCP connection to the server at `base` (`http://host:port`).
+async fn connect(base: &str) -> TcpStream {
+    TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .expect("connect")
 }
 
 /// Sends the request again, a moment apart, until it answers `status` (within 5 s): that
@@ -34,9 +37,7 @@ where
 async fn requests_past_the_concurrency_limit_are_shed_with_503_not_queued() {
     let server = common::start_with(&[("ISSUER_MAX_CONCURRENT_REQUESTS", "1")]).await;
     // A request that holds its slot: the headers promise a body that has not come yet.
-    let mut slow = TcpStream::connect(host_port(&server.base))
-        .await
-        .expect("connect");
+    let mut slow = connect(&server.base).await;
     slow.write_all(
         b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n{\"email\"",
     )
@@ -66,9 +67,7 @@ async fn a_client_past_its_share_of_the_capacity_is_shed_and_others_are_not() {
         ("ISSUER_TRUSTED_PROXIES", "127.0.0.1/32"),
     ])
     .await;
-    let mut slow = TcpStream::connect(host_port(&server.base))
-        .await
-        .expect("connect");
+    let mut slow = connect(&server.base).await;
     slow.write_all(
         b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n{\"email\"",
     )
@@ -108,21 +107,15 @@ async fn a_client_past_its_share_of_the_capacity_is_shed_and_others_are_not() {
 #[tokio::test]
 async fn a_client_that_does_not_finish_its_headers_or_preface_is_disconnected() {
     let server = common::start_with(&[("ISSUER_REQUEST_TIMEOUT", "1s")]).await;
-    let mut slow = TcpStream::connect(host_port(&server.base))
-        .await
-        .expect("connect");
+    let mut slow = connect(&server.base).await;
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         .await
         .expect("write");
     // And one that connects and sends nothing at all.
-    let mut silent = TcpStream::connect(host_port(&server.base))
-        .await
-        .expect("connect");
+    let mut silent = connect(&server.base).await;
     // And one that starts the HTTP/2 preface and stops half-way (the protocol is not known
     // yet, so no HTTP/1 or HTTP/2 deadline has started).
-    let mut half_preface = TcpStream::connect(host_port(&server.base))
-        .await
-        .expect("connect");
+    let mut half_preface = connect(&server.base).await;
     half_preface
         .write_all(b"PRI * HTTP/2.0\r\n")
         .await
@@ -153,9 +146,7 @@ async fn a_client_that_does_not_finish_its_headers_or_preface_is_disconnected() 
 #[tokio::test]
 async fn each_request_head_on_a_kept_alive_connection_has_a_deadline_of_its_own() {
     let server = common::start_with(&[("ISSUER_REQUEST_TIMEOUT", "2s")]).await;
-    let mut conn = TcpStream::connect(host_port(&server.base))
-        .await
-        .expect("connect");
+    let mut conn = connect(&server.base).await;
     for _ in 0..4 {
         // Each head within the deadline, all four past it.
         tokio::time::sleep(Duration::from_millis(700)).await;
